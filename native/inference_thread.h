@@ -1,0 +1,16 @@
+// The one long-lived thread that runs every forward of the addon, in the order they were asked for.
+// Why not the libuv pool: each pool thread that runs ATen gets an OpenMP team of its own, and on a
+// small machine those teams spin against each other (toolchain-notes.md: 27.8 ms from the pool against
+// 16.2 ms on one dedicated thread); it also leaves the pool to sharp and the file system. One FIFO
+// thread also gives dispose() its meaning: a job posted after the forwards in flight runs after them.
+#pragma once
+
+#include <functional>
+
+namespace torchnode {
+
+// Queues `job` to the inference thread (started on first use, alive until the process exits).
+// Jobs must not throw; they run one at a time, first in, first out.
+void PostToInferenceThread(std::function<void()> job);
+
+}  // namespace torchnode

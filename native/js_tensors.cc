@@ -1,0 +1,177 @@
+#include "js_tensors.h"
+
+#include <cmath>
+#include <string>
+
+namespace torchnode {
+
+namespace {
+
+constexpr size_t kMaxDims = 64;                     // LibTorch's own limit on a tensor's dimensions
+constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER
+
+std::string Describe(Napi::Value value) {
+  switch (value.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number " + value.ToString().Utf8Value();
+    case napi_string: return "string '" + value.As<Napi::String>().Utf8Value() + "'";
+    case napi_bigint: return "bigint";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    default:
+      if (value.IsArray()) return "array";
+      if (value.IsTypedArray()) return "typed array";
+      return "object";
+  }
+}
+
+napi_typedarray_type TypedArrayTypeFor(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return napi_float32_array;
+    case DType::Float64: return napi_float64_array;
+    case DType::Int32: return napi_int32_array;
+    case DType::Int64: return napi_bigint64_array;
+    case DType::UInt8:
+    case DType::Bool: return napi_uint8_array;
+  }
+  return napi_uint8_array;
+}
+
+const char* TypedArrayName(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "Float32Array";
+    case DType::Float64: return "Float64Array";
+    case DType::Int32: return "Int32Array";
+    case DType::Int64: return "BigInt64Array";
+    case DType::UInt8:
+    case DType::Bool: return "Uint8Array";
+  }
+  return "TypedArray";
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vector<Napi::ObjectReference>* keep_alive) {
+  const std::string where = "inputs[" + std::to_string(index) + "]";
+  if (!value.IsObject() || value.IsArray()) {
+    throw Napi::TypeError::New(env, "Expected an object {dtype, shape, data} for " + where + " but received " +
+                                        Describe(value));
+  }
+  Napi::Object obj = value.As<Napi::Object>();
+
+  TensorView view{};
+  Napi::Value dtype = obj.Get("dtype");
+  if (!dtype.IsString() || !ParseDType(dtype.As<Napi::String>().Utf8Value(), &view.dtype)) {
+    throw Napi::TypeError::New(env, "Expected one of float32, float64, int32, int64, uint8, bool for " + where +
+                                        ".dtype but received " + Describe(dtype));
+  }
+
+  Napi::Value shape = obj.Get("shape");
+  if (!shape.IsArray()) {
+    throw Napi::TypeError::New(env, "Expected an array of dimensions for " + where + ".shape but received " +
+                                        Describe(shape));
+  }
+  Napi::Array dims = shape.As<Napi::Array>();
+  if (dims.Length() > kMaxDims) {
+    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxDims) + " dimensions for " + where +
+                                         ".shape but received " + std::to_string(dims.Length()));
+  }
+  double elements = 1;
+  for (uint32_t i = 0; i < dims.Length(); ++i) {
+    Napi::Value dim = dims.Get(i);
+    double d = dim.IsNumber() ? dim.As<Napi::Number>().DoubleValue() : -1;
+    if (!dim.IsNumber() || !std::isfinite(d) || d < 0 || d != std::floor(d) || d > kMaxSafeInteger) {
+      throw Napi::RangeError::New(env, "Expected a non-negative integer for " + where + ".shape[" +
+                                           std::to_string(i) + "] but received " + Describe(dim));
+    }
+    view.shape.push_back(static_cast<int64_t>(d));
+    elements *= d;
+  }
+
+  Napi::Value data = obj.Get("data");
+  if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != TypedArrayTypeFor(view.dtype)) {
+    throw Napi::TypeError::New(env, std::string("Expected a ") + TypedArrayName(view.dtype) + " for " + where +
+                                        ".data (dtype " + DTypeName(view.dtype) + ") but received " +
+                                        Describe(data));
+  }
+  Napi::TypedArray array = data.As<Napi::TypedArray>();
+  // Compared as doubles first: a product of dimensions can overflow 64-bit integers.
+  if (elements != static_cast<double>(array.ElementLength())) {
+    throw Napi::RangeError::New(env, "Expected " + std::to_string(static_cast<unsigned long long>(elements)) +
+                                         " elements for " + where + " of shape " + ShapeString(view.shape) +
+                                         " but its data holds " + std::to_string(array.ElementLength()));
+  }
+  view.byte_length = array.ByteLength();
+  view.data = view.byte_length ? static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset() : nullptr;
+  if (view.byte_length > 0 && view.data == nullptr) {
+    throw Napi::TypeError::New(env, "The data of " + where + " is a detached ArrayBuffer");
+  }
+  if (view.dtype == DType::Bool) {
+    const uint8_t* bytes = static_cast<const uint8_t*>(view.data);
+    for (size_t i = 0; i < view.byte_length; ++i) {
+      if (bytes[i] > 1) {
+        throw Napi::RangeError::New(env, "Expected only 0 and 1 in the data of bool " + where + " but element " +
+                                             std::to_string(i) + " is " + std::to_string(bytes[i]));
+      }
+    }
+  }
+  keep_alive->push_back(Napi::Persistent(array.As<Napi::Object>()));
+  return view;
+}
+
+Napi::Value TensorToJs(Napi::Env env, const OutputTensor& tensor) {
+  Napi::ArrayBuffer buffer;
+  if (tensor.byte_length == 0) {
+    buffer = Napi::ArrayBuffer::New(env, 0);
+  } else {
+    // Zero copy: the ArrayBuffer points at LibTorch's memory and keeps the tensor alive until collected.
+    auto* owner = new std::shared_ptr<void>(tensor.owner);
+    buffer = Napi::ArrayBuffer::New(
+        env, const_cast<void*>(tensor.data), tensor.byte_length,
+        [](Napi::Env, void*, std::shared_ptr<void>* hint) { delete hint; }, owner);
+  }
+  napi_value array;
+  napi_status status = napi_create_typedarray(env, TypedArrayTypeFor(tensor.dtype),
+                                              tensor.byte_length / ElementSize(tensor.dtype), buffer, 0, &array);
+  NAPI_THROW_IF_FAILED(env, status, Napi::Value());
+
+  Napi::Array shape = Napi::Array::New(env, tensor.shape.size());
+  for (uint32_t i = 0; i < tensor.shape.size(); ++i) shape.Set(i, Napi::Number::New(env, tensor.shape[i]));
+
+  Napi::Object out = Napi::Object::New(env);
+  if (!tensor.name.empty()) out.Set("name", tensor.name);
+  out.Set("dtype", DTypeName(tensor.dtype));
+  out.Set("shape", shape);
+  out.Set("data", Napi::Value(env, array));
+  return out;
+}
+
+}  // namespace
+
+std::vector<TensorView> ParseInputs(Napi::Env env, Napi::Value value, std::vector<Napi::ObjectReference>* keep_alive) {
+  if (!value.IsArray()) {
+    throw Napi::TypeError::New(env, "Expected an array of tensors for inputs but received " + Describe(value));
+  }
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<TensorView> views;
+  views.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) views.push_back(ParseInput(env, array.Get(i), i, keep_alive));
+  return views;
+}
+
+Napi::Object ResultToJs(Napi::Env env, const ForwardResult& result) {
+  Napi::Array tensors = Napi::Array::New(env, result.tensors.size());
+  for (uint32_t i = 0; i < result.tensors.size(); ++i) tensors.Set(i, TensorToJs(env, result.tensors[i]));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kind", OutputKindName(result.kind));
+  out.Set("tensors", tensors);
+  return out;
+}
+
+}  // namespace torchnode

@@ -1,0 +1,5 @@
+// The library: run TorchScript models from Node with native LibTorch. It loads no HTTP code.
+export { TorchError } from './torch/errors.js';
+export { TorchModel, type Device, type LoadOptions, type ModelInfo } from './torch/model.js';
+export { runtimeInfo, type RuntimeInfo } from './torch/runtime.js';
+export { DTYPES, Tensor, type DType, type DTypeArray } from './torch/tensor.js';

@@ -1,0 +1,101 @@
+// Finds and loads the native addon once, and hands it the error class that native errors are made of.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { TorchError } from './errors.js';
+import type { DType } from './tensor.js';
+
+export interface NativeTensor {
+  name?: string;
+  dtype: DType;
+  shape: readonly number[];
+  data: ArrayBufferView;
+}
+
+export interface NativeResult {
+  kind: 'tensor' | 'tuple' | 'list' | 'dict';
+  tensors: NativeTensor[];
+}
+
+export interface NativeModelInfo {
+  path: string;
+  device: string;
+  threads: number;
+  optimized: boolean;
+  forwardSchema: string;
+  disposed: boolean;
+}
+
+export interface NativeModel {
+  forward(inputs: readonly NativeTensor[]): Promise<NativeResult>;
+  info(): NativeModelInfo;
+  dispose(): Promise<void>;
+}
+
+export interface NativeRuntimeInfo {
+  libtorchVersion: string;
+  builtWithCuda: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudaDeviceName: string | null;
+  defaultThreads: number;
+}
+
+interface NativeBinding {
+  setErrorClass(cls: typeof TorchError): void;
+  runtimeInfo(): NativeRuntimeInfo;
+  load(path: string, options: { device: string; threads: number; optimize?: boolean }): Promise<NativeModel>;
+}
+
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'torchscript-node') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('torchscript-node: cannot find the package root');
+    dir = parent;
+  }
+}
+
+/** Where the addon is looked for: TORCH_NODE_ADDON, then cmake-js's build, then node-gyp's. */
+export function addonCandidates(): string[] {
+  const root = packageRoot();
+  const explicit = process.env.TORCH_NODE_ADDON;
+  if (explicit) return [path.resolve(explicit)];
+  return [
+    path.join(root, 'build', 'cmake', 'Release', 'torch_node.node'),
+    path.join(root, 'build', 'Release', 'torch_node.node'),
+  ];
+}
+
+let cached: { binding: NativeBinding; path: string } | undefined;
+
+export function binding(): { binding: NativeBinding; path: string } {
+  if (cached) return cached;
+  const candidates = addonCandidates();
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new TorchError(
+      `The native addon is not built (looked for ${candidates.join(', ')}). ` +
+        'Run `npm run build:addon` (cmake-js) or `npm run build:gyp` (node-gyp); scripts/setup.sh installs LibTorch first.',
+      'ERR_ADDON_NOT_BUILT',
+    );
+  }
+  let native: NativeBinding;
+  try {
+    native = createRequire(import.meta.url)(found) as NativeBinding;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new TorchError(
+      `Cannot load the native addon ${found}: ${reason}. ` +
+        'If a LibTorch library is not found, the LibTorch it was built against has moved: rebuild with `npm run build:addon`.',
+      'ERR_ADDON_LOAD',
+    );
+  }
+  native.setErrorClass(TorchError);
+  cached = { binding: native, path: found };
+  return cached;
+}

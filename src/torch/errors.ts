@@ -1,0 +1,25 @@
+/**
+ * The error of everything LibTorch or the addon reports: a failed load, a forward that raised, a disposed
+ * model. Argument mistakes are TypeError or RangeError instead, thrown before anything is queued.
+ *
+ * `code` is stable, for programs to switch on:
+ * - ERR_MODEL_NOT_FOUND, ERR_NOT_TORCHSCRIPT, ERR_MODEL_CORRUPT, ERR_LIBTORCH_TOO_OLD, ERR_MODEL_LOAD,
+ *   ERR_MODEL_OPTIMIZE: loading failed (the message says why and what to do);
+ * - ERR_INVALID_DEVICE, ERR_CUDA_UNAVAILABLE: the device asked for is not there;
+ * - ERR_FORWARD: the model raised (wrong shapes, a dtype it does not take, its own checks);
+ * - ERR_UNSUPPORTED_OUTPUT: the model returned something other than tensors;
+ * - ERR_MODEL_DISPOSED: the model was disposed;
+ * - ERR_ADDON_NOT_BUILT, ERR_ADDON_LOAD: the native addon is missing or cannot be loaded.
+ */
+export class TorchError extends Error {
+  override readonly name = 'TorchError';
+
+  constructor(
+    message: string,
+    readonly code: string,
+    /** LibTorch's full message (without its C++ backtrace), where there is one. */
+    readonly details: string = '',
+  ) {
+    super(message);
+  }
+}
