@@ -1,0 +1,30 @@
+# The same addon as CMakeLists.txt, built by node-gyp: `npm run build:gyp` (scripts/build-gyp.mjs).
+# LibTorch is found by scripts/find-libtorch.mjs, exactly as for the cmake-js build.
+{
+  "targets": [
+    {
+      "target_name": "torch_node",
+      "sources": [
+        "native/addon.cc",
+        "native/js_tensors.cc",
+        "native/inference_thread.cc",
+        "native/script_model.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/find-libtorch.mjs --gyp include_dirs)"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "<!@(node scripts/find-libtorch.mjs --gyp defines)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-fvisibility=hidden", "-Wno-unused-parameter"],
+      "ldflags": ["<!@(node scripts/find-libtorch.mjs --gyp ldflags)"],
+      "libraries": ["<!@(node scripts/find-libtorch.mjs --gyp libraries)"]
+    }
+  ]
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// `npm test` (after scripts/setup.sh): the whole suite against the cmake-js build of the addon, then the
+// addon's and library's tests again against the node-gyp build of the same sources, so both builds are
+// tested on every run. Extra arguments go to vitest (e.g. `npm test -- test/torch/forward.test.ts`).
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const extra = process.argv.slice(2);
+
+function run(title, command, args, env = {}) {
+  console.log(`\n=== ${title} ===`);
+  const r = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) {
+    console.error(`\n${title}: failed (exit ${r.status ?? r.signal})`);
+    process.exit(r.status || 1);
+  }
+}
+
+const vitest = path.resolve('node_modules/vitest/vitest.mjs');
+run('tests, cmake-js build', process.execPath, [vitest, 'run', ...extra], {
+  TORCH_NODE_ADDON: path.resolve('build/cmake/Release/torch_node.node'),
+});
+if (extra.length === 0) {
+  run('node-gyp build', process.execPath, ['scripts/build-gyp.mjs']);
+  run('addon and library tests, node-gyp build', process.execPath, [vitest, 'run', 'test/torch'], {
+    TORCH_NODE_ADDON: path.resolve('build/Release/torch_node.node'),
+  });
+}
+console.log('\nAll test runs passed (cmake-js and node-gyp builds).');

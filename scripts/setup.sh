@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs, and does nothing slow when all is in place (about 2 s).
+# `npm start` and `npm test` run it first. On a fresh Debian 12 machine (as root, or with sudo) it:
+#   1. installs the Debian packages that are missing: LibTorch (libtorch-dev), OpenBLAS built with OpenMP
+#      (the reference BLAS that is otherwise active is ~30x slower), python3-torch(vision) for the fixtures
+#      and the benchmark, cmake and g++ for the build;
+#   2. selects OpenBLAS (OpenMP) as the system BLAS if another is selected;
+#   3. runs `npm ci` when package-lock.json changed since the last install (this also builds the addon);
+#   4. builds the addon (cmake-js, incremental) and the TypeScript (tsc, incremental).
+# Options: --quiet (only say what it does), --no-system (skip steps 1-2: LibTorch comes from LIBTORCH_DIR
+# or TORCH_PYTHON, or is known to be there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quiet=0
+system=1
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) quiet=1 ;;
+    --no-system) system=0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+say() { echo "setup: $*"; }
+info() { [ "$quiet" = 1 ] || say "$@"; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "setup: needs root for: $*" >&2; exit 1
+  fi
+}
+
+# --- 1. Debian packages -------------------------------------------------------------------------------
+# Skipped when LibTorch comes from elsewhere (LIBTORCH_DIR / TORCH_PYTHON) and on non-Debian systems.
+packages=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision cmake g++ make)
+if [ "$system" = 1 ] && [ -z "${LIBTORCH_DIR:-}${TORCH_PYTHON:-}" ] && command -v dpkg-query >/dev/null; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]} (about a minute)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+
+  # --- 2. OpenBLAS (OpenMP) as the BLAS LibTorch uses -----------------------------------------------------
+  # The pthread build of OpenBLAS fights LibTorch's OpenMP threads, and the reference BLAS is very slow.
+  arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+  for lib in libblas.so.3 liblapack.so.3; do
+    want="/usr/lib/$arch/openblas-openmp/$lib"
+    if [ -e "$want" ] && [ "$(readlink -f "/etc/alternatives/$lib-$arch" 2>/dev/null)" != "$(readlink -f "$want")" ]; then
+      say "selecting OpenBLAS (OpenMP) for $lib"
+      as_root update-alternatives --quiet --set "$lib-$arch" "$want"
+    fi
+  done
+fi
+
+# --- 3. npm packages ----------------------------------------------------------------------------------
+stamp=node_modules/.setup-lock-sha256
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  say "installing npm packages (npm ci; builds the addon)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" >"$stamp"
+fi
+
+# --- 4. builds (incremental: under a second each when nothing changed) ----------------------------------
+info "building the addon (cmake-js)"
+if ! out=$(npx --no-install cmake-js compile --out build/cmake 2>&1); then
+  echo "$out" >&2
+  echo "setup: building the addon failed (see above). LibTorch: $(node scripts/find-libtorch.mjs 2>&1 | head -n 1)" >&2
+  exit 1
+fi
+info "building the TypeScript (tsc)"
+npx --no-install tsc -p tsconfig.build.json
+info "ready: $(node -e "import('./dist/index.js').then(m => { const r = m.runtimeInfo(); console.log('LibTorch ' + r.libtorchVersion + (r.cudaAvailable ? ', CUDA: ' + r.cudaDeviceName : ', CPU') + ', addon ' + r.addonPath) })")"
