@@ -22,7 +22,10 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-fvisibility=hidden", "-Wno-unused-parameter"],
+      "cflags_cc": [
+        "<!@(node scripts/find-libtorch.mjs --gyp cflags_cc)",
+        "-fexceptions", "-frtti", "-fvisibility=hidden", "-Wno-unused-parameter"
+      ],
       "ldflags": ["<!@(node scripts/find-libtorch.mjs --gyp ldflags)"],
       "libraries": ["<!@(node scripts/find-libtorch.mjs --gyp libraries)"]
     }

@@ -5,11 +5,14 @@
 //   runtimeInfo()                       {libtorchVersion, builtWithCuda, cudaAvailable, ...}
 //   load(path, {device, threads, optimize}) -> Promise<NativeModel>     (libuv pool)
 //   NativeModel#forward(inputs) -> Promise<{kind, tensors}>            (the inference thread)
-//   NativeModel#info() -> {path, device, threads, optimized, forwardSchema}
+//   NativeModel#info() -> {path, device, threads, optimized, forwardSchema, inputNames, disposed}
 //   NativeModel#dispose() -> Promise<void>  (after the forwards already queued)
+//   stopForExit()                       on process exit: wait for the running forward, start no other
 #include <napi.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,54 @@ struct InferenceJob {
 void CompleteJob(Napi::Env env, Napi::Function, Addon* addon, InferenceJob* job);
 using CompletionQueue = Napi::TypedThreadSafeFunction<Addon, InferenceJob, CompleteJob>;
 
+// Forgets a job whose JavaScript environment is gone: its references must not be touched any more.
+void AbandonJob(InferenceJob* job) {
+  for (auto& ref : job->keep_alive) ref.SuppressDestruct();
+  delete job;
+}
+
+// The link between the inference thread and one JavaScript environment, which can end at any moment
+// (process.exit(), a worker thread terminated) while jobs are queued or running. At its end, Node frees
+// the input buffers a running forward reads, and the thread-safe function that brings results back. So
+// an environment cleanup hook closes the channel first: it waits for the job that is running (a forward
+// reads JavaScript memory until it returns), and after it no job of that environment starts or reports.
+class CompletionChannel {
+ public:
+  explicit CompletionChannel(CompletionQueue queue) : queue_(queue) {}
+
+  // Inference thread, before a job: false when the environment is gone (skip the job).
+  bool Begin() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (open_) ++running_;
+    return open_;
+  }
+
+  // Inference thread, after a job that Begin() let run: hands it back to JavaScript, or abandons it.
+  void End(InferenceJob* job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+    if (!open_ || queue_.NonBlockingCall(job) != napi_ok) AbandonJob(job);
+    idle_.notify_all();
+  }
+
+  // JavaScript thread, at environment cleanup.
+  void Close() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    open_ = false;
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+
+  void Ref(Napi::Env env) { queue_.Ref(env); }
+  void Unref(Napi::Env env) { queue_.Unref(env); }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  bool open_ = true;
+  int running_ = 0;
+  CompletionQueue queue_;
+};
+
 Error ErrorFromUnknown(const char* code, const std::exception* e) {
   return Error(code, e ? e->what() : "unknown C++ exception");
 }
@@ -54,12 +105,14 @@ class Addon : public Napi::Addon<Addon> {
                              Napi::String::New(env, error.details())});
   }
 
-  // Runs `job` on the inference thread; the completion queue brings it back to CompleteJob.
+  // Runs `job` on the inference thread; the completion channel brings it back to CompleteJob.
   void Submit(Napi::Env env, InferenceJob* job) {
-    if (pending_++ == 0) completions_.Ref(env);  // keep the process alive while work is in flight
-    completions_.Acquire();
-    CompletionQueue completions = completions_;
-    PostToInferenceThread([job, completions]() mutable {
+    if (pending_++ == 0) channel_->Ref(env);  // keep the process alive while work is in flight
+    PostToInferenceThread([job, channel = channel_]() {
+      if (!channel->Begin()) {
+        AbandonJob(job);
+        return;
+      }
       if (job->dispose) {
         job->model.reset();  // the last owner frees the model here, off the JavaScript thread
       } else {
@@ -74,18 +127,12 @@ class Addon : public Napi::Addon<Addon> {
         }
         job->model.reset();
       }
-      if (completions.BlockingCall(job) != napi_ok) {
-        // The JavaScript environment is gone (a worker thread ended): nothing to resolve, and its
-        // references must not be touched from this thread.
-        for (auto& ref : job->keep_alive) ref.SuppressDestruct();
-        delete job;
-      }
-      completions.Release();
+      channel->End(job);
     });
   }
 
   void Completed(Napi::Env env) {
-    if (--pending_ == 0) completions_.Unref(env);
+    if (--pending_ == 0) channel_->Unref(env);
   }
 
   Napi::FunctionReference model_class;
@@ -112,8 +159,13 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value Load(const Napi::CallbackInfo& info);
 
+  Napi::Value StopForExit(const Napi::CallbackInfo& info) {
+    StopInferenceThreadForExit();
+    return info.Env().Undefined();
+  }
+
   Napi::FunctionReference error_class_;
-  CompletionQueue completions_;
+  std::shared_ptr<CompletionChannel> channel_;
   int pending_ = 0;
 };
 
@@ -164,6 +216,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     out.Set("threads", info_.threads);
     out.Set("optimized", info_.optimized);
     out.Set("forwardSchema", info_.forward_schema);
+    Napi::Array names = Napi::Array::New(env, info_.input_names.size());
+    for (uint32_t i = 0; i < info_.input_names.size(); ++i) names.Set(i, info_.input_names[i]);
+    out.Set("inputNames", names);
     out.Set("disposed", !model_);
     return out;
   }
@@ -189,21 +244,26 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 void CompleteJob(Napi::Env env, Napi::Function, Addon* addon, InferenceJob* raw_job) {
   std::unique_ptr<InferenceJob> job(raw_job);
   if (env == nullptr) {  // the environment is being torn down
-    for (auto& ref : job->keep_alive) ref.SuppressDestruct();
+    AbandonJob(job.release());
     return;
   }
-  Napi::HandleScope scope(env);
-  addon->Completed(env);
-  if (job->error) {
-    job->deferred.Reject(addon->MakeError(env, *job->error));
-  } else if (job->dispose) {
-    job->deferred.Resolve(env.Undefined());
-  } else {
-    try {
-      job->deferred.Resolve(ResultToJs(env, job->result));
-    } catch (const Napi::Error& e) {
-      job->deferred.Reject(e.Value());
+  // Nothing may escape this callback (Node would call std::terminate): a JavaScript call here fails only
+  // when the environment is terminating (a worker being stopped), and then nobody waits for the answer.
+  try {
+    Napi::HandleScope scope(env);
+    addon->Completed(env);
+    if (job->error) {
+      job->deferred.Reject(addon->MakeError(env, *job->error));
+    } else if (job->dispose) {
+      job->deferred.Resolve(env.Undefined());
+    } else {
+      try {
+        job->deferred.Resolve(ResultToJs(env, job->result));
+      } catch (const Napi::Error& e) {
+        job->deferred.Reject(e.Value());
+      }
     }
+  } catch (const Napi::Error&) {
   }
 }
 
@@ -282,10 +342,21 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   model_class = Napi::Persistent(NativeModel::Define(env));
-  completions_ = CompletionQueue::New(env, "torch-node:inference", 0, 1, this);
-  completions_.Unref(env);  // idle: let the process exit
+  channel_ = std::make_shared<CompletionChannel>(CompletionQueue::New(env, "torch-node:inference", 0, 1, this));
+  channel_->Unref(env);  // idle: let the process exit
+  // Registered after the thread-safe function, so it runs before Node frees it (hooks run in reverse).
+  auto* hook_channel = new std::shared_ptr<CompletionChannel>(channel_);
+  napi_add_env_cleanup_hook(
+      env,
+      [](void* arg) {
+        auto* channel = static_cast<std::shared_ptr<CompletionChannel>*>(arg);
+        (*channel)->Close();
+        delete channel;
+      },
+      hook_channel);
   DefineAddon(exports, {InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
-                        InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"), InstanceMethod<&Addon::Load>("load")});
+                        InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"), InstanceMethod<&Addon::Load>("load"),
+                        InstanceMethod<&Addon::StopForExit>("stopForExit")});
 }
 
 }  // namespace torchnode

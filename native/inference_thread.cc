@@ -12,9 +12,13 @@ namespace {
 class InferenceThread {
  public:
   InferenceThread() : thread_([this] { Run(); }) {
-    // Never joined: the thread waits for work until the process ends. Joining it from a static
-    // destructor could race LibTorch's own static destructors at exit.
+    // Never joined: the thread waits for work until the process ends (see StopForExit).
     thread_.detach();
+  }
+
+  static InferenceThread& Instance() {
+    static InferenceThread* thread = new InferenceThread();  // leaked on purpose: see StopForExit
+    return *thread;
   }
 
   void Post(std::function<void()> job) {
@@ -22,7 +26,19 @@ class InferenceThread {
       std::lock_guard<std::mutex> lock(mutex_);
       jobs_.push_back(std::move(job));
     }
-    ready_.notify_one();
+    changed_.notify_all();
+  }
+
+ // A job still running when the process exits (process.exit() during a forward) would run on while
+  // exit() destroys LibTorch's static state under it, and crash. So before exit: wait for the running
+  // job, and start no other.
+  void StopForExit() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stopping_ = true;
+    changed_.wait(lock, [this] { return !busy_; });
+    // The queued jobs are dropped without running or destroying them: their destructors would free
+    // models and JavaScript references while the process is going away.
+    new std::deque<std::function<void()>>(std::move(jobs_));
   }
 
  private:
@@ -31,26 +47,32 @@ class InferenceThread {
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return !jobs_.empty(); });
+        changed_.wait(lock, [this] { return !jobs_.empty() && !stopping_; });
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        busy_ = true;
       }
       job();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        busy_ = false;
+      }
+      changed_.notify_all();
     }
   }
 
   std::mutex mutex_;
-  std::condition_variable ready_;
+  std::condition_variable changed_;
   std::deque<std::function<void()>> jobs_;
+  bool busy_ = false;
+  bool stopping_ = false;
   std::thread thread_;
 };
 
 }  // namespace
 
-void PostToInferenceThread(std::function<void()> job) {
-  // Leaked on purpose (see the destructor note above).
-  static InferenceThread* thread = new InferenceThread();
-  thread->Post(std::move(job));
-}
+void PostToInferenceThread(std::function<void()> job) { InferenceThread::Instance().Post(std::move(job)); }
+
+void StopInferenceThreadForExit() { InferenceThread::Instance().StopForExit(); }
 
 }  // namespace torchnode

@@ -13,4 +13,8 @@ namespace torchnode {
 // Jobs must not throw; they run one at a time, first in, first out.
 void PostToInferenceThread(std::function<void()> job);
 
+// Called as the process exits (the library does it on process 'exit' in the main thread): waits for
+// the running job, then starts no other, so that exit() never destroys LibTorch under a running forward.
+void StopInferenceThreadForExit();
+
 }  // namespace torchnode

@@ -290,8 +290,23 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
   info.device = impl->device.str();
   info.threads = options.threads;
   info.optimized = optimize;
+  // "forward(Tensor image, Tensor input_ids) -> Tensor": the schema without `self`, whose type name is
+  // mangled by freezing and means nothing to the caller.
+  const c10::FunctionSchema& fs = impl->module.get_method("forward").function().getSchema();
   std::ostringstream schema;
-  schema << impl->module.get_method("forward").function().getSchema();
+  schema << "forward(";
+  for (size_t i = 1; i < fs.arguments().size(); ++i) {
+    schema << (i > 1 ? ", " : "") << fs.arguments()[i];
+    info.input_names.push_back(fs.arguments()[i].name());
+  }
+  schema << ") -> ";
+  if (fs.returns().size() == 1) {
+    schema << fs.returns()[0].type()->str();
+  } else {
+    schema << "(";
+    for (size_t i = 0; i < fs.returns().size(); ++i) schema << (i ? ", " : "") << fs.returns()[i].type()->str();
+    schema << ")";
+  }
   info.forward_schema = schema.str();
   return std::unique_ptr<ScriptModel>(new ScriptModel(std::move(impl)));
 }

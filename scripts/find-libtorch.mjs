@@ -12,7 +12,7 @@
 //   node scripts/find-libtorch.mjs                 human-readable summary
 //   node scripts/find-libtorch.mjs --json          the same as JSON
 //   node scripts/find-libtorch.mjs --cmake FILE    write a CMake include file with TORCH_NODE_* variables
-//   node scripts/find-libtorch.mjs --gyp KEY       one list for binding.gyp: include_dirs | libraries | defines | ldflags
+//   node scripts/find-libtorch.mjs --gyp KEY       one list for binding.gyp: include_dirs | cflags_cc | libraries | defines | ldflags
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -45,14 +45,14 @@ function fromLibtorchDir(dir) {
 function fromPython(python) {
   let torchDir;
   try {
-    torchDir = execFileSync(python, ['-c', 'import os, torch; print(os.path.dirname(torch.__file__))'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim();
+    // find_spec locates the package without importing it (importing a CUDA torch takes seconds).
+    const locate = 'import importlib.util as u, os; s = u.find_spec("torch"); print(os.path.dirname(s.origin) if s else "")';
+    torchDir = execFileSync(python, ['-c', locate], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (err) {
     const reason = String(err.stderr || err.message).trim().split('\n').pop();
-    throw new LibTorchNotFound(`TORCH_PYTHON=${python} could not import torch: ${reason}`);
+    throw new LibTorchNotFound(`TORCH_PYTHON=${python} cannot be run: ${reason}`);
   }
+  if (!torchDir) throw new LibTorchNotFound(`TORCH_PYTHON=${python} has no torch package installed.`);
   const found = fromPrefix(torchDir, `TORCH_PYTHON (${python}, torch in ${torchDir})`);
   if (found) return found;
   // Debian's python3-torch ships no headers of its own: it uses the system's libtorch-dev.
@@ -71,14 +71,19 @@ function fromSystem() {
 }
 
 function describe({ source, prefix, includeDir, libDir }) {
-  const versionHeader = readIfExists(path.join(includeDir, API_INCLUDE, 'torch', 'version.h'));
-  const version = /#define TORCH_VERSION\s*\\?\s*"([^"]+)"/.exec(versionHeader)?.[1] ?? 'unknown';
+  // torch 2.x moved the version macros from the API headers to torch/headeronly.
+  const versionHeaders = [path.join(includeDir, API_INCLUDE, 'torch', 'version.h'), path.join(includeDir, 'torch', 'headeronly', 'version.h')];
+  const version =
+    versionHeaders.map((f) => /#define TORCH_VERSION\s*\\?\s*"([^"]+)"/.exec(readIfExists(f))?.[1]).find(Boolean) ?? 'unknown';
+  // LibTorch 2.10 and later need C++20 (ATen.h says so with an #error); older ones build as C++17.
+  const cxxStandard = readIfExists(path.join(includeDir, 'ATen', 'ATen.h')).includes('C++20 or later') ? 20 : 17;
   const cuda = existsSync(path.join(libDir, 'libtorch_cuda.so'));
   return {
     source,
     prefix,
     version,
     cuda,
+    cxxStandard,
     includeDirs: [includeDir, path.join(includeDir, API_INCLUDE)],
     libDir,
     libraries: cuda ? ['torch', 'torch_cpu', 'torch_cuda', 'c10_cuda', 'c10'] : ['torch', 'torch_cpu', 'c10'],
@@ -143,6 +148,7 @@ function main(argv) {
         `# Written by scripts/find-libtorch.mjs; LibTorch from ${lt.source}`,
         `set(TORCH_NODE_LIBTORCH_VERSION "${lt.version}")`,
         `set(TORCH_NODE_LIBTORCH_CUDA ${lt.cuda ? 'ON' : 'OFF'})`,
+        `set(TORCH_NODE_CXX_STANDARD ${lt.cxxStandard})`,
         `set(TORCH_NODE_INCLUDE_DIRS ${cmakeList(lt.includeDirs)})`,
         `set(TORCH_NODE_LIB_DIR "${lt.libDir}")`,
         `set(TORCH_NODE_LIBRARIES ${cmakeList(lt.libraries)})`,
@@ -154,6 +160,7 @@ function main(argv) {
   } else if (flag === '--gyp') {
     const lists = {
       include_dirs: lt.includeDirs,
+      cflags_cc: [`-std=c++${lt.cxxStandard}`],
       defines: lt.defines,
       libraries: [`-L${lt.libDir}`, ...lt.libraries.map((l) => `-l${l}`)],
       // --no-as-needed: nothing in the addon names a CUDA symbol, so without it the linker drops
@@ -164,7 +171,7 @@ function main(argv) {
     process.stdout.write(lists[arg].join(' '));
   } else {
     process.stdout.write(
-      `LibTorch ${lt.version} (${lt.cuda ? 'with CUDA' : 'CPU only'})\n  from:      ${lt.source}\n` +
+      `LibTorch ${lt.version} (${lt.cuda ? 'with CUDA' : 'CPU only'}, C++${lt.cxxStandard})\n  from:      ${lt.source}\n` +
         `  headers:   ${lt.includeDirs.join(', ')}\n  libraries: ${lt.libDir}\n`,
     );
   }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 import { TorchError } from './errors.js';
 import type { DType } from './tensor.js';
@@ -25,6 +26,7 @@ export interface NativeModelInfo {
   threads: number;
   optimized: boolean;
   forwardSchema: string;
+  inputNames: string[];
   disposed: boolean;
 }
 
@@ -47,6 +49,7 @@ interface NativeBinding {
   setErrorClass(cls: typeof TorchError): void;
   runtimeInfo(): NativeRuntimeInfo;
   load(path: string, options: { device: string; threads: number; optimize?: boolean }): Promise<NativeModel>;
+  stopForExit(): void;
 }
 
 function packageRoot(): string {
@@ -96,6 +99,9 @@ export function binding(): { binding: NativeBinding; path: string } {
     );
   }
   native.setErrorClass(TorchError);
+  // process.exit() during a forward: let the forward finish before exit() tears LibTorch down under it.
+  // (A worker thread's end is handled in the addon; the inference thread serves the whole process.)
+  if (isMainThread) process.once('exit', () => native.stopForExit());
   cached = { binding: native, path: found };
   return cached;
 }

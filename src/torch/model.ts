@@ -36,8 +36,10 @@ export interface ModelInfo {
   device: string;
   threads: number;
   optimized: boolean;
-  /** The TorchScript signature of forward, e.g. `forward(Tensor image, Tensor input_ids) -> Tensor`. */
+  /** forward's TorchScript signature without `self`: `forward(Tensor image, Tensor input_ids) -> Tensor`. */
   forwardSchema: string;
+  /** The names of forward's arguments, in order: `['image', 'input_ids', 'attention_mask']`. */
+  inputNames: readonly string[];
   libtorchVersion: string;
 }
 
