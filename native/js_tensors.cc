@@ -1,6 +1,7 @@
 #include "js_tensors.h"
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 namespace torchnode {
@@ -85,8 +86,12 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
   double elements = 1;
   for (uint32_t i = 0; i < dims.Length(); ++i) {
     Napi::Value dim = dims.Get(i);
-    double d = dim.IsNumber() ? dim.As<Napi::Number>().DoubleValue() : -1;
-    if (!dim.IsNumber() || !std::isfinite(d) || d < 0 || d != std::floor(d) || d > kMaxSafeInteger) {
+    if (!dim.IsNumber()) {
+      throw Napi::TypeError::New(env, "Expected a non-negative integer for " + where + ".shape[" +
+                                          std::to_string(i) + "] but received " + Describe(dim));
+    }
+    double d = dim.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > kMaxSafeInteger) {
       throw Napi::RangeError::New(env, "Expected a non-negative integer for " + where + ".shape[" +
                                            std::to_string(i) + "] but received " + Describe(dim));
     }
@@ -100,15 +105,21 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
                                         ".data (dtype " + DTypeName(view.dtype) + ") but received " +
                                         Describe(data));
   }
-  Napi::TypedArray array = data.As<Napi::TypedArray>();
-  // Compared as doubles first: a product of dimensions can overflow 64-bit integers.
-  if (elements != static_cast<double>(array.ElementLength())) {
-    throw Napi::RangeError::New(env, "Expected " + std::to_string(static_cast<unsigned long long>(elements)) +
-                                         " elements for " + where + " of shape " + ShapeString(view.shape) +
-                                         " but its data holds " + std::to_string(array.ElementLength()));
+  // napi_get_typedarray_info also gives the memory of a typed array over a SharedArrayBuffer.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* memory = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, data, &type, &length, &memory, nullptr, nullptr),
+                       TensorView());
+  // Compared as doubles: a product of dimensions can overflow 64-bit integers.
+  if (elements != static_cast<double>(length)) {
+    char expected[64];
+    std::snprintf(expected, sizeof(expected), "%.0f", elements);
+    throw Napi::RangeError::New(env, std::string("Expected ") + expected + " elements for " + where + " of shape " +
+                                         ShapeString(view.shape) + " but its data holds " + std::to_string(length));
   }
-  view.byte_length = array.ByteLength();
-  view.data = view.byte_length ? static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset() : nullptr;
+  view.byte_length = length * ElementSize(view.dtype);
+  view.data = memory;
   if (view.byte_length > 0 && view.data == nullptr) {
     throw Napi::TypeError::New(env, "The data of " + where + " is a detached ArrayBuffer");
   }
@@ -121,7 +132,7 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
       }
     }
   }
-  keep_alive->push_back(Napi::Persistent(array.As<Napi::Object>()));
+  keep_alive->push_back(Napi::Persistent(data.As<Napi::Object>()));
   return view;
 }
 

@@ -117,6 +117,12 @@ std::string Summarize(const std::string& text) {
 
 std::string LibTorchVersion() { return TORCH_VERSION; }
 
+// LibTorch's message without its C++ backtrace.
+std::string MessageOf(const std::exception& e) {
+  if (auto* c10e = dynamic_cast<const c10::Error*>(&e)) return c10e->what_without_backtrace();
+  return e.what();
+}
+
 [[noreturn]] void Fail(const std::string& code, const std::string& message, const std::string& details = "") {
   throw Error(code, message, details);
 }
@@ -210,8 +216,10 @@ uint64_t CheckTorchScriptArchive(const std::string& path) {
                                       "holding model_state_dict), not a TorchScript module. " + kExportHint);
     }
     return reader.version();
-  } catch (const c10::Error& e) {
-    std::string text = e.what_without_backtrace();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string text = MessageOf(e);
     if (text.find("maximum supported version") != std::string::npos) {
       Fail("ERR_LIBTORCH_TOO_OLD",
            path + " was saved by a newer PyTorch than this addon's LibTorch " + LibTorchVersion() + " can read (" +
@@ -251,8 +259,10 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
   const uint64_t file_version = CheckTorchScriptArchive(path);
   try {
     impl->module = torch::jit::load(path, impl->device);
-  } catch (const c10::Error& e) {
-    std::string text = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    // c10::Error, or torch::jit::ErrorReport (a plain std::exception) when the code in the archive
+    // does not compile, as with an operator this LibTorch does not have.
+    const std::string text = MessageOf(e);
     if (IsUnknownToThisLibTorch(text)) {
       Fail("ERR_LIBTORCH_TOO_OLD",
            path + " needs a newer LibTorch than this addon's " + LibTorchVersion() + " (file format version " +
@@ -263,8 +273,6 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
            text);
     }
     Fail("ERR_MODEL_LOAD", "Cannot load " + path + ": " + Summarize(text), text);
-  } catch (const std::exception& e) {
-    Fail("ERR_MODEL_LOAD", "Cannot load " + path + ": " + Summarize(e.what()), e.what());
   }
   if (impl->module.find_method("forward") == c10::nullopt) {
     Fail("ERR_MODEL_LOAD", path + " has no forward method");
@@ -278,8 +286,7 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
       // batch norms into convolutions and pick faster kernels. Outputs stay equal within float tolerance.
       impl->module = torch::jit::optimize_for_inference(impl->module);
     } catch (const std::exception& e) {
-      std::string text = e.what();
-      if (auto* c10e = dynamic_cast<const c10::Error*>(&e)) text = c10e->what_without_backtrace();
+      const std::string text = MessageOf(e);
       Fail("ERR_MODEL_OPTIMIZE",
            "Cannot optimise " + path + " for inference (load it with optimize: false): " + Summarize(text), text);
     }
@@ -397,11 +404,9 @@ ForwardResult ScriptModel::Forward(const std::vector<TensorView>& inputs) {
     return result;
   } catch (const Error&) {
     throw;
-  } catch (const c10::Error& e) {
-    std::string text = e.what_without_backtrace();
-    Fail("ERR_FORWARD", Summarize(text), text);
   } catch (const std::exception& e) {
-    Fail("ERR_FORWARD", Summarize(e.what()), e.what());
+    const std::string text = MessageOf(e);
+    Fail("ERR_FORWARD", Summarize(text), text);
   }
 }
 

@@ -3,7 +3,7 @@
 // sha256 is kept in test/.fixtures/.stamp. The models are tiny and made in about 2 s.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,10 +40,12 @@ export function setup(): void {
     );
   }
 
-  // Made into a fresh folder and moved into place, so that a failed run leaves no half-made fixtures.
-  const staging = `${fixtures}.tmp-${process.pid}`;
+  // Made into a folder of its own and then moved into place, the stamp last: a run that fails or is
+  // killed leaves no stamp, so the next run makes everything again.
+  mkdirSync(fixtures, { recursive: true });
+  rmSync(stampFile, { force: true });
+  const staging = path.join(fixtures, '.new');
   rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
   const run = spawnSync(python, [script, staging], { encoding: 'utf8' });
   if (run.status !== 0) {
     rmSync(staging, { recursive: true, force: true });
@@ -52,8 +54,11 @@ export function setup(): void {
         `${run.stdout}${run.stderr}`,
     );
   }
-  writeFileSync(path.join(staging, '.stamp'), `${hash}\n`);
-  rmSync(fixtures, { recursive: true, force: true });
-  renameSync(staging, fixtures);
+  for (const entry of readdirSync(fixtures)) {
+    if (entry !== '.new') rmSync(path.join(fixtures, entry), { recursive: true, force: true });
+  }
+  for (const entry of readdirSync(staging)) renameSync(path.join(staging, entry), path.join(fixtures, entry));
+  rmSync(staging, { recursive: true, force: true });
+  writeFileSync(stampFile, `${hash}\n`);
   console.log(`test fixtures made with PyTorch ${probe.stdout.trim()} into ${path.relative(process.cwd(), fixtures)}/`);
 }

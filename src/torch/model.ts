@@ -69,7 +69,7 @@ export class TorchModel {
   }
 
   /** Loads a TorchScript file (saved with `torch.jit.save`). Rejects with a TorchError that says why not. */
-  static async load(file: string, options: LoadOptions = {}): Promise<TorchModel> {
+  static load(file: string, options: LoadOptions = {}): Promise<TorchModel> {
     if (typeof file !== 'string' || file.length === 0) invalid('a non-empty string', 'the model path', file);
     if (!isObject(options as unknown)) invalid('an object', 'options', options);
     checkKeys(options as Record<string, unknown>, LOAD_OPTIONS, 'the load options');
@@ -82,12 +82,17 @@ export class TorchModel {
       invalid('a boolean', 'optimize', options.optimize);
     }
     const warmup = checkWarmup(options.warmup);
+    // Everything above throws at once; what follows is asynchronous.
+    return TorchModel.#load(path.resolve(file), { device, threads, optimize: options.optimize }, warmup);
+  }
 
+  static async #load(
+    file: string,
+    options: { device: string; threads: number; optimize?: boolean },
+    warmup: { inputs: readonly Tensor[]; runs: number },
+  ): Promise<TorchModel> {
     const { binding: native } = binding();
-    const model = new TorchModel(
-      await native.load(path.resolve(file), { device, threads, optimize: options.optimize }),
-      native.runtimeInfo().libtorchVersion,
-    );
+    const model = new TorchModel(await native.load(file, options), native.runtimeInfo().libtorchVersion);
     try {
       for (let i = 0; i < warmup.runs; i++) await model.forward(warmup.inputs);
     } catch (err) {
@@ -112,20 +117,21 @@ export class TorchModel {
    * Runs the model's forward. Resolves to its outputs as a list: a single tensor gives `[tensor]`, a tuple or
    * list gives its elements in order, a dict gives its values in order, each with its key as `name`.
    */
-  async forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    return toTensors(await this.#run(inputs));
+  forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    return this.#run(inputs).then(toTensors);
   }
 
   /** Runs a model whose forward returns a dict of string to tensor, and resolves to that dict. */
-  async forwardNamed(inputs: readonly Tensor[]): Promise<Record<string, Tensor>> {
-    const result = await this.#run(inputs);
-    if (result.kind !== 'dict') {
-      throw new TorchError(
-        `forwardNamed() needs a model that returns a dict, but ${this.#info.path} returned a ${result.kind}; use forward()`,
-        'ERR_UNSUPPORTED_OUTPUT',
-      );
-    }
-    return Object.fromEntries(toTensors(result).map((t) => [t.name as string, t]));
+  forwardNamed(inputs: readonly Tensor[]): Promise<Record<string, Tensor>> {
+    return this.#run(inputs).then((result) => {
+      if (result.kind !== 'dict') {
+        throw new TorchError(
+          `forwardNamed() needs a model that returns a dict, but ${this.#info.path} returned a ${result.kind}; use forward()`,
+          'ERR_UNSUPPORTED_OUTPUT',
+        );
+      }
+      return Object.fromEntries(toTensors(result).map((t) => [t.name as string, t]));
+    });
   }
 
   /**
@@ -140,6 +146,7 @@ export class TorchModel {
     return this.#native.info().disposed;
   }
 
+  /** Argument mistakes throw here, synchronously, before anything is queued. */
   #run(inputs: readonly Tensor[]): Promise<NativeResult> {
     checkInputs(inputs);
     return this.#native.forward(inputs);

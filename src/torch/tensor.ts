@@ -88,9 +88,10 @@ export class Tensor<D extends DType = DType> {
       array = new BigInt64Array(data.length);
       for (let i = 0; i < data.length; i++) {
         const v = data[i];
-        if (typeof v === 'bigint') array[i] = v;
+        if (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX) array[i] = v;
         else if (typeof v === 'number' && Number.isSafeInteger(v)) array[i] = BigInt(v);
-        else invalid('a safe integer or a bigint', `int64 element ${i}`, v, typeof v === 'number' ? 'range' : 'type');
+        else if (typeof v === 'number' || typeof v === 'bigint') invalid('a safe integer or an int64 bigint', `int64 element ${i}`, v, 'range');
+        else invalid('a safe integer or a bigint', `int64 element ${i}`, v);
       }
     }
     return new Tensor('int64', array, shape ?? [data.length]);
@@ -110,7 +111,7 @@ export class Tensor<D extends DType = DType> {
       array = Uint8Array.from(data as ArrayLike<boolean | number>, (v, i) => {
         if (v === true || v === 1) return 1;
         if (v === false || v === 0) return 0;
-        return invalid('true, false, 0 or 1', `bool element ${i}`, v);
+        return invalid('true, false, 0 or 1', `bool element ${i}`, v, typeof v === 'number' ? 'range' : 'type');
       });
     }
     return new Tensor('bool', array, shape ?? [data.length]);
@@ -143,6 +144,15 @@ function checkArrayLike(data: unknown, dtype: DType): asserts data is ArrayLike<
   if (!ok) invalid(`a ${ARRAY_OF[dtype].name} or an array of numbers`, `the data of a ${dtype} tensor`, data);
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** Integer dtypes: numbers outside their range would wrap around silently in a typed array. */
+const INTEGER_RANGE: Partial<Record<DType, [number, number]>> = {
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  uint8: [0, 255],
+};
+
 function toTypedArray<A extends Float32Array | Float64Array | Int32Array | Uint8Array>(
   data: ArrayLike<number>,
   Type: { new (length: number): A; from(source: ArrayLike<number>): A; name: string },
@@ -150,8 +160,13 @@ function toTypedArray<A extends Float32Array | Float64Array | Int32Array | Uint8
 ): A {
   if (data instanceof Type) return data;
   checkArrayLike(data, dtype);
+  const range = INTEGER_RANGE[dtype];
   for (let i = 0; i < data.length; i++) {
-    if (typeof data[i] !== 'number') invalid('a number', `${dtype} element ${i}`, data[i]);
+    const v = data[i];
+    if (typeof v !== 'number') invalid('a number', `${dtype} element ${i}`, v);
+    if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1])) {
+      invalid(`an integer from ${range[0]} to ${range[1]}`, `${dtype} element ${i}`, v, 'range');
+    }
   }
   return Type.from(data);
 }
