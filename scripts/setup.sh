@@ -6,7 +6,9 @@
 #      and the benchmark, cmake and g++ for the build;
 #   2. selects OpenBLAS (OpenMP) as the system BLAS if another is selected;
 #   3. runs `npm ci` when package-lock.json changed since the last install (this also builds the addon);
-#   4. builds the addon (cmake-js, incremental) and the TypeScript (tsc, incremental).
+#   4. makes .venv, the Python of the model tooling: Debian's python3 with its torch, plus the PyPI
+#      packages of scripts/requirements.txt (onnxruntime, to check ONNX exports), when that file changed;
+#   5. builds the addon (cmake-js, incremental) and the TypeScript (tsc, incremental).
 # Options: --quiet (only say what it does), --no-system (skip steps 1-2: LibTorch comes from LIBTORCH_DIR
 # or TORCH_PYTHON, or is known to be there).
 set -euo pipefail
@@ -33,7 +35,7 @@ as_root() {
 
 # --- 1. Debian packages -------------------------------------------------------------------------------
 # Skipped when LibTorch comes from elsewhere (LIBTORCH_DIR / TORCH_PYTHON) and on non-Debian systems.
-packages=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision cmake g++ make)
+packages=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision python3-pytest python3-venv cmake g++ make)
 if [ "$system" = 1 ] && [ -z "${LIBTORCH_DIR:-}${TORCH_PYTHON:-}" ] && command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do
@@ -66,7 +68,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   echo "$lock_sum" >"$stamp"
 fi
 
-# --- 4. builds (incremental: under a second each when nothing changed) ----------------------------------
+# --- 4. the model tooling's Python ------------------------------------------------------------------------
+# --system-site-packages: Debian's torch 1.13 (the LibTorch the addon uses by default) exports models that
+# this LibTorch can load. numpy stays Debian's (<2), which that torch was built against.
+req_sum=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+if [ ! -f .venv/.requirements-sha256 ] || [ "$(cat .venv/.requirements-sha256)" != "$req_sum" ]; then
+  say "making .venv (Debian's python3 and torch, plus scripts/requirements.txt from PyPI)"
+  /usr/bin/python3 -m venv --system-site-packages --clear .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+  echo "$req_sum" >.venv/.requirements-sha256
+fi
+
+# --- 5. builds (incremental: under a second each when nothing changed) ----------------------------------
 info "building the addon (cmake-js)"
 if ! out=$(npx --no-install cmake-js compile --out build/cmake 2>&1); then
   echo "$out" >&2
