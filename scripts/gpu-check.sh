@@ -10,6 +10,7 @@
 #   scripts/gpu-check.sh run      there: unpack, build the addon with TORCH_PYTHON=python3 into
 #                                 build/cuda/, run test/torch with TORCH_NODE_TEST_DEVICE=cuda, then
 #                                 time the addon against Python torch on CUDA; logs go to $OUT (or .gpu/out)
+#                                 (GPU_CHECK_DEVICE=cpu rehearses the whole run on a machine without a GPU)
 #
 # With the project's device tool: `gpu-check.sh pack`, then run `bash scripts/gpu-check.sh run` there
 # with carry [".gpu"].
@@ -42,10 +43,11 @@ run)
     echo "== build (cmake-js, build/cuda)"
     node node_modules/cmake-js/bin/cmake-js compile --out build/cuda
     export TORCH_NODE_ADDON=$PWD/build/cuda/Release/torch_node.node
-    echo "== tests on cuda"
-    TORCH_NODE_TEST_DEVICE=cuda node node_modules/vitest/vitest.mjs run test/torch
-    echo "== bench (cuda)"
-    node --expose-gc --import tsx bench/addon.bench.ts --device cuda --python "$TORCH_PYTHON" --iters 100 --rss-forwards 2000
+    device=${GPU_CHECK_DEVICE:-cuda}
+    echo "== tests on $device"
+    TORCH_NODE_TEST_DEVICE=$device node node_modules/vitest/vitest.mjs run test/torch
+    echo "== bench ($device)"
+    node --expose-gc --import tsx bench/addon.bench.ts --device "$device" --python "$TORCH_PYTHON" --iters 100 --rss-forwards 2000
   } 2>&1 | tee "$out/gpu-check.log"
   ;;
 *)

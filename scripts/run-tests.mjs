@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// `npm test` (after scripts/setup.sh): the whole suite against the cmake-js build of the addon, then the
-// addon's and library's tests again against the node-gyp build of the same sources, so both builds are
-// tested on every run. Extra arguments go to vitest (e.g. `npm test -- test/torch/forward.test.ts`).
+// `npm test` (after scripts/setup.sh): the model tooling's Python tests (pytest, test/python), the whole
+// TypeScript suite against the cmake-js build of the addon, then the addon's and library's tests again
+// against the node-gyp build of the same sources, so both builds are tested on every run.
+// Extra arguments go to vitest alone (e.g. `npm test -- test/torch/model.load.test.ts`).
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 const extra = process.argv.slice(2);
@@ -17,6 +19,9 @@ function run(title, command, args, env = {}) {
 }
 
 const vitest = path.resolve('node_modules/vitest/vitest.mjs');
+if (extra.length === 0 && existsSync('test/python')) {
+  run('model tooling tests (pytest)', '.venv/bin/python', ['-m', 'pytest', 'test/python', '-q', '-rs']);
+}
 run('tests, cmake-js build', process.execPath, [vitest, 'run', ...extra], {
   TORCH_NODE_ADDON: path.resolve('build/cmake/Release/torch_node.node'),
 });
@@ -26,4 +31,4 @@ if (extra.length === 0) {
     TORCH_NODE_ADDON: path.resolve('build/Release/torch_node.node'),
   });
 }
-console.log('\nAll test runs passed (cmake-js and node-gyp builds).');
+console.log('\nAll test runs passed (pytest; vitest with the cmake-js and the node-gyp builds).');
