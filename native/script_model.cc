@@ -189,7 +189,8 @@ bool StartsWith(const std::string& bytes, const char* prefix, size_t n) {
 
 const char kExportHint[] =
     "Export a TorchScript model with torch.jit.trace or torch.jit.script and save it with torch.jit.save "
-    "(for the workshop's FoodClassifier checkpoints: python3 scripts/export_model.py --checkpoint FILE)";
+    "(for the workshop's FoodClassifier checkpoints, this project's scripts/export_model.py --checkpoint FILE "
+    "--class-mapping class_mapping.json --vocab vocab.txt --out DIR does it)";
 
 // Tells a TorchScript archive from the other things people pass as "best_model.pth", before LibTorch
 // answers with a less helpful message. Returns the archive's file format version.
