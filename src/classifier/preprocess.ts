@@ -1,0 +1,488 @@
+// The workshop's image preprocessing in TypeScript, on sharp (libvips), as close to its torchvision pipeline
+// as can be had without doing the heavy work on the event loop:
+//
+//   transforms.Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+//   applied to Image.open(file).convert('RGB')
+//
+// - Decoding (and, for the usual image larger than 256 pixels, resizing and cropping) runs in sharp, on the
+//   libuv pool. The event loop only normalises the 224x224 crop (150,528 values, well under a millisecond),
+//   and, for the rare images it concerns, enlarges a small image or converts a CMYK one (see below).
+// - Resize(256): the shorter side becomes 256 and the longer int(256 * long / short) (truncated, as
+//   torchvision computes it; sharp's own sizing rounds), with PIL's bilinear filter, which is antialiased
+//   (a triangle widened by the reduction factor).
+//   - Reducing (shorter side over 256): sharp's 'linear' kernel, the same filter. Measured against PIL on 80
+//     photos (test/classifier/preprocess.test.ts prints it), mean |difference| of the normalised values:
+//     linear 0.0035, mitchell 0.009, cubic 0.022, lanczos2 0.023, lanczos3 (sharp's default) 0.032. Two
+//     settings matter as much as the kernel: sharp's JPEG shrink-on-load is off (it decodes large JPEGs at
+//     1/2 to 1/8 scale in the DCT, a box filter PIL never applies: 0.0046 and maximum 1.13 with it, 0.0035
+//     and 0.14 without), by an extract of the whole image before the resize; and the alpha channel is
+//     dropped before resizing (see below). What remains: libvips first shrinks by an integer box filter when
+//     the reduction is more than twice the kernel's (its "reducing gap", which sharp does not expose), and
+//     rounds in another order: about 0.003 on 512-pixel photos, at most 0.014 on the 4-28 megapixel samples.
+//   - Enlarging (shorter side under 256): libvips enlarges with an interpolator whose sampling grid is half
+//     an output pixel off PIL's (mean difference 0.14), so sharp only decodes the source pixels the crop
+//     needs and PIL's own resampling (Resample.c's fixed-point arithmetic) runs here: identical to PIL.
+// - CenterCrop(224) puts the crop at int(round((size - 224) / 2.0)): Python's round, half to even
+//   (round(58.5) == 58, where Math.round gives 59).
+// - No EXIF rotation, like the workshop: PIL's Image.open does not apply the Orientation tag (that takes
+//   ImageOps.exif_transpose), so a photo whose camera stored it sideways reaches the model sideways, here as
+//   there. sharp only rotates when asked (autoOrient, rotate()), and this module never asks.
+// - convert('RGB') as PIL does it: embedded ICC profiles ignored; greyscale replicated into three channels;
+//   palettes expanded; alpha dropped, not composited (the colours under transparent pixels are kept; sharp
+//   would premultiply by alpha while resizing, so images with alpha are decoded to RGB first); CMYK by PIL's
+//   formula, R = (255 - K)(255 - C) / 255, without a colour profile (sharp would use a CMYK profile: mean
+//   difference 0.15 to 0.5), converted here in slices that let the event loop turn. One deliberate
+//   difference: a 16-bit greyscale PNG is scaled to 8 bits, where PIL 9 opens it in mode I and
+//   convert('RGB') clips every value over 255 to white (a PIL bug, not reproduced). 16-bit RGB PNGs: PIL
+//   keeps the high byte, sharp rounds; within one level.
+//
+// Concurrency: sharp runs each image on a libuv pool thread (UV_THREADPOOL_SIZE, default 4, shared with fs,
+// dns and the addon's model loads) and gives libvips sharp.concurrency() threads per image: 1 by default on
+// glibc Linux without jemalloc (sharp's choice, against memory fragmentation), else the number of cores.
+// For 224-pixel crops of photos that is the right trade: throughput comes from several images at once, not
+// from threads within one, so this module leaves both settings alone (a service that wants more images in
+// parallel raises UV_THREADPOOL_SIZE before its first use of the pool).
+import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
+
+import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
+
+/** torchvision's Resize(256): the shorter side of the image after resizing. */
+export const RESIZE = 256;
+/** torchvision's CenterCrop(224): the side of the square the model sees. */
+export const CROP = 224;
+/** ImageNet's channel means (R, G, B), as the workshop normalised. */
+export const IMAGENET_MEAN: readonly [number, number, number] = Object.freeze([0.485, 0.456, 0.406]);
+/** ImageNet's channel standard deviations (R, G, B). */
+export const IMAGENET_STD: readonly [number, number, number] = Object.freeze([0.229, 0.224, 0.225]);
+/** Images with more pixels are refused before they are decoded (decompression bombs). */
+export const MAX_PIXELS = 40_000_000;
+
+export interface PreprocessOptions {
+  /** The shorter side after resizing. Default 256. */
+  resize: number;
+  /** The side of the centred square crop, at most `resize`. Default 224. */
+  crop: number;
+  /** Per-channel mean (R, G, B) subtracted from values scaled to [0, 1]. Default ImageNet's. */
+  mean: readonly [number, number, number];
+  /** Per-channel standard deviation (R, G, B) the values are divided by. Default ImageNet's. */
+  std: readonly [number, number, number];
+  /** The largest width x height accepted, read from the image's header before decoding. Default 40 M. */
+  maxPixels: number;
+}
+
+export const DEFAULT_PREPROCESS_OPTIONS: Readonly<PreprocessOptions> = Object.freeze({
+  resize: RESIZE,
+  crop: CROP,
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
+  maxPixels: MAX_PIXELS,
+});
+
+const OPTION_KEYS = ['resize', 'crop', 'mean', 'std', 'maxPixels'] as const;
+
+export type ImageErrorCode = 'ERR_IMAGE_DECODE' | 'ERR_IMAGE_TOO_LARGE';
+
+/**
+ * The uploaded bytes are not an image this module can use: `code` is ERR_IMAGE_DECODE (empty, not an image,
+ * truncated or corrupt, a format that is not accepted) or ERR_IMAGE_TOO_LARGE (more pixels than maxPixels).
+ * The message is for the user who sent the file; `details` holds the decoder's own words, for logs.
+ */
+export class ImageError extends Error {
+  override readonly name = 'ImageError';
+
+  constructor(
+    message: string,
+    readonly code: ImageErrorCode,
+    readonly details: string = '',
+  ) {
+    super(message);
+  }
+}
+
+const FORMATS = 'JPEG, PNG, WebP, GIF, TIFF or AVIF';
+const NOT_AN_IMAGE = `The uploaded file is not a decodable image (${FORMATS})`;
+
+/**
+ * The formats accepted, as sharp's metadata names them. The photo formats PIL read for the workshop, plus
+ * AVIF; not SVG (rendered by librsvg: a vector renderer is attack surface an upload does not need), nor
+ * HEIC, JPEG 2000, JPEG XL, PDF or libvips' own format.
+ */
+const ACCEPTED = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
+
+/** Python's round() for the halves (size - crop) / 2 can produce: half to even, as torchvision rounds. */
+export function roundHalfToEven(value: number): number {
+  const nearest = Math.round(value);
+  return Math.abs(value % 1) === 0.5 && nearest % 2 !== 0 ? nearest - 1 : nearest;
+}
+
+/**
+ * torchvision's Resize(size) for an image of width x height: the shorter side becomes size, the longer
+ * int(size * long / short).
+ */
+export function resizedSize(width: number, height: number, size = RESIZE): { width: number; height: number } {
+  return width <= height
+    ? { width: size, height: Math.trunc((size * height) / width) }
+    : { width: Math.trunc((size * width) / height), height: size };
+}
+
+/** torchvision's CenterCrop offset along one side: int(round((size - crop) / 2.0)). */
+export function centerCropOffset(size: number, crop = CROP): number {
+  return roundHalfToEven((size - crop) / 2);
+}
+
+function checkTriple(value: unknown, name: string, positive: boolean): readonly [number, number, number] {
+  const expected = positive ? 'an array of 3 positive finite numbers' : 'an array of 3 finite numbers';
+  if (!Array.isArray(value) || value.length !== 3 || value.some((v) => typeof v !== 'number')) {
+    invalid(expected, name, value);
+  }
+  if (value.some((v: number) => !Number.isFinite(v) || (positive && v <= 0))) {
+    throw new RangeError(`Expected ${expected} for ${name} but received [${value.join(', ')}]`);
+  }
+  return [value[0], value[1], value[2]];
+}
+
+function resolveOptions(options: Partial<PreprocessOptions> | undefined): PreprocessOptions {
+  if (options === undefined) return DEFAULT_PREPROCESS_OPTIONS;
+  if (!isObject(options as unknown)) invalid('an object', 'the preprocess options', options);
+  checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'the preprocess options');
+  const resize = checkInteger(options.resize ?? RESIZE, 'resize', 1, 8192);
+  const crop = options.crop ?? CROP;
+  if (typeof crop !== 'number') invalid(`an integer between 1 and resize (${resize})`, 'crop', crop);
+  if (!Number.isInteger(crop) || crop < 1 || crop > resize) {
+    invalid(`an integer between 1 and resize (${resize})`, 'crop', crop, 'range');
+  }
+  return {
+    resize,
+    crop,
+    mean: options.mean === undefined ? IMAGENET_MEAN : checkTriple(options.mean, 'mean', false),
+    std: options.std === undefined ? IMAGENET_STD : checkTriple(options.std, 'std', true),
+    maxPixels: checkInteger(options.maxPixels ?? MAX_PIXELS, 'maxPixels', 1),
+  };
+}
+
+function tooLarge(width: number, height: number, maxPixels: number): ImageError {
+  const mp = (n: number) => `${Number((n / 1e6).toPrecision(6))} megapixels`;
+  return new ImageError(
+    `The uploaded image is too large: ${width}x${height} pixels (${mp(width * height)}); the limit is ${mp(maxPixels)}`,
+    'ERR_IMAGE_TOO_LARGE',
+  );
+}
+
+/** sharp's error, as the user should read it. Only called for failures of the image itself. */
+function decodeError(error: unknown, stage: 'header' | 'pixels'): ImageError {
+  const details = error instanceof Error ? error.message : String(error);
+  const message =
+    stage === 'header'
+      ? NOT_AN_IMAGE
+      : `The uploaded image is truncated or corrupt and cannot be decoded (${FORMATS} are accepted)`;
+  return new ImageError(message, 'ERR_IMAGE_DECODE', details);
+}
+
+/**
+ * The workshop's model input for one image: float32, [3, crop, crop] in CHW order (NCHW without the batch
+ * dimension; `Tensor.float32(pixels, [1, 3, crop, crop])` adds it), R, G, B planes, normalised.
+ *
+ * Throws TypeError or RangeError at once for wrong arguments; rejects with an ImageError for bytes that are
+ * not a usable image (empty, not an image, truncated, over maxPixels). The bytes are read while the promise
+ * is pending (on the libuv pool, without a copy): do not change them before it settles.
+ */
+export function preprocessImage(
+  bytes: Buffer | Uint8Array,
+  options?: Partial<PreprocessOptions>,
+): Promise<Float32Array> {
+  if (!(bytes instanceof Uint8Array)) invalid('a Buffer or Uint8Array', 'the image bytes', bytes);
+  const resolved = resolveOptions(options);
+  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return run(input, resolved);
+}
+
+async function run(input: Buffer, options: PreprocessOptions): Promise<Float32Array> {
+  const { resize, crop, maxPixels } = options;
+  if (input.length === 0) throw new ImageError('The uploaded file is empty', 'ERR_IMAGE_DECODE');
+  // failOn 'error': refuse truncated or corrupt pixel data (PIL raises on those too), but not mere warnings
+  // (sharp's default, 'warning', also refuses photos with harmless oddities that PIL decodes).
+  const decode: SharpOptions = { failOn: 'error', limitInputPixels: maxPixels, ignoreIcc: true, autoOrient: false };
+
+  // The header first (no pixels decoded): the format, the size (for torchvision's rounding, which sharp's
+  // own does not follow) and the pixel limit, checked before anything large is allocated.
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { ...decode, limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw decodeError(error, 'header');
+  }
+  const { width, height } = meta;
+  const accepted = ACCEPTED.has(meta.format) || (meta.format === 'heif' && meta.compression === 'av1');
+  if (!accepted || !width || !height) throw new ImageError(NOT_AN_IMAGE, 'ERR_IMAGE_DECODE', `format ${meta.format}`);
+  if (width * height > maxPixels) throw tooLarge(width, height, maxPixels);
+
+  const image: Source = { input, decode, width, height, cmyk: meta.space === 'cmyk', alpha: meta.hasAlpha === true };
+  const target = resizedSize(width, height, resize);
+  const left = centerCropOffset(target.width, crop);
+  const top = centerCropOffset(target.height, crop);
+  let pixels: Uint8Array;
+  try {
+    pixels =
+      Math.min(width, height) < resize
+        ? await upscaleCrop(image, target, left, top, crop)
+        : await downscaleCrop(image, target, left, top, crop);
+  } catch (error) {
+    if (error instanceof UnexpectedOutput) throw error;
+    if (error instanceof Error && /pixel limit/i.test(error.message)) throw tooLarge(width, height, maxPixels);
+    throw decodeError(error, 'pixels');
+  }
+  return normalise(pixels, crop * crop, options);
+}
+
+interface Source {
+  input: Buffer;
+  decode: SharpOptions;
+  width: number;
+  height: number;
+  cmyk: boolean;
+  alpha: boolean;
+}
+
+interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Resize(256) that reduces (the usual case), then the crop: all in sharp, on the libuv pool.
+ */
+async function downscaleCrop(
+  image: Source,
+  target: { width: number; height: number },
+  left: number,
+  top: number,
+  crop: number,
+): Promise<Uint8Array> {
+  const whole = { left: 0, top: 0, width: image.width, height: image.height };
+  let source: Sharp;
+  if (image.alpha || image.cmyk) {
+    // As PIL's convert('RGB'), before resizing: the alpha channel dropped (sharp would otherwise premultiply
+    // by it while resizing, which changes the colours of translucent pixels), CMYK by PIL's formula.
+    const rgb = await decodeRgb(image, whole);
+    // (The size was checked against maxPixels already; sharp's own default limit would only get in the way.)
+    source = sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 }, limitInputPixels: false });
+  } else {
+    // An extract of the whole image before the resize: it stops sharp from shrinking JPEGs on load.
+    source = sharp(image.input, image.decode).extract(whole);
+  }
+  const { data, info } = await source
+    .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
+    .extract({ left, top, width: crop, height: crop })
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  checkRaw(data, info, crop, crop);
+  return data;
+}
+
+/**
+ * Resize(256) that enlarges (an image whose shorter side is under 256), then the crop. libvips enlarges with
+ * an interpolator whose sampling grid is half an output pixel off PIL's (mean difference 0.14 on normalised
+ * values), so here sharp only decodes the few source pixels the crop needs (at most about 226x226, whatever
+ * the image's size) and PIL's bilinear resampling runs in TypeScript: the same integer arithmetic, the same
+ * pixels. About a million multiply-adds, a millisecond on the event loop.
+ */
+async function upscaleCrop(
+  image: Source,
+  target: { width: number; height: number },
+  left: number,
+  top: number,
+  crop: number,
+): Promise<Uint8Array> {
+  const horizontal = pilBilinearCoefficients(image.width, target.width, left, crop);
+  const vertical = pilBilinearCoefficients(image.height, target.height, top, crop);
+  const region = {
+    left: horizontal.first,
+    top: vertical.first,
+    width: horizontal.last - horizontal.first,
+    height: vertical.last - vertical.first,
+  };
+  const rgb = await decodeRgb(image, region);
+  return pilResample(rgb, region.width, horizontal, vertical, crop);
+}
+
+/** A region of the image as 8-bit RGB, HWC, converted as PIL's convert('RGB') does. */
+async function decodeRgb(image: Source, region: Region): Promise<Uint8Array> {
+  if (image.cmyk) {
+    const { data, info } = await sharp(image.input, image.decode)
+      .extract(region)
+      .pipelineColourspace('cmyk')
+      .toColourspace('cmyk')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    checkRaw(data, info, region.width, region.height, 4);
+    return cmykToRgb(data, info.channels, region.width * region.height);
+  }
+  const { data, info } = await sharp(image.input, image.decode)
+    .extract(region)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  checkRaw(data, info, region.width, region.height);
+  return data;
+}
+
+/** A bug of this module (or a sharp that changed), not a fault of the image: never an ImageError. */
+class UnexpectedOutput extends Error {
+  override readonly name = 'UnexpectedOutput';
+}
+
+/** Asserts what sharp returned: width x height pixels of `channels` bytes (at least, for CMYK with alpha). */
+function checkRaw(data: Buffer, info: OutputInfo, width: number, height: number, channels = 3): void {
+  const ok =
+    info.width === width &&
+    info.height === height &&
+    (channels === 3 ? info.channels === 3 : info.channels >= channels) &&
+    data.length === width * height * info.channels;
+  if (!ok) {
+    throw new UnexpectedOutput(
+      `preprocessImage: sharp returned ${info.width}x${info.height}x${info.channels} (${data.length} bytes) ` +
+        `where ${width}x${height}x${channels} was expected`,
+    );
+  }
+}
+
+/**
+ * PIL's CMYK to RGB (Convert.c, cmyk2rgb): R = (255 - K) - (255 - K) * C / 255, rounded as PIL rounds;
+ * likewise G from M and B from Y; no colour profile. In slices that let the event loop turn between them:
+ * a CMYK photo can have tens of millions of pixels.
+ */
+async function cmykToRgb(cmyk: Uint8Array, channels: number, pixels: number): Promise<Uint8Array> {
+  const rgb = new Uint8Array(pixels * 3);
+  const slice = 1 << 20;
+  for (let start = 0; start < pixels; start += slice) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    const end = Math.min(pixels, start + slice);
+    for (let i = start; i < end; i++) {
+      const notK = 255 - cmyk[i * channels + 3];
+      for (let c = 0; c < 3; c++) {
+        const t = cmyk[i * channels + c] * notK + 128;
+        rgb[i * 3 + c] = notK - (((t >> 8) + t) >> 8);
+      }
+    }
+  }
+  return rgb;
+}
+
+/** PIL's fixed-point precision for 8-bit resampling (Resample.c: 32 - 8 - 2 bits). */
+const PRECISION_BITS = 22;
+
+interface Coefficients {
+  /** The first source index used by any of the outputs, and one past the last. */
+  first: number;
+  last: number;
+  /** For each output: its first source index, relative to `first`, and how many it uses. */
+  start: Int32Array;
+  count: Int32Array;
+  /** For each output, `size` fixed-point weights (the first `count` used). */
+  weights: Int32Array;
+  size: number;
+}
+
+/**
+ * PIL's precompute_coeffs and normalize_coeffs_8bpc for its bilinear filter (support 1, widened by the
+ * reduction factor), for the outputs [from, from + count) of a resize from inSize to outSize.
+ */
+function pilBilinearCoefficients(inSize: number, outSize: number, from: number, count: number): Coefficients {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale;
+  const size = Math.ceil(support) * 2 + 1;
+  const mins = new Int32Array(count);
+  const counts = new Int32Array(count);
+  const weights = new Int32Array(count * size);
+  const k = new Float64Array(size);
+  for (let o = 0; o < count; o++) {
+    const center = (from + o + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const n = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let total = 0;
+    for (let x = 0; x < n; x++) {
+      const d = Math.abs((x + xmin - center + 0.5) / filterScale);
+      k[x] = d < 1 ? 1 - d : 0;
+      total += k[x];
+    }
+    for (let x = 0; x < n; x++) {
+      const w = total !== 0 ? k[x] / total : k[x];
+      weights[o * size + x] = Math.trunc(w < 0 ? -0.5 + w * (1 << PRECISION_BITS) : 0.5 + w * (1 << PRECISION_BITS));
+    }
+    mins[o] = xmin;
+    counts[o] = n;
+  }
+  const first = mins[0];
+  const last = mins[count - 1] + counts[count - 1];
+  for (let o = 0; o < count; o++) mins[o] -= first;
+  return { first, last, start: mins, count: counts, weights, size };
+}
+
+function clip8(sum: number): number {
+  if (sum >= 1 << (PRECISION_BITS + 8)) return 255;
+  if (sum <= 0) return 0;
+  return sum >> PRECISION_BITS;
+}
+
+/**
+ * PIL's two-pass resampling (horizontal first, rounded to 8 bits, then vertical) of an RGB region whose
+ * origin is (horizontal.first, vertical.first) in the source, for a crop x crop block of the output.
+ */
+function pilResample(
+  rgb: Uint8Array,
+  regionWidth: number,
+  horizontal: Coefficients,
+  vertical: Coefficients,
+  crop: number,
+): Uint8Array {
+  const rows = vertical.last - vertical.first;
+  const half = 1 << (PRECISION_BITS - 1);
+  const temp = new Uint8Array(rows * crop * 3);
+  for (let y = 0; y < rows; y++) {
+    for (let o = 0; o < crop; o++) {
+      const n = horizontal.count[o];
+      const w = o * horizontal.size;
+      const base = (y * regionWidth + horizontal.start[o]) * 3;
+      for (let c = 0; c < 3; c++) {
+        let sum = half;
+        for (let x = 0; x < n; x++) sum += rgb[base + x * 3 + c] * horizontal.weights[w + x];
+        temp[(y * crop + o) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  const out = new Uint8Array(crop * crop * 3);
+  for (let o = 0; o < crop; o++) {
+    const n = vertical.count[o];
+    const w = o * vertical.size;
+    const start = vertical.start[o];
+    for (let x = 0; x < crop; x++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = half;
+        for (let y = 0; y < n; y++) sum += temp[((start + y) * crop + x) * 3 + c] * vertical.weights[w + y];
+        out[(o * crop + x) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  return out;
+}
+
+/** HWC uint8 RGB to CHW float32, (value / 255 - mean) / std, as ToTensor and Normalize compute it. */
+function normalise(pixels: Uint8Array, area: number, { mean, std }: PreprocessOptions): Float32Array {
+  const out = new Float32Array(3 * area);
+  for (let c = 0; c < 3; c++) {
+    // A table per channel, with torch's float32 arithmetic step by step (ToTensor's x / 255, then
+    // Normalize's (x - mean) / std with mean and std as float32): the same pixels give the same floats.
+    const m = Math.fround(mean[c]);
+    const s = Math.fround(std[c]);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(v / 255) - m) / s;
+    const plane = c * area;
+    for (let i = 0; i < area; i++) out[plane + i] = table[pixels[i * 3 + c]];
+  }
+  return out;
+}
