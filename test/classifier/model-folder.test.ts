@@ -1,0 +1,105 @@
+// Reading a model folder: what is required, what model.json may change, and messages naming the file.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import {
+  ModelFolderError,
+  parseClassMapping,
+  readModelFolder,
+  WORKSHOP_PREPROCESSING,
+} from '../../src/classifier/model-folder.js';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'model-folder-'));
+  writeFileSync(path.join(dir, 'best_model.pth'), 'not read here');
+  writeFileSync(path.join(dir, 'class_mapping.json'), JSON.stringify({ steak: 1, pizza: 0, sushi: 2 }));
+  writeFileSync(path.join(dir, 'vocab.txt'), '[PAD]\n[UNK]\n[CLS]\n[SEP]\n');
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function folderError(files = {}): Promise<ModelFolderError> {
+  const err = await readModelFolder(dir, files).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ModelFolderError);
+  return err as ModelFolderError;
+}
+
+describe('readModelFolder', () => {
+  it('reads the class names in index order and the workshop defaults without model.json', async () => {
+    const folder = await readModelFolder(dir);
+    expect(folder.classNames).toEqual(['pizza', 'steak', 'sushi']);
+    expect(folder.modelFile).toBe(path.join(dir, 'best_model.pth'));
+    expect(folder.metadataFile).toBeUndefined();
+    expect(folder.preprocessing).toEqual({ resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    expect(folder.maxLength).toBe(128);
+  });
+
+  it.each([
+    ['best_model.pth', 'the model (TorchScript)'],
+    ['class_mapping.json', 'the class mapping'],
+    ['vocab.txt', 'the vocabulary'],
+  ])('names a missing %s', async (file, what) => {
+    rmSync(path.join(dir, file));
+    const err = await folderError();
+    expect(err.code).toBe('ERR_MODEL_FILE_MISSING');
+    expect(err.file).toBe(path.join(dir, file));
+    expect(err.message).toBe(`Missing ${what}: ${path.join(dir, file)} does not exist or is not a file`);
+  });
+
+  it('takes files from elsewhere when named', async () => {
+    const other = path.join(dir, 'other.json');
+    writeFileSync(other, JSON.stringify({ a: 0, b: 1 }));
+    const folder = await readModelFolder(dir, { classMappingFile: other });
+    expect(folder.classNames).toEqual(['a', 'b']);
+  });
+
+  it('uses model.json for preprocessing and max_length, and checks its classes against the mapping', async () => {
+    const metadata = { preprocessing: { resize: 160, crop: 128, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, max_length: 32 };
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ ...metadata, classes: ['pizza', 'steak', 'sushi'] }));
+    const folder = await readModelFolder(dir);
+    expect(folder.metadataFile).toBe(path.join(dir, 'model.json'));
+    expect(folder.preprocessing).toEqual(metadata.preprocessing);
+    expect(folder.maxLength).toBe(32);
+
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ classes: ['pizza', 'sushi', 'steak'] }));
+    const err = await folderError();
+    expect(err.file).toBe(path.join(dir, 'class_mapping.json'));
+    expect(err.message).toContain('belongs to another model');
+  });
+
+  it('refuses a model.json with unusable preprocessing', async () => {
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ preprocessing: { resize: 100, crop: 224, mean: [0, 0, 0], std: [1, 1, 1] } }));
+    expect((await folderError()).message).toContain('preprocessing.crop is larger than resize');
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ preprocessing: { resize: 256, crop: 224, mean: [0, 0], std: [1, 1, 1] } }));
+    expect((await folderError()).message).toContain('mean and std of three numbers');
+    writeFileSync(path.join(dir, 'model.json'), '{');
+    expect((await folderError()).message).toMatch(/model\.json: it is not valid JSON/);
+  });
+
+  it('keeps the workshop defaults object unchanged', () => {
+    expect(Object.isFrozen(WORKSHOP_PREPROCESSING)).toBe(true);
+  });
+});
+
+describe('parseClassMapping', () => {
+  it.each([
+    ['[]', 'expected a JSON object of class name to index'],
+    ['{}', 'it maps no classes'],
+    ['{"a": 0, "b": 0}', "'a' and 'b' both have index 0"],
+    ['{"a": 0, "b": 2}', "the index of 'b' is 2; expected an integer from 0 to 1"],
+    ['{"a": "0"}', `the index of 'a' is "0"`],
+    ['{"a": 0.5}', "the index of 'a' is 0.5"],
+    ['not json', 'it is not valid JSON'],
+  ])('refuses %s', (text, message) => {
+    expect(() => parseClassMapping(text, 'class_mapping.json')).toThrow(message);
+  });
+
+  it('orders by index', () => {
+    expect(parseClassMapping('{"b": 1, "a": 0}', 'x')).toEqual(['a', 'b']);
+  });
+});
