@@ -1,0 +1,150 @@
+// The food classifier: a model folder loaded and ready to answer "what is in this photo?".
+// Usable from a script without HTTP:
+//   const classifier = await FoodClassifier.load(await readModelFolder('models'));
+//   const top5 = await classifier.predict(jpegBytes, 'Image of food');
+import { Tensor, TorchError, TorchModel, type Device } from '../index.js';
+import { type ModelFolder } from './model-folder.js';
+import { preprocessImage } from './preprocess.js';
+import { TextTokenizer } from './tokenizer.js';
+
+export interface ClassifierOptions {
+  /** Default `auto`. */
+  device?: Device;
+  /** LibTorch intra-op threads. Default: the library's (the machine's available parallelism). */
+  threads?: number;
+  /** Uploads with more pixels are refused (decompression bombs). Default: preprocessImage's. */
+  maxPixels?: number;
+  /** Texts whose tokens are cached. Default 1000, as the workshop's lru_cache. */
+  tokenCacheSize?: number;
+}
+
+export interface Prediction {
+  /** The class mapping's name, as is (e.g. `apple_pie`). */
+  className: string;
+  /** The index of the class (of its logit). */
+  index: number;
+  /** softmax of the logits. */
+  probability: number;
+}
+
+export const DEFAULT_TEXT = 'Image of food';
+
+export class FoodClassifier {
+  readonly folder: ModelFolder;
+  readonly #model: TorchModel;
+  readonly #tokenizer: TextTokenizer;
+  readonly #maxPixels: number | undefined;
+  #inFlight = 0;
+  #retired: (() => void) | undefined;
+
+  private constructor(folder: ModelFolder, model: TorchModel, tokenizer: TextTokenizer, maxPixels?: number) {
+    this.folder = folder;
+    this.#model = model;
+    this.#tokenizer = tokenizer;
+    this.#maxPixels = maxPixels;
+  }
+
+  /**
+   * Loads the model (off the JavaScript thread) and the vocabulary, then runs one warm-up prediction, which
+   * also checks that the model takes the workshop's inputs and has one logit per class of the mapping.
+   */
+  static async load(folder: ModelFolder, options: ClassifierOptions = {}): Promise<FoodClassifier> {
+    const [model, tokenizer] = await Promise.all([
+      TorchModel.load(folder.modelFile, { device: options.device ?? 'auto', threads: options.threads }),
+      TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }),
+    ]);
+    const classifier = new FoodClassifier(folder, model, tokenizer, options.maxPixels);
+    try {
+      const { crop } = folder.preprocessing;
+      const image = Tensor.float32(new Float32Array(3 * crop * crop), [1, 3, crop, crop]);
+      const [logits] = await model.forward([image, ...(await classifier.#textInputs(DEFAULT_TEXT))]);
+      const expected = [1, folder.classNames.length];
+      if (logits === undefined || logits.shape.join() !== expected.join()) {
+        throw new TorchError(
+          `${folder.modelFile} answers logits of shape [${logits?.shape.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
+            `has ${folder.classNames.length} classes (expected [${expected.join(', ')}]): the model and the class mapping do not belong together`,
+          'ERR_MODEL_MISMATCH',
+        );
+      }
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+    return classifier;
+  }
+
+  get device(): string {
+    return this.#model.device;
+  }
+
+  get numClasses(): number {
+    return this.folder.classNames.length;
+  }
+
+  get tokenCache(): { size: number; hits: number; misses: number } {
+    return this.#tokenizer.cacheStats;
+  }
+
+  /** The top `topK` classes for an image (its encoded bytes: JPEG, PNG, ...) and a text, most probable first. */
+  async predict(image: Uint8Array, text: string = DEFAULT_TEXT, topK = 5): Promise<Prediction[]> {
+    if (this.#retired) throw new TorchError('This classifier has been replaced and retired', 'ERR_MODEL_DISPOSED');
+    this.#inFlight++;
+    try {
+      const { crop } = this.folder.preprocessing;
+      // Decoding (libuv pool) and tokenising go side by side; the forward runs on the addon's thread.
+      const [pixels, textInputs] = await Promise.all([
+        preprocessImage(image, { ...this.folder.preprocessing, ...(this.#maxPixels ? { maxPixels: this.#maxPixels } : {}) }),
+        this.#textInputs(text),
+      ]);
+      const [logits] = await this.#model.forward([Tensor.float32(pixels, [1, 3, crop, crop]), ...textInputs]);
+      return topClasses(softmax(logits.data as Float32Array), this.folder.classNames, topK);
+    } finally {
+      this.#settled();
+    }
+  }
+
+  #settled(): void {
+    if (--this.#inFlight === 0) this.#retired?.();
+  }
+
+  /**
+   * Frees the model once the predictions already started have finished (a reload swaps in a new
+   * classifier and retires the old one); new predictions are refused.
+   */
+  retire(): Promise<void> {
+    if (this.#retired) return this.#model.dispose();
+    const idle = new Promise<void>((resolve) => {
+      this.#retired = resolve;
+      if (this.#inFlight === 0) resolve();
+    });
+    return idle.then(() => this.#model.dispose());
+  }
+
+  async #textInputs(text: string): Promise<[Tensor<'int64'>, Tensor<'int64'>]> {
+    const { inputIds, attentionMask } = await this.#tokenizer.encode(text);
+    const shape = [1, this.folder.maxLength];
+    return [Tensor.int64(inputIds, shape), Tensor.int64(attentionMask, shape)];
+  }
+}
+
+/** Probabilities of logits, computed in float64 after subtracting the largest logit (no overflow). */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  const out = new Float64Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/** The k most probable classes, most probable first (ties: the lower index first, as torch.topk). */
+export function topClasses(probabilities: ArrayLike<number>, classNames: readonly string[], k: number): Prediction[] {
+  const order = Array.from({ length: probabilities.length }, (_, i) => i);
+  order.sort((a, b) => probabilities[b] - probabilities[a] || a - b);
+  return order.slice(0, Math.min(k, order.length)).map((index) => ({
+    className: classNames[index],
+    index,
+    probability: probabilities[index],
+  }));
+}
