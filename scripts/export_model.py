@@ -7,7 +7,6 @@ files the addon's LibTorch 1.13 can load (files saved by torch 2.x cannot be), p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -104,14 +103,6 @@ def read_class_mapping(path: Path) -> dict:
     return data
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
@@ -119,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from foodmodel.architecture import CheckpointError, FoodClassifier, FoodClassifierConfig, load_checkpoint
-    from foodmodel.export import ExportCheckError, ExportError, export_model_folder, normalize_class_mapping
+    from foodmodel.export import (ExportCheckError, ExportError, export_model_folder, normalize_class_mapping,
+                                  sha256_file)
     log(f'  torch {torch.__version__}, {torch.get_num_threads()} threads ({time.perf_counter() - start:.1f} s)')
     if int(torch.__version__.split('.')[0]) >= 2:
         log(f'  warning: files saved by torch {torch.__version__} cannot be loaded by the addon\'s default '
