@@ -1,0 +1,167 @@
+// The service's configuration: environment variables, and a `.env` file beside them (the environment wins,
+// as with `node --env-file`). Every value is checked once, at start, and a wrong one stops the service with
+// a message that names the variable, what it expects and what it got.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+
+import type { Device } from '../index.js';
+import { MAX_PIXELS } from '../classifier/preprocess.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** The model folder (best_model.pth, class_mapping.json, vocab.txt, model.json), absolute. */
+  modelDir: string;
+  /** Files that live elsewhere than in modelDir; undefined: the folder's. Absolute. */
+  modelFile: string | undefined;
+  classMappingFile: string | undefined;
+  vocabFile: string | undefined;
+  device: Device;
+  /** LibTorch intra-op threads; undefined: the library's default. */
+  threads: number | undefined;
+  predictionCacheSize: number;
+  tokenCacheSize: number;
+  maxUploadBytes: number;
+  maxImagePixels: number;
+  keepAliveTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+  /** The .env file that was read, if one was. */
+  envFile: string | undefined;
+}
+
+/** One variable: its name, what it means and its default, for `--help`, the README and the parser. */
+interface Variable {
+  name: string;
+  help: string;
+  default: string;
+}
+
+export const VARIABLES: readonly Variable[] = [
+  { name: 'PORT', default: '8000', help: 'TCP port (0: any free port)' },
+  { name: 'HOST', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 or :: for every interface)' },
+  { name: 'MODEL_DIR', default: 'models', help: 'model folder: best_model.pth, class_mapping.json, vocab.txt, model.json' },
+  { name: 'MODEL_PATH', default: '$MODEL_DIR/best_model.pth', help: 'the TorchScript model, when not in MODEL_DIR' },
+  { name: 'CLASS_MAPPING_PATH', default: '$MODEL_DIR/class_mapping.json', help: 'the class mapping, when not in MODEL_DIR' },
+  { name: 'VOCAB_PATH', default: '$MODEL_DIR/vocab.txt', help: 'the WordPiece vocabulary, when not in MODEL_DIR' },
+  { name: 'DEVICE', default: 'auto', help: 'auto (CUDA when available), cpu, cuda or cuda:N' },
+  { name: 'THREADS', default: 'available CPUs', help: 'LibTorch intra-op threads' },
+  { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
+  { name: 'TOKEN_CACHE_SIZE', default: '1000', help: 'tokenised texts kept (LRU); 0 turns the cache off' },
+  { name: 'MAX_UPLOAD_MB', default: '10', help: 'largest image upload, in MiB (larger: 413)' },
+  { name: 'MAX_IMAGE_PIXELS', default: String(MAX_PIXELS), help: 'largest image, width x height (larger: 400)' },
+  { name: 'KEEP_ALIVE_TIMEOUT', default: '30', help: 'seconds an idle keep-alive connection stays open' },
+  { name: 'SHUTDOWN_TIMEOUT', default: '30', help: 'seconds SIGTERM waits for requests in flight' },
+  { name: 'LOG_LEVEL', default: 'info', help: LOG_LEVELS.join(', ') },
+  { name: 'ENV_FILE', default: '.env', help: 'file of further variables (the environment wins)' },
+];
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_CONFIG';
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads the configuration from `env` (default process.env) and the .env file it names (ENV_FILE, default
+ * `.env` in `cwd`; a missing default file is fine, a missing named one is an error).
+ */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ServiceConfig {
+  const envFile = findEnvFile(env, cwd);
+  const merged: Env = envFile ? { ...readEnvFile(envFile), ...env } : env;
+  const get = (name: string): string | undefined => {
+    const value = merged[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+  const file = (name: string): string | undefined => {
+    const value = get(name);
+    return value === undefined ? undefined : path.resolve(cwd, value);
+  };
+
+  const port = integer(get('PORT'), 'PORT', 0, 65535) ?? 8000;
+  const threads = integer(get('THREADS'), 'THREADS', 1, 1024);
+  return {
+    host: get('HOST') ?? '127.0.0.1',
+    port,
+    modelDir: path.resolve(cwd, get('MODEL_DIR') ?? 'models'),
+    modelFile: file('MODEL_PATH'),
+    classMappingFile: file('CLASS_MAPPING_PATH'),
+    vocabFile: file('VOCAB_PATH'),
+    device: device(get('DEVICE')),
+    threads,
+    predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
+    tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
+    maxUploadBytes: Math.round((number(get('MAX_UPLOAD_MB'), 'MAX_UPLOAD_MB', 0.001, 1024) ?? 10) * 1024 * 1024),
+    maxImagePixels: integer(get('MAX_IMAGE_PIXELS'), 'MAX_IMAGE_PIXELS', 1, 2 ** 40) ?? MAX_PIXELS,
+    keepAliveTimeoutMs: (number(get('KEEP_ALIVE_TIMEOUT'), 'KEEP_ALIVE_TIMEOUT', 0, 3600) ?? 30) * 1000,
+    shutdownTimeoutMs: (number(get('SHUTDOWN_TIMEOUT'), 'SHUTDOWN_TIMEOUT', 0, 3600) ?? 30) * 1000,
+    logLevel: logLevel(get('LOG_LEVEL')),
+    envFile,
+  };
+}
+
+function findEnvFile(env: Env, cwd: string): string | undefined {
+  const named = env.ENV_FILE?.trim();
+  if (named) {
+    const file = path.resolve(cwd, named);
+    if (!existsSync(file)) throw new ConfigError(`ENV_FILE names ${file}, which does not exist`);
+    return file;
+  }
+  const file = path.join(cwd, '.env');
+  return existsSync(file) ? file : undefined;
+}
+
+function readEnvFile(file: string): Env {
+  try {
+    return parseEnv(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`Cannot read the environment file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function received(value: string): string {
+  return `but received '${value}'`;
+}
+
+function number(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`Expected a number from ${min} to ${max} for ${name} ${received(value)}`);
+  }
+  return n;
+}
+
+function integer(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new ConfigError(`Expected an integer from ${min} to ${max} for ${name} ${received(value)}`);
+  }
+  return n;
+}
+
+function device(value: string | undefined): Device {
+  if (value === undefined) return 'auto';
+  const lower = value.toLowerCase();
+  if (lower === 'auto' || lower === 'cpu' || lower === 'cuda' || /^cuda:\d+$/.test(lower)) return lower as Device;
+  throw new ConfigError(`Expected auto, cpu, cuda or cuda:N for DEVICE ${received(value)}`);
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  if (value === undefined) return 'info';
+  const lower = value.toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(lower)) return lower as LogLevel;
+  throw new ConfigError(`Expected one of ${LOG_LEVELS.join(', ')} for LOG_LEVEL ${received(value)}`);
+}
+
+/** The variables as `--help` prints them. */
+export function describeVariables(): string {
+  const width = Math.max(...VARIABLES.map((v) => v.name.length));
+  return VARIABLES.map((v) => `  ${v.name.padEnd(width)}  ${v.help} (default: ${v.default})`).join('\n');
+}

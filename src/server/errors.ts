@@ -1,0 +1,92 @@
+// The service's one error handler, and the error it throws on purpose. Every failure answers FastAPI's body
+// shape, `{"detail": ...}`, so that the workshop's clients read it as they always did:
+//   HttpError (a route's deliberate answer)        its status and detail
+//   ImageError (the upload is not a usable image)  400 with its message
+//   multer's limits                                413 (too large) or 422 (an unexpected file field)
+//   a multipart body that cannot be parsed         400
+//   anything else                                  500 "Internal Server Error", details only in the log
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import multer from 'multer';
+
+import { ImageError } from '../classifier/preprocess.js';
+
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+
+  /** `detail` goes to the client as is; `cause` only to the log. */
+  constructor(
+    readonly status: number,
+    readonly detail: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(typeof detail === 'string' ? detail : JSON.stringify(detail), options);
+  }
+}
+
+/** FastAPI's request validation error (422), e.g. for a missing form field. */
+export function validationError(type: string, loc: (string | number)[], msg: string, input: unknown = null): HttpError {
+  return new HttpError(422, [{ type, loc, msg, input }]);
+}
+
+export function missingField(field: string): HttpError {
+  return validationError('missing', ['body', field], 'Field required');
+}
+
+const STATUS_TEXT: Record<number, string> = { 404: 'Not Found', 405: 'Method Not Allowed', 500: 'Internal Server Error' };
+
+/** Unknown paths: FastAPI's 404. */
+export const notFound: RequestHandler = (_req, _res, next) => next(new HttpError(404, STATUS_TEXT[404]));
+
+/** A known path with another method: FastAPI's 405, with the Allow header. */
+export function methodNotAllowed(...allowed: string[]): RequestHandler {
+  return (_req, res, next) => {
+    res.setHeader('Allow', allowed.join(', '));
+    next(new HttpError(405, STATUS_TEXT[405]));
+  };
+}
+
+export function errorHandler(options: { maxUploadBytes: number }): ErrorRequestHandler {
+  return (err, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    const { status, detail } = toResponse(err, options.maxUploadBytes);
+    // 5xx are ours: their cause goes to the request's log line (pino-http reads res.err), never to the client.
+    // 4xx are the client's: the answer's detail joins the log line.
+    if (status >= 500) (res as { err?: unknown }).err = (err as Error).cause ?? err;
+    else res.locals.log = { ...res.locals.log, detail, code: (err as { code?: unknown }).code };
+    res.status(status).json({ detail });
+  };
+}
+
+function toResponse(err: unknown, maxUploadBytes: number): { status: number; detail: unknown } {
+  if (err instanceof HttpError) return { status: err.status, detail: err.detail };
+  if (err instanceof ImageError) return { status: 400, detail: err.message };
+  if (err instanceof multer.MulterError) {
+    switch (err.code) {
+      case 'LIMIT_FILE_SIZE':
+        return { status: 413, detail: `The uploaded file is larger than the limit of ${formatBytes(maxUploadBytes)}` };
+      case 'LIMIT_UNEXPECTED_FILE':
+        return {
+          status: 422,
+          detail: [{ type: 'unexpected_file', loc: ['body', err.field ?? ''], msg: "Unexpected file field: send one file, as 'image'", input: null }],
+        };
+      default:
+        return { status: 413, detail: `The form is larger than allowed: ${err.message.toLowerCase()}` };
+    }
+  }
+  // body parsing errors from busboy (through multer) and from Express carry a 4xx status, or none at all
+  const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) return { status, detail: (err as Error).message };
+  if (isMultipartParseError(err)) return { status: 400, detail: 'There was an error parsing the body' };
+  return { status: 500, detail: STATUS_TEXT[500] };
+}
+
+/** busboy's errors have no code; their messages are its own, and few. */
+function isMultipartParseError(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return /^(Multipart: |Unexpected end of form|Malformed part header|Unsupported content type|Missing Content-Type)/.test(message);
+}
+
+function formatBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return mib >= 1 ? `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB (MAX_UPLOAD_MB)` : `${bytes} bytes (MAX_UPLOAD_MB)`;
+}

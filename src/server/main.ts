@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// `npm start` runs this: the workshop's food classifier API on port 8000 (see --help for the configuration).
+import { createRequire } from 'node:module';
+
+import { runtimeInfo } from '../index.js';
+import { ConfigError, describeVariables, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { startService } from './server.js';
+
+const USAGE = `Usage: npm start   (or: node dist/server/main.js [--help])
+
+Serves the food classifier of a model folder with the workshop's HTTP API:
+POST /predict, GET /health, GET /classes, GET /system_status, POST /reload_model,
+GET /openapi.json, GET /docs (interactive docs) and GET / (a web page).
+
+Configuration, from the environment or a .env file in the current folder:
+${describeVariables()}
+
+Logs are JSON lines on stdout (pipe into \`npx pino-pretty\` to read them by eye).
+SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.`;
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (args.length > 0) {
+  console.error(`Unknown argument: ${args[0]}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(`Cannot start: ${err.message}`);
+  process.exit(1);
+}
+
+const logger = createLogger(config.logLevel);
+const started = performance.now();
+let service;
+try {
+  service = await startService(config, logger);
+} catch (err) {
+  logger.fatal({ err }, 'cannot start');
+  console.error(`Cannot start: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+const classifier = service.models.classifier;
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+logger.info(
+  {
+    url: service.url,
+    model: classifier.folder.modelFile,
+    classes: classifier.numClasses,
+    device: classifier.device,
+    libtorch: runtimeInfo().libtorchVersion,
+    version,
+    env_file: config.envFile ?? null,
+    startup_ms: Math.round(performance.now() - started),
+  },
+  'listening',
+);
+
+let signals = 0;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down: finishing the requests in flight');
+    service.close().then(
+      (finished) => {
+        logger.info({ finished }, finished ? 'stopped' : 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut');
+        process.exit(finished ? 0 : 1);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

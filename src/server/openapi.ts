@@ -1,0 +1,135 @@
+// The OpenAPI document of the workshop's API, as FastAPI would have generated it (served at /openapi.json, and
+// read by the interactive docs at /docs). Written by hand: Express knows nothing of the schemas.
+import { readFileSync } from 'node:fs';
+
+import { TOP_K } from './routes/predict.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const json = (schema: object, description = 'Successful Response') => ({ description, content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const detail = (description: string, example: string) =>
+  json({ type: 'object', properties: { detail: { type: 'string' } }, required: ['detail'], example: { detail: example } }, description);
+
+export function openApiDocument(): object {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Food classifier',
+      version,
+      description:
+        'The workshop\'s food classifier (ResNet18 + BERT), served from Node.js with LibTorch. ' +
+        'Same paths, fields and answers as the workshop\'s FastAPI service.',
+    },
+    paths: {
+      '/predict': {
+        post: {
+          summary: 'Classify a food photo',
+          description: `The top ${TOP_K} classes (fewer when the model has fewer), most probable first. A repeated image and text is answered from the prediction cache (\`cache_hit\`).`,
+          operationId: 'predict',
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: ref('Body_predict') } } },
+          responses: {
+            200: json(ref('PredictionResponse')),
+            400: detail('The file is not a decodable image, or has too many pixels', 'The uploaded file is not a decodable image (JPEG, PNG, WebP, GIF, TIFF or AVIF)'),
+            413: detail('The upload is larger than MAX_UPLOAD_MB', 'The uploaded file is larger than the limit of 10 MiB (MAX_UPLOAD_MB)'),
+            422: json(ref('HTTPValidationError'), 'Validation Error'),
+            500: detail('The model failed', 'Classification error'),
+          },
+        },
+      },
+      '/health': {
+        get: { summary: 'Health check', operationId: 'health', responses: { 200: json(ref('Health')) } },
+      },
+      '/classes': {
+        get: { summary: 'The class names, in index order', operationId: 'classes', responses: { 200: json(ref('Classes')) } },
+      },
+      '/system_status': {
+        get: { summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(ref('SystemStatus')) } },
+      },
+      '/reload_model': {
+        post: {
+          summary: 'Reload the model, the class mapping and the vocabulary',
+          description: 'The new model is loaded and warmed up while the current one serves; it replaces it only on success. The prediction cache is emptied.',
+          operationId: 'reloadModel',
+          responses: {
+            200: json(ref('ReloadResponse')),
+            500: detail('The new model could not be loaded; the current one keeps serving', 'Missing the model (TorchScript): /srv/models/best_model.pth'),
+          },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        Body_predict: {
+          type: 'object',
+          title: 'Body_predict',
+          properties: {
+            image: { type: 'string', format: 'binary', title: 'Image', description: 'A photo: JPEG, PNG, WebP, GIF, TIFF or AVIF' },
+            text: { type: 'string', title: 'Text', default: 'Image of food' },
+          },
+          required: ['image'],
+        },
+        Prediction: {
+          type: 'object',
+          properties: {
+            class_name: { type: 'string', description: 'The class, `_` replaced by a space', example: 'pizza' },
+            probability: { type: 'number', minimum: 0, maximum: 1, example: 0.9312 },
+            confidence: { type: 'string', description: 'probability x 100, two decimals', example: '93.12%' },
+          },
+          required: ['class_name', 'probability', 'confidence'],
+        },
+        PredictionResponse: {
+          type: 'object',
+          properties: { predictions: { type: 'array', items: ref('Prediction') }, cache_hit: { type: 'boolean' } },
+          required: ['predictions', 'cache_hit'],
+        },
+        Health: {
+          type: 'object',
+          properties: { status: { type: 'string', const: 'healthy' }, device: { type: 'string', enum: ['cpu', 'cuda'] } },
+          required: ['status', 'device'],
+        },
+        Classes: {
+          type: 'object',
+          properties: { classes: { type: 'array', items: { type: 'string' }, example: ['pizza', 'steak', 'sushi'] } },
+          required: ['classes'],
+        },
+        SystemStatus: {
+          type: 'object',
+          properties: {
+            device: { type: 'string', enum: ['cpu', 'cuda'] },
+            cache_size: { type: 'integer', description: 'Predictions in the cache' },
+            model: { type: 'string', const: 'FoodClassifier' },
+            num_classes: { type: 'integer' },
+            device_name: { type: 'string', example: 'cpu' },
+            model_generation: { type: 'integer', description: '1 at start, +1 on every successful reload' },
+            prediction_cache: { type: 'object' },
+            token_cache: { type: 'object' },
+            libtorch_version: { type: 'string' },
+            uptime_s: { type: 'integer' },
+          },
+          required: ['device', 'cache_size', 'model', 'num_classes'],
+        },
+        ReloadResponse: {
+          type: 'object',
+          properties: { status: { type: 'string', const: 'model reloaded' }, model_generation: { type: 'integer' } },
+          required: ['status'],
+        },
+        ValidationError: {
+          type: 'object',
+          title: 'ValidationError',
+          properties: {
+            loc: { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'integer' }] } },
+            msg: { type: 'string' },
+            type: { type: 'string' },
+          },
+          required: ['loc', 'msg', 'type'],
+        },
+        HTTPValidationError: {
+          type: 'object',
+          title: 'HTTPValidationError',
+          properties: { detail: { type: 'array', items: ref('ValidationError') } },
+        },
+      },
+    },
+  };
+}

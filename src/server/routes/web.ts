@@ -1,0 +1,13 @@
+// The web page at `/`: pick or drop a photo, add a text, see the top 5 as bars. Static files, served as they are.
+import { fileURLToPath } from 'node:url';
+
+import express, { Router } from 'express';
+
+/** src/server/public, from src/server/routes (tsx) and from dist/server/routes (the build) alike. */
+export const PUBLIC_DIR = fileURLToPath(new URL('../../../src/server/public/', import.meta.url));
+
+export function webRoutes(): Router {
+  const router = Router();
+  router.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }));
+  return router;
+}

@@ -1,0 +1,90 @@
+// The service running: the model loaded, the app listening, and its graceful stop (no new connections, the
+// requests in flight answered, the models freed once their predictions are done).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import type { Logger } from 'pino';
+
+import { createApp } from './app.js';
+import type { ServiceConfig } from './config.js';
+import { ModelManager } from './model-manager.js';
+import { PredictionCache } from './prediction-cache.js';
+
+export interface RunningService {
+  server: Server;
+  /** e.g. http://127.0.0.1:8000 */
+  url: string;
+  models: ModelManager;
+  cache: PredictionCache;
+  /**
+   * Stops accepting connections, waits for the requests in flight (at most config.shutdownTimeoutMs, then
+   * closes what is left), frees the model. Resolves true when everything in flight finished.
+   */
+  close(): Promise<boolean>;
+}
+
+/** Loads the model (rejects, naming the file at fault, when it cannot) and listens. */
+export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
+  const models = await ModelManager.load(config, logger);
+  const cache = new PredictionCache(config.predictionCacheSize);
+  const server = createServer(createApp({ config, models, cache, logger }));
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  // Node's advice: headersTimeout above keepAliveTimeout, so an idle connection is closed by the keep-alive
+  // timer and never mid-request.
+  server.headersTimeout = config.keepAliveTimeoutMs + 5_000;
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    await models.close();
+    throw err;
+  }
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+
+  let closing: Promise<boolean> | undefined;
+  const close = (): Promise<boolean> => {
+    closing ??= stop(server, config.shutdownTimeoutMs).then(async (finished) => {
+      await models.close();
+      return finished;
+    });
+    return closing;
+  };
+  return { server, url: `http://${host}:${port}`, models, cache, close };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const where = `${host}:${port}`;
+      if (err.code === 'EADDRINUSE') reject(new Error(`Port ${port} is in use (${where}): stop what holds it, or set PORT`, { cause: err }));
+      else if (err.code === 'EACCES') reject(new Error(`No permission to listen on ${where}: choose a PORT above 1023`, { cause: err }));
+      else reject(err);
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function stop(server: Server, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    // Responses finished from now on close their connection, so that keep-alive clients go away.
+    server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const deadline = setTimeout(() => {
+      server.closeAllConnections();
+      finish(false);
+    }, timeoutMs);
+    let done = false;
+    function finish(finished: boolean): void {
+      if (done) return;
+      done = true;
+      clearInterval(sweep);
+      clearTimeout(deadline);
+      resolve(finished);
+    }
+    server.close(() => finish(true));
+  });
+}

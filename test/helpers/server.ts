@@ -1,0 +1,122 @@
+// A real service for the tests: `src/server/main.ts` in its own Node process (as `npm start` runs it), on a free
+// port, with the real addon and a real model folder; and small HTTP helpers to talk to it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEFAULT_MODEL_DIR = path.join(REPO, 'models');
+const MAIN = path.join(REPO, 'src', 'server', 'main.ts');
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface TestServer {
+  url: string;
+  child: ChildProcess;
+  /** stdout's JSON log lines so far, parsed. */
+  logs: Record<string, unknown>[];
+  stderr(): string;
+  /** Resolves when the process exits. */
+  exited: Promise<Exit>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<Exit>;
+  /** True while the process runs. */
+  alive(): boolean;
+}
+
+/** An empty .env, so that a developer's own .env in the repository never reaches a test server. */
+function emptyEnvFile(): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'torch-node-env-')), '.env');
+  writeFileSync(file, '');
+  return file;
+}
+
+/** The process's environment for a server: PORT 0 (a free one), the default model, 2 threads; `env` overrides. */
+export function serverEnv(env: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: emptyEnvFile(), ...env };
+}
+
+/** Spawns the service with `args`; does not wait for it to listen. */
+export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = [], cwd = REPO): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd, env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Starts the service and resolves once it listens (its 'listening' log line); rejects with its stderr if it exits. */
+export function startServer(env: Record<string, string | undefined> = {}, cwd = REPO): Promise<TestServer> {
+  const child = spawnServer(env, [], cwd);
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  let pending = '';
+  let running = true;
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => ((running = false), resolve({ code, signal }))));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`The server did not listen within 60 s. stderr:\n${stderr}`));
+    }, 60_000);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          entry = { msg: line, notJson: true };
+        }
+        logs.push(entry);
+        if (entry.msg === 'listening') {
+          clearTimeout(timer);
+          resolve({
+            url: entry.url as string,
+            child,
+            logs,
+            stderr: () => stderr,
+            exited,
+            alive: () => running,
+            stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+              if (running) child.kill(signal);
+              return exited;
+            },
+          });
+        }
+      }
+    });
+    void exited.then((exit) => {
+      clearTimeout(timer);
+      reject(new Error(`The server exited (${exit.code ?? exit.signal}) before listening. stderr:\n${stderr}`));
+    });
+  });
+}
+
+export interface PredictAnswer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+/** POST /predict with `image` (bytes; or omitted) and `text` (omitted when undefined), multipart as curl -F sends. */
+export async function predict(url: string, image: Uint8Array | undefined, text?: string, filename = 'photo.jpg'): Promise<PredictAnswer> {
+  const form = new FormData();
+  if (image) form.append('image', new Blob([image]), filename);
+  if (text !== undefined) form.append('text', text);
+  const res = await fetch(`${url}/predict`, { method: 'POST', body: form });
+  return { status: res.status, body: await res.json(), headers: res.headers };
+}
+
+export async function getJson(url: string, pathname: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${pathname}`, init);
+  return { status: res.status, body: await res.json() };
+}
+
+export function readBytes(file: string): Buffer {
+  return readFileSync(file);
+}
