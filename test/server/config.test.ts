@@ -1,0 +1,98 @@
+// loadConfig: defaults, every variable, the .env file, and the messages of wrong values.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, VARIABLES, describeVariables, loadConfig } from '../../src/server/config.js';
+
+const cwd = mkdtempSync(path.join(os.tmpdir(), 'config-test-'));
+
+describe('loadConfig', () => {
+  it("defaults: the workshop's port 8000, models/, caches of 100 and 1000, keep-alive 30 s", () => {
+    expect(loadConfig({}, cwd)).toEqual({
+      host: '127.0.0.1',
+      port: 8000,
+      modelDir: path.join(cwd, 'models'),
+      modelFile: undefined,
+      classMappingFile: undefined,
+      vocabFile: undefined,
+      device: 'auto',
+      threads: undefined,
+      predictionCacheSize: 100,
+      tokenCacheSize: 1000,
+      maxUploadBytes: 10 * 1024 * 1024,
+      maxImagePixels: 40_000_000,
+      keepAliveTimeoutMs: 30_000,
+      shutdownTimeoutMs: 30_000,
+      logLevel: 'info',
+      envFile: undefined,
+    });
+  });
+
+  it('reads every variable; paths relative to the working folder', () => {
+    const config = loadConfig(
+      {
+        PORT: '9000', HOST: '0.0.0.0', MODEL_DIR: 'm', MODEL_PATH: '/abs/model.pt', CLASS_MAPPING_PATH: 'c.json', VOCAB_PATH: 'v.txt',
+        DEVICE: 'CUDA:1', THREADS: '3', PREDICTION_CACHE_SIZE: '0', TOKEN_CACHE_SIZE: '5', MAX_UPLOAD_MB: '0.5',
+        MAX_IMAGE_PIXELS: '1000', KEEP_ALIVE_TIMEOUT: '5', SHUTDOWN_TIMEOUT: '2.5', LOG_LEVEL: 'DEBUG',
+      },
+      cwd,
+    );
+    expect(config).toMatchObject({
+      port: 9000, host: '0.0.0.0', modelDir: path.join(cwd, 'm'), modelFile: '/abs/model.pt', classMappingFile: path.join(cwd, 'c.json'),
+      vocabFile: path.join(cwd, 'v.txt'), device: 'cuda:1', threads: 3, predictionCacheSize: 0, tokenCacheSize: 5,
+      maxUploadBytes: 512 * 1024, maxImagePixels: 1000, keepAliveTimeoutMs: 5000, shutdownTimeoutMs: 2500, logLevel: 'debug',
+    });
+  });
+
+  it('empty values count as unset', () => {
+    expect(loadConfig({ PORT: '', THREADS: ' ' }, cwd)).toMatchObject({ port: 8000, threads: undefined });
+  });
+
+  it('wrong values: a ConfigError naming the variable, what it expects and the value', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ PORT: 'abc' }, "Expected an integer from 0 to 65535 for PORT but received 'abc'"],
+      [{ PORT: '70000' }, "Expected an integer from 0 to 65535 for PORT but received '70000'"],
+      [{ THREADS: '0' }, "Expected an integer from 1 to 1024 for THREADS but received '0'"],
+      [{ THREADS: '1.5' }, "Expected an integer from 1 to 1024 for THREADS but received '1.5'"],
+      [{ DEVICE: 'tpu' }, "Expected auto, cpu, cuda or cuda:N for DEVICE but received 'tpu'"],
+      [{ MAX_UPLOAD_MB: '-1' }, "Expected a number from 0.001 to 1024 for MAX_UPLOAD_MB but received '-1'"],
+      [{ KEEP_ALIVE_TIMEOUT: 'soon' }, "Expected a number from 0 to 3600 for KEEP_ALIVE_TIMEOUT but received 'soon'"],
+      [{ LOG_LEVEL: 'loud' }, "Expected one of fatal, error, warn, info, debug, trace, silent for LOG_LEVEL but received 'loud'"],
+    ];
+    for (const [env, message] of cases) {
+      expect(() => loadConfig(env, cwd)).toThrow(new ConfigError(message));
+    }
+  });
+
+  it('a .env file in the working folder is read; the environment wins over it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'config-env-'));
+    writeFileSync(path.join(dir, '.env'), '# comment\nPORT=8100\nPREDICTION_CACHE_SIZE="7"\nLOG_LEVEL=warn\n');
+    expect(loadConfig({}, dir)).toMatchObject({ port: 8100, predictionCacheSize: 7, logLevel: 'warn', envFile: path.join(dir, '.env') });
+    expect(loadConfig({ PORT: '8200' }, dir)).toMatchObject({ port: 8200, predictionCacheSize: 7 });
+  });
+
+  it('ENV_FILE names another file; a missing one is an error, and so is a wrong value in it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'config-envfile-'));
+    writeFileSync(path.join(dir, 'prod.env'), 'THREADS=abc\n');
+    expect(() => loadConfig({ ENV_FILE: 'prod.env' }, dir)).toThrow("Expected an integer from 1 to 1024 for THREADS but received 'abc'");
+    expect(() => loadConfig({ ENV_FILE: 'missing.env' }, dir)).toThrow(`ENV_FILE names ${path.join(dir, 'missing.env')}, which does not exist`);
+  });
+
+  it('--help lists every variable that loadConfig reads', () => {
+    const help = describeVariables();
+    for (const v of VARIABLES) expect(help).toContain(v.name);
+    expect(VARIABLES.map((v) => v.name).sort()).toEqual(
+      ['PORT', 'HOST', 'MODEL_DIR', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
+        'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE'].sort(),
+    );
+  });
+
+  it("the README's configuration table names every variable", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const table = readme.slice(readme.indexOf('### Configuration'), readme.indexOf('### Reloading the model'));
+    for (const v of VARIABLES) expect(table, v.name).toContain(`\`${v.name}\``);
+  });
+});

@@ -1,0 +1,57 @@
+// PredictionCache: its key (what makes two requests the same), LRU eviction, clear, and turning it off.
+import { describe, expect, it } from 'vitest';
+
+import { PredictionCache, type CachedPrediction } from '../../src/server/prediction-cache.js';
+import { toWorkshopPrediction } from '../../src/server/routes/predict.js';
+
+const answer = (name: string): CachedPrediction[] => [{ class_name: name, probability: 1, confidence: '100.00%' }];
+const bytes = (...values: number[]) => Uint8Array.from(values);
+
+describe('PredictionCache.key', () => {
+  it('depends on the generation, the text and every image byte', () => {
+    const base = PredictionCache.key(1, 'Image of food', bytes(1, 2, 3));
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    expect(PredictionCache.key(1, 'Image of food', bytes(1, 2, 3))).toBe(base);
+    expect(PredictionCache.key(2, 'Image of food', bytes(1, 2, 3))).not.toBe(base);
+    expect(PredictionCache.key(1, 'Image of food ', bytes(1, 2, 3))).not.toBe(base);
+    expect(PredictionCache.key(1, 'Image of food', bytes(1, 2, 4))).not.toBe(base);
+  });
+
+  it('cannot be fooled by moving bytes between the text and the image', () => {
+    expect(PredictionCache.key(1, 'ab', bytes(99))).not.toBe(PredictionCache.key(1, 'a', Uint8Array.from(Buffer.from('bc'))));
+  });
+});
+
+describe('PredictionCache', () => {
+  it('evicts the least recently used entry when full, and counts hits and misses', () => {
+    const cache = new PredictionCache(2);
+    cache.set('a', answer('a'));
+    cache.set('b', answer('b'));
+    expect(cache.get('a')).toEqual(answer('a')); // a is now the most recent
+    cache.set('c', answer('c')); // evicts b
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('c')).toEqual(answer('c'));
+    expect(cache.stats).toEqual({ size: 2, max_size: 2, hits: 2, misses: 1 });
+    cache.clear();
+    expect(cache.size).toBe(0);
+  });
+
+  it('size 0 turns it off', () => {
+    const cache = new PredictionCache(0);
+    cache.set('a', answer('a'));
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+});
+
+describe("the workshop's prediction fields", () => {
+  it("class_name with '_' as spaces, confidence as a percentage with two decimals", () => {
+    expect(toWorkshopPrediction({ className: 'apple_pie', index: 0, probability: 0.93124 })).toEqual({
+      class_name: 'apple pie',
+      probability: 0.93124,
+      confidence: '93.12%',
+    });
+    expect(toWorkshopPrediction({ className: 'baby_back_ribs', index: 1, probability: 1 }).confidence).toBe('100.00%');
+    expect(toWorkshopPrediction({ className: 'x', index: 2, probability: 0.000049 }).confidence).toBe('0.00%');
+  });
+});
