@@ -64,7 +64,9 @@ stamp=node_modules/.setup-lock-sha256
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   say "installing npm packages (npm ci; builds the addon)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node's postinstall would download a CUDA provider (offline: fails the whole install);
+  # its CPU binaries are in the package.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" >"$stamp"
 fi
 
