@@ -3,14 +3,21 @@
 //   const classifier = await FoodClassifier.load(await readModelFolder('models'));
 //   const top5 = await classifier.predict(jpegBytes, 'Image of food');
 import { Tensor, TorchError, TorchModel, type Device } from '../index.js';
-import { type ModelFolder } from './model-folder.js';
+import { type Backend, type ModelFolder } from './model-folder.js';
 import { preprocessImage } from './preprocess.js';
 import { TextTokenizer } from './tokenizer.js';
 
+/** What FoodClassifier needs of a model: TorchModel (LibTorch) and OnnxModel (ONNX Runtime) both are one. */
+export interface InferenceModel {
+  readonly device: string;
+  forward(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  dispose(): Promise<void>;
+}
+
 export interface ClassifierOptions {
-  /** Default `auto`. */
+  /** Default `auto`. LibTorch only: ONNX Runtime runs on the CPU. */
   device?: Device;
-  /** LibTorch intra-op threads. Default: the library's (the machine's available parallelism). */
+  /** Intra-op threads of LibTorch or ONNX Runtime. Default: the machine's available parallelism. */
   threads?: number;
   /** Uploads with more pixels are refused (decompression bombs). Default: preprocessImage's. */
   maxPixels?: number;
@@ -31,13 +38,13 @@ export const DEFAULT_TEXT = 'Image of food';
 
 export class FoodClassifier {
   readonly folder: ModelFolder;
-  readonly #model: TorchModel;
+  readonly #model: InferenceModel;
   readonly #tokenizer: TextTokenizer;
   readonly #maxPixels: number | undefined;
   #inFlight = 0;
   #retired: (() => void) | undefined;
 
-  private constructor(folder: ModelFolder, model: TorchModel, tokenizer: TextTokenizer, maxPixels?: number) {
+  private constructor(folder: ModelFolder, model: InferenceModel, tokenizer: TextTokenizer, maxPixels?: number) {
     this.folder = folder;
     this.#model = model;
     this.#tokenizer = tokenizer;
@@ -45,12 +52,13 @@ export class FoodClassifier {
   }
 
   /**
-   * Loads the model (off the JavaScript thread) and the vocabulary, then runs one warm-up prediction, which
-   * also checks that the model takes the workshop's inputs and has one logit per class of the mapping.
+   * Loads the model (off the JavaScript thread) with the backend the folder was read for (folder.backend),
+   * and the vocabulary, then runs one warm-up prediction, which also checks that the model takes the
+   * workshop's inputs and has one logit per class of the mapping.
    */
   static async load(folder: ModelFolder, options: ClassifierOptions = {}): Promise<FoodClassifier> {
     const [model, tokenizer] = await Promise.all([
-      TorchModel.load(folder.modelFile, { device: options.device ?? 'auto', threads: options.threads }),
+      loadModel(folder.backend, folder.backendFile, options),
       TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }),
     ]);
     const classifier = new FoodClassifier(folder, model, tokenizer, options.maxPixels);
@@ -61,7 +69,7 @@ export class FoodClassifier {
       const expected = [1, folder.classNames.length];
       if (logits === undefined || logits.shape.join() !== expected.join()) {
         throw new TorchError(
-          `${folder.modelFile} answers logits of shape [${logits?.shape.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
+          `${folder.backendFile} answers logits of shape [${logits?.shape.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
             `has ${folder.classNames.length} classes (expected [${expected.join(', ')}]): the model and the class mapping do not belong together`,
           'ERR_MODEL_MISMATCH',
         );
@@ -75,6 +83,10 @@ export class FoodClassifier {
 
   get device(): string {
     return this.#model.device;
+  }
+
+  get backend(): Backend {
+    return this.folder.backend;
   }
 
   get numClasses(): number {
@@ -125,6 +137,15 @@ export class FoodClassifier {
     const shape = [1, this.folder.maxLength];
     return [Tensor.int64(inputIds, shape), Tensor.int64(attentionMask, shape)];
   }
+}
+
+async function loadModel(backend: Backend, file: string, options: ClassifierOptions): Promise<InferenceModel> {
+  if (backend === 'onnx') {
+    // Loaded on demand: a LibTorch service never loads ONNX Runtime.
+    const { OnnxModel } = await import('../onnx/model.js');
+    return OnnxModel.load(file, { threads: options.threads });
+  }
+  return TorchModel.load(file, { device: options.device ?? 'auto', threads: options.threads });
 }
 
 /** Probabilities of logits, computed in float64 after subtracting the largest logit (no overflow). */

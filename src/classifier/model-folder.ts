@@ -1,5 +1,6 @@
 // A model folder as the workshop's users have one, and as scripts/export_model.py writes one:
-//   best_model.pth       TorchScript: forward(image, input_ids, attention_mask) -> logits   (required)
+//   best_model.pth       TorchScript: forward(image, input_ids, attention_mask) -> logits   (required for LibTorch)
+//   best_model.onnx      the same model in ONNX                                             (required for ONNX Runtime)
 //   class_mapping.json   {"pizza": 0, "steak": 1, ...}                                        (required)
 //   vocab.txt            the WordPiece vocabulary of the text encoder                         (required)
 //   model.json           what the exporter knows: preprocessing, max_length, classes, files    (optional)
@@ -20,8 +21,14 @@ export const WORKSHOP_MAX_LENGTH = 128;
 export interface ModelFolder {
   /** The folder, absolute. */
   dir: string;
-  /** The TorchScript model, absolute. */
+  /** The backend the folder was read for: its model file is there. */
+  backend: Backend;
+  /** The model file the backend loads: modelFile (LibTorch) or onnxFile (ONNX Runtime). */
+  backendFile: string;
+  /** The TorchScript model, absolute (with the ONNX backend it need not exist). */
   modelFile: string;
+  /** The ONNX model, absolute (with the LibTorch backend it need not exist). */
+  onnxFile: string;
   classMappingFile: string;
   vocabFile: string;
   /** model.json, when the folder has one. */
@@ -46,9 +53,16 @@ export class ModelFolderError extends Error {
   }
 }
 
+/** What runs the model: LibTorch (through the addon) or ONNX Runtime. */
+export type Backend = 'torch' | 'onnx';
+
 export interface ModelFolderFiles {
+  /** Default `torch`: the TorchScript file is required; with `onnx`, the ONNX file instead. */
+  backend?: Backend;
   /** Default `<dir>/best_model.pth`. */
   modelFile?: string;
+  /** Default `<dir>/best_model.onnx`. */
+  onnxFile?: string;
   /** Default `<dir>/class_mapping.json`. */
   classMappingFile?: string;
   /** Default `<dir>/vocab.txt`. */
@@ -57,11 +71,14 @@ export interface ModelFolderFiles {
 
 export async function readModelFolder(dir: string, files: ModelFolderFiles = {}): Promise<ModelFolder> {
   const root = path.resolve(dir);
+  const backend = files.backend ?? 'torch';
   const modelFile = path.resolve(root, files.modelFile ?? 'best_model.pth');
+  const onnxFile = path.resolve(root, files.onnxFile ?? 'best_model.onnx');
+  const backendFile = backend === 'onnx' ? onnxFile : modelFile;
   const classMappingFile = path.resolve(root, files.classMappingFile ?? 'class_mapping.json');
   const vocabFile = path.resolve(root, files.vocabFile ?? 'vocab.txt');
   for (const [file, what] of [
-    [modelFile, 'the model (TorchScript)'],
+    [backendFile, backend === 'onnx' ? 'the model (ONNX)' : 'the model (TorchScript)'],
     [classMappingFile, 'the class mapping'],
     [vocabFile, 'the vocabulary'],
   ] as const) {
@@ -90,7 +107,7 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
       );
     }
   }
-  return { dir: root, modelFile, classMappingFile, vocabFile, metadataFile, classNames, preprocessing, maxLength };
+  return { dir: root, backend, backendFile, modelFile, onnxFile, classMappingFile, vocabFile, metadataFile, classNames, preprocessing, maxLength };
 }
 
 /** `{"pizza": 0, "steak": 1}` -> ['pizza', 'steak']; the indices must be 0..N-1, each once. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 
 import type { Device } from '../index.js';
+import type { Backend } from '../classifier/model-folder.js';
 import { MAX_PIXELS } from '../classifier/preprocess.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -16,8 +17,11 @@ export interface ServiceConfig {
   port: number;
   /** The model folder (best_model.pth, class_mapping.json, vocab.txt, model.json), absolute. */
   modelDir: string;
+  /** What runs the model: LibTorch (best_model.pth) or ONNX Runtime (best_model.onnx). */
+  backend: Backend;
   /** Files that live elsewhere than in modelDir; undefined: the folder's. Absolute. */
   modelFile: string | undefined;
+  onnxFile: string | undefined;
   classMappingFile: string | undefined;
   vocabFile: string | undefined;
   device: Device;
@@ -45,7 +49,9 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'PORT', default: '8000', help: 'TCP port (0: any free port)' },
   { name: 'HOST', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 or :: for every interface)' },
   { name: 'MODEL_DIR', default: 'models', help: 'model folder: best_model.pth, class_mapping.json, vocab.txt, model.json' },
+  { name: 'BACKEND', default: 'torch', help: 'torch (LibTorch, best_model.pth) or onnx (ONNX Runtime, best_model.onnx)' },
   { name: 'MODEL_PATH', default: '$MODEL_DIR/best_model.pth', help: 'the TorchScript model, when not in MODEL_DIR' },
+  { name: 'ONNX_MODEL_PATH', default: '$MODEL_DIR/best_model.onnx', help: 'the ONNX model, when not in MODEL_DIR' },
   { name: 'CLASS_MAPPING_PATH', default: '$MODEL_DIR/class_mapping.json', help: 'the class mapping, when not in MODEL_DIR' },
   { name: 'VOCAB_PATH', default: '$MODEL_DIR/vocab.txt', help: 'the WordPiece vocabulary, when not in MODEL_DIR' },
   { name: 'DEVICE', default: 'auto', help: 'auto (CUDA when available), cpu, cuda or cuda:N' },
@@ -85,14 +91,21 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 
   const port = integer(get('PORT'), 'PORT', 0, 65535) ?? 8000;
   const threads = integer(get('THREADS'), 'THREADS', 1, 1024);
+  const backendName = backend(get('BACKEND'));
+  const deviceName = device(get('DEVICE'));
+  if (backendName === 'onnx' && deviceName !== 'auto' && deviceName !== 'cpu') {
+    throw new ConfigError(`BACKEND=onnx runs on the CPU (onnxruntime-node's CPU build) but DEVICE is '${deviceName}': use BACKEND=torch for CUDA`);
+  }
   return {
     host: get('HOST') ?? '127.0.0.1',
     port,
     modelDir: path.resolve(cwd, get('MODEL_DIR') ?? 'models'),
+    backend: backendName,
     modelFile: file('MODEL_PATH'),
+    onnxFile: file('ONNX_MODEL_PATH'),
     classMappingFile: file('CLASS_MAPPING_PATH'),
     vocabFile: file('VOCAB_PATH'),
-    device: device(get('DEVICE')),
+    device: deviceName,
     threads,
     predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
     tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
@@ -151,6 +164,13 @@ function device(value: string | undefined): Device {
   const lower = value.toLowerCase();
   if (lower === 'auto' || lower === 'cpu' || lower === 'cuda' || /^cuda:\d+$/.test(lower)) return lower as Device;
   throw new ConfigError(`Expected auto, cpu, cuda or cuda:N for DEVICE ${received(value)}`);
+}
+
+function backend(value: string | undefined): Backend {
+  if (value === undefined) return 'torch';
+  const lower = value.toLowerCase();
+  if (lower === 'torch' || lower === 'onnx') return lower;
+  throw new ConfigError(`Expected torch or onnx for BACKEND ${received(value)}`);
 }
 
 function logLevel(value: string | undefined): LogLevel {

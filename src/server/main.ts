@@ -54,7 +54,8 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 logger.info(
   {
     url: service.url,
-    model: classifier.folder.modelFile,
+    backend: classifier.backend,
+    model: classifier.folder.backendFile,
     classes: classifier.numClasses,
     device: classifier.device,
     libtorch: runtimeInfo().libtorchVersion,

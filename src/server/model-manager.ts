@@ -71,7 +71,9 @@ export class ModelManager {
 
 async function loadClassifier(config: ServiceConfig): Promise<FoodClassifier> {
   const folder = await readModelFolder(config.modelDir, {
+    backend: config.backend,
     modelFile: config.modelFile,
+    onnxFile: config.onnxFile,
     classMappingFile: config.classMappingFile,
     vocabFile: config.vocabFile,
   });

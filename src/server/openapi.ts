@@ -100,6 +100,7 @@ export function openApiDocument(): object {
             cache_size: { type: 'integer', description: 'Predictions in the cache' },
             model: { type: 'string', const: 'FoodClassifier' },
             num_classes: { type: 'integer' },
+            backend: { type: 'string', enum: ['torch', 'onnx'] },
             device_name: { type: 'string', example: 'cpu' },
             model_generation: { type: 'integer', description: '1 at start, +1 on every successful reload' },
             prediction_cache: { type: 'object' },

@@ -251,14 +251,14 @@ describe('bad uploads get a clear 4xx, and the service keeps running', () => {
     asText.append('image', 'not a file');
     const res = await fetch(`${server.url}/predict`, { method: 'POST', body: asText });
     expect(res.status).toBe(422);
-    expect((await res.json()).detail[0]).toMatchObject({ loc: ['body', 'image'], msg: 'Expected a file upload for image but received a text field' });
+    expect(((await res.json()) as any).detail[0]).toMatchObject({ loc: ['body', 'image'], msg: 'Expected a file upload for image but received a text field' });
 
     const two = new FormData();
     two.append('image', new Blob([jpeg]), 'a.jpg');
     two.append('image', new Blob([jpeg]), 'b.jpg');
     const twice = await fetch(`${server.url}/predict`, { method: 'POST', body: two });
     expect(twice.status).toBe(422);
-    expect((await twice.json()).detail[0].loc).toEqual(['body', 'image']);
+    expect(((await twice.json()) as any).detail[0].loc).toEqual(['body', 'image']);
   });
 
   it('non-image bytes, a truncated JPEG, an empty file, a decompression bomb: 400 with the reason', async () => {

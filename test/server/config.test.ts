@@ -15,7 +15,9 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       port: 8000,
       modelDir: path.join(cwd, 'models'),
+      backend: 'torch',
       modelFile: undefined,
+      onnxFile: undefined,
       classMappingFile: undefined,
       vocabFile: undefined,
       device: 'auto',
@@ -34,17 +36,21 @@ describe('loadConfig', () => {
   it('reads every variable; paths relative to the working folder', () => {
     const config = loadConfig(
       {
-        PORT: '9000', HOST: '0.0.0.0', MODEL_DIR: 'm', MODEL_PATH: '/abs/model.pt', CLASS_MAPPING_PATH: 'c.json', VOCAB_PATH: 'v.txt',
-        DEVICE: 'CUDA:1', THREADS: '3', PREDICTION_CACHE_SIZE: '0', TOKEN_CACHE_SIZE: '5', MAX_UPLOAD_MB: '0.5',
+        PORT: '9000', HOST: '0.0.0.0', MODEL_DIR: 'm', BACKEND: 'ONNX', ONNX_MODEL_PATH: 'x.onnx', MODEL_PATH: '/abs/model.pt', CLASS_MAPPING_PATH: 'c.json', VOCAB_PATH: 'v.txt',
+        DEVICE: 'cpu', THREADS: '3', PREDICTION_CACHE_SIZE: '0', TOKEN_CACHE_SIZE: '5', MAX_UPLOAD_MB: '0.5',
         MAX_IMAGE_PIXELS: '1000', KEEP_ALIVE_TIMEOUT: '5', SHUTDOWN_TIMEOUT: '2.5', LOG_LEVEL: 'DEBUG',
       },
       cwd,
     );
     expect(config).toMatchObject({
       port: 9000, host: '0.0.0.0', modelDir: path.join(cwd, 'm'), modelFile: '/abs/model.pt', classMappingFile: path.join(cwd, 'c.json'),
-      vocabFile: path.join(cwd, 'v.txt'), device: 'cuda:1', threads: 3, predictionCacheSize: 0, tokenCacheSize: 5,
+      vocabFile: path.join(cwd, 'v.txt'), backend: 'onnx', onnxFile: path.join(cwd, 'x.onnx'), device: 'cpu', threads: 3, predictionCacheSize: 0, tokenCacheSize: 5,
       maxUploadBytes: 512 * 1024, maxImagePixels: 1000, keepAliveTimeoutMs: 5000, shutdownTimeoutMs: 2500, logLevel: 'debug',
     });
+  });
+
+  it('DEVICE takes cuda:N', () => {
+    expect(loadConfig({ DEVICE: 'CUDA:1' }, cwd).device).toBe('cuda:1');
   });
 
   it('empty values count as unset', () => {
@@ -60,6 +66,8 @@ describe('loadConfig', () => {
       [{ DEVICE: 'tpu' }, "Expected auto, cpu, cuda or cuda:N for DEVICE but received 'tpu'"],
       [{ MAX_UPLOAD_MB: '-1' }, "Expected a number from 0.001 to 1024 for MAX_UPLOAD_MB but received '-1'"],
       [{ KEEP_ALIVE_TIMEOUT: 'soon' }, "Expected a number from 0 to 3600 for KEEP_ALIVE_TIMEOUT but received 'soon'"],
+      [{ BACKEND: 'tensorflow' }, "Expected torch or onnx for BACKEND but received 'tensorflow'"],
+      [{ BACKEND: 'onnx', DEVICE: 'cuda' }, "BACKEND=onnx runs on the CPU (onnxruntime-node's CPU build) but DEVICE is 'cuda': use BACKEND=torch for CUDA"],
       [{ LOG_LEVEL: 'loud' }, "Expected one of fatal, error, warn, info, debug, trace, silent for LOG_LEVEL but received 'loud'"],
     ];
     for (const [env, message] of cases) {
@@ -85,7 +93,7 @@ describe('loadConfig', () => {
     const help = describeVariables();
     for (const v of VARIABLES) expect(help).toContain(v.name);
     expect(VARIABLES.map((v) => v.name).sort()).toEqual(
-      ['PORT', 'HOST', 'MODEL_DIR', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
+      ['PORT', 'HOST', 'MODEL_DIR', 'BACKEND', 'ONNX_MODEL_PATH', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
         'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE'].sort(),
     );
   });

@@ -25,6 +25,7 @@ export function statusRoutes({ models, cache }: AppContext): Router {
       model: 'FoodClassifier',
       num_classes: classifier.numClasses,
       // beyond the workshop's fields
+      backend: classifier.backend,
       device_name: classifier.device,
       model_generation: models.generation,
       prediction_cache: cache.stats,

@@ -8,6 +8,10 @@ export const PUBLIC_DIR = fileURLToPath(new URL('../../../src/server/public/', i
 
 export function webRoutes(): Router {
   const router = Router();
+  // Browsers ask for it on every visit; no icon is better than a logged 404.
+  router.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
   router.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }));
   return router;
 }

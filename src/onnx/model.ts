@@ -1,0 +1,234 @@
+// An ONNX model run by ONNX Runtime (onnxruntime-node), behind the same interface as TorchModel: positional
+// tensors in, a list of tensors out, dispose() after the calls in flight.
+//
+// ONNX Runtime's Node binding computes on the thread that calls session.run() and blocks it until the forward
+// is done. By default (`thread: 'worker'`) the session therefore lives in a worker thread of its own and the
+// event loop stays free; `thread: 'main'` runs it on the calling thread, for comparison (see `npm run bench`).
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import * as ort from 'onnxruntime-node';
+
+import { TorchError } from '../torch/errors.js';
+import { Tensor } from '../torch/tensor.js';
+import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
+import { runSession, sessionOptions, toTensor, type Reply, type Request, type WireTensor } from './protocol.js';
+
+export interface OnnxLoadOptions {
+  /** ONNX Runtime's intra-op threads. Default: the machine's available parallelism, as TorchModel. */
+  threads?: number;
+  /** Where session.run() blocks: a worker thread of the model's own (default), or the calling thread. */
+  thread?: 'worker' | 'main';
+}
+
+export interface OnnxModelInfo {
+  path: string;
+  device: 'cpu';
+  threads: number;
+  thread: 'worker' | 'main';
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+  onnxruntimeVersion: string;
+}
+
+/**
+ * A worker running session-worker: the built .js, or, when this module runs from its TypeScript source (tsx,
+ * vitest), the .ts through tsx's loader, registered in the worker first.
+ */
+function sessionWorker(): Worker {
+  const fromSource = path.extname(new URL(import.meta.url).pathname) === '.ts';
+  const url = new URL(`./session-worker${fromSource ? '.ts' : '.js'}`, import.meta.url);
+  if (!fromSource) return new Worker(url);
+  const [api, file] = [JSON.stringify(import.meta.resolve('tsx/esm/api')), JSON.stringify(url.href)];
+  return new Worker(`import(${api}).then((tsx) => tsx.tsImport(${file}, ${file}))`, { eval: true });
+}
+
+export class OnnxModel {
+  readonly backend = 'onnx';
+  readonly #info: OnnxModelInfo;
+  readonly #runner: Runner;
+  #disposed: Promise<void> | undefined;
+
+  private constructor(info: OnnxModelInfo, runner: Runner) {
+    this.#info = info;
+    this.#runner = runner;
+  }
+
+  /** Loads an .onnx file (exported by scripts/export_model.py, or any other). */
+  static async load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
+    if (typeof file !== 'string' || file === '') throw invalid('a path to an .onnx file', 'file', file);
+    if (!isObject(options)) throw invalid('an options object', 'options', options);
+    checkKeys(options, ['threads', 'thread'], 'the load options');
+    const threads = checkInteger(options.threads ?? availableParallelism(), 'threads', 1, 1024);
+    const thread = options.thread ?? 'worker';
+    if (thread !== 'worker' && thread !== 'main') throw invalid("'worker' or 'main'", 'thread', thread);
+    const absolute = path.resolve(file);
+    if (!existsSync(absolute)) throw new TorchError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
+
+    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, threads) : await MainThreadRunner.start(absolute, threads);
+    return new OnnxModel(
+      {
+        path: absolute,
+        device: 'cpu',
+        threads,
+        thread,
+        inputNames: runner.inputNames,
+        outputNames: runner.outputNames,
+        onnxruntimeVersion: ort.env.versions.common,
+      },
+      runner,
+    );
+  }
+
+  get info(): OnnxModelInfo {
+    return this.#info;
+  }
+
+  get device(): string {
+    return 'cpu';
+  }
+
+  /** Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order. */
+  async forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    if (!Array.isArray(inputs) || inputs.some((t) => !(t instanceof Tensor))) throw invalid('an array of Tensor', 'inputs', inputs);
+    if (this.#disposed) throw new TorchError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED');
+    return (await this.#runner.run(inputs)).map(toTensor);
+  }
+
+  /** Frees the session once the forwards already called have finished; later calls reject. */
+  dispose(): Promise<void> {
+    this.#disposed ??= this.#runner.dispose();
+    return this.#disposed;
+  }
+}
+
+interface Runner {
+  inputNames: string[];
+  outputNames: string[];
+  run(inputs: readonly Tensor[]): Promise<WireTensor[]>;
+  dispose(): Promise<void>;
+}
+
+function asTorchError(err: unknown, fallback: string): TorchError {
+  if (err instanceof TorchError) return err;
+  const code = (err as { code?: unknown }).code;
+  return new TorchError((err as Error).message ?? String(err), typeof code === 'string' ? code : fallback);
+}
+
+/** The session on the calling thread: every run blocks it for the whole forward. */
+class MainThreadRunner implements Runner {
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly session: ort.InferenceSession) {}
+
+  static async start(file: string, threads: number): Promise<MainThreadRunner> {
+    try {
+      return new MainThreadRunner(await ort.InferenceSession.create(file, sessionOptions(threads)));
+    } catch (err) {
+      throw new TorchError(`Cannot load ${file} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
+    }
+  }
+
+  get inputNames(): string[] {
+    return [...this.session.inputNames];
+  }
+
+  get outputNames(): string[] {
+    return [...this.session.outputNames];
+  }
+
+  run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
+    const result = this.#queue.then(() => runSession(ort, this.session, inputs)).catch((err: unknown) => {
+      throw asTorchError(err, 'ERR_FORWARD');
+    });
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async dispose(): Promise<void> {
+    await this.#queue;
+    await this.session.release();
+  }
+}
+
+/** The session in a worker thread: the event loop only posts the inputs and receives the outputs. */
+class WorkerRunner implements Runner {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (outputs: WireTensor[]) => void; reject: (err: Error) => void }>();
+  #nextId = 1;
+  #exited: Promise<void>;
+  #disposed: ((value: void) => void) | undefined;
+  inputNames: string[] = [];
+  outputNames: string[] = [];
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.on('message', (reply: Reply) => this.#receive(reply));
+    worker.on('error', (err) => this.#failAll(new TorchError(`The ONNX Runtime worker failed: ${err.message}`, 'ERR_FORWARD')));
+    worker.once('exit', () => this.#failAll(new TorchError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
+  }
+
+  static async start(file: string, threads: number): Promise<WorkerRunner> {
+    const runner = new WorkerRunner(sessionWorker());
+    const loaded = await new Promise<Reply>((resolve, reject) => {
+      runner.#worker.once('message', resolve);
+      runner.#worker.once('error', reject);
+      runner.#post({ type: 'load', file, threads });
+    }).catch((err: Error) => ({ type: 'error', message: err.message, code: 'ERR_MODEL_LOAD' }) as Reply);
+    if (loaded.type !== 'loaded') {
+      await runner.#worker.terminate();
+      const message = loaded.type === 'error' ? loaded.message : `unexpected reply ${loaded.type}`;
+      throw new TorchError(`Cannot load ${file} with ONNX Runtime: ${message}`, 'ERR_MODEL_LOAD');
+    }
+    runner.inputNames = loaded.inputNames;
+    runner.outputNames = loaded.outputNames;
+    // An idle model must not keep the process alive (it is ref'd while forwards are pending).
+    runner.#worker.unref();
+    return runner;
+  }
+
+  run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      // Inputs are copied (structured clone): the caller's arrays stay its own.
+      this.#post({ type: 'run', id, inputs: inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data })) });
+    });
+  }
+
+  async dispose(): Promise<void> {
+    // The worker handles requests in order: the runs already posted finish first.
+    const disposed = new Promise<void>((resolve) => (this.#disposed = resolve));
+    this.#worker.ref();
+    this.#post({ type: 'dispose' });
+    await Promise.race([disposed, this.#exited]);
+    await this.#worker.terminate();
+  }
+
+  #post(request: Request): void {
+    this.#worker.postMessage(request);
+  }
+
+  #receive(reply: Reply): void {
+    if (reply.type === 'disposed') {
+      this.#disposed?.();
+      return;
+    }
+    if (reply.type !== 'result' && reply.type !== 'error') return;
+    const pending = reply.id === undefined ? undefined : this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id!);
+    if (this.#pending.size === 0) this.#worker.unref();
+    if (reply.type === 'result') pending.resolve(reply.outputs);
+    else pending.reject(new TorchError(reply.message, reply.code));
+  }
+
+  #failAll(err: TorchError): void {
+    for (const { reject } of this.#pending.values()) reject(err);
+    this.#pending.clear();
+  }
+}
