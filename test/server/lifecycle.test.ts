@@ -1,0 +1,863 @@
+// The service's life, against real running servers (each its own process, the real addon, the default model in
+// models/ or a copy of it, real JPEGs): start-up refused with a message that names the fault, configuration from
+// a .env file, /reload_model (success, failures that leave the old model serving, reloads under load), graceful
+// shutdown on SIGTERM and SIGINT, and the keep-alive timeout. No durations are asserted: time limits are generous.
+import { type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { DEFAULT_MODEL_DIR, getJson, predict, spawnServer, startServer, type TestServer } from '../helpers/server.js';
+import { sharedPhotos } from '../helpers/torchvision.js';
+
+const CLASSES = Object.entries(JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, 'class_mapping.json'), 'utf8')) as Record<string, number>)
+  .sort((a, b) => a[1] - b[1])
+  .map(([name]) => name);
+/** The files of a model folder that the service reads. */
+const MODEL_FILES = ['best_model.pth', 'class_mapping.json', 'vocab.txt', 'model.json'];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Photos: ../shared/data's when present, else JPEGs made with sharp (these tests need no particular photo).
+
+const shared = sharedPhotos();
+if (shared.val.length === 0 || shared.samples.length === 0) {
+  console.warn('[lifecycle.test] ../shared/data is absent: synthetic JPEGs stand in for the photos');
+}
+
+/** Small photos (validation photos, ~500 px) for many fast predictions. */
+async function smallPhotos(count: number): Promise<Buffer[]> {
+  if (shared.val.length > 0) return Array.from({ length: count }, (_, i) => readFileSync(shared.val[(i * 7) % shared.val.length]));
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      sharp({ create: { width: 480, height: 360, channels: 3, background: { r: (i * 53) % 256, g: (i * 97) % 256, b: (i * 31) % 256 } } })
+        .composite([{ input: { create: { width: 160, height: 120, channels: 3, background: { r: 255 - ((i * 53) % 256), g: 40, b: 200 } } }, left: 60 + i * 10, top: 50 }])
+        .jpeg()
+        .toBuffer(),
+    ),
+  );
+}
+
+/** A large photo (several megapixels: its decoding and resizing take a while) for slow-ish predictions. */
+async function largePhoto(): Promise<Buffer> {
+  if (shared.samples.length > 0) {
+    return shared.samples.map((f) => readFileSync(f)).reduce((a, b) => (b.length > a.length ? b : a));
+  }
+  // 12 megapixels of noise: about 3.5 MB, under the default upload limit (10 MiB)
+  return sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#a05030', noise: { type: 'gaussian', mean: 120, sigma: 20 } } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
+}
+
+/**
+ * The same JPEG with a comment segment (FF FE) after its start marker: other bytes (another cache key), the same
+ * pixels (the same answer). A way to make the model compute again what it computed before.
+ */
+function withComment(jpeg: Buffer, comment: string): Buffer {
+  expect([jpeg[0], jpeg[1]]).toEqual([0xff, 0xd8]);
+  const payload = Buffer.from(comment, 'latin1');
+  const header = Buffer.from([0xff, 0xfe, (payload.length + 2) >> 8, (payload.length + 2) & 0xff]);
+  return Buffer.concat([jpeg.subarray(0, 2), header, payload, jpeg.subarray(2)]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes: every child started here is killed at the end, whatever a test did.
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(prefix = 'lifecycle-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** A copy of the default model folder (only the files the service reads), in a temp folder. */
+function copyModelDir(): string {
+  const dir = tempDir('lifecycle-model-');
+  for (const file of MODEL_FILES) copyFileSync(path.join(DEFAULT_MODEL_DIR, file), path.join(dir, file));
+  return dir;
+}
+
+async function serve(env: Record<string, string | undefined> = {}): Promise<TestServer> {
+  const server = await startServer(env);
+  children.add(server.child);
+  return server;
+}
+
+/** Stops a server that a test left running: SIGTERM, then SIGKILL if it has not exited within 20 s. */
+async function shutdown(server: TestServer | undefined): Promise<void> {
+  if (!server?.alive()) return;
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 20_000);
+  await server.stop('SIGTERM');
+  clearTimeout(timer);
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the service (src/server/main.ts, as `npm start`) to its exit. */
+function runToExit(env: Record<string, string | undefined> = {}, args: string[] = []): Promise<Run> {
+  const child = spawnServer(env, args);
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Resolves with the first log line (parsed) that `match` accepts, among those logged so far or to come. */
+function waitForLog(server: TestServer, match: (entry: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = (): void => {
+      const found = server.logs.find(match);
+      if (found) resolve(found);
+      else if (Date.now() - started > timeoutMs || !server.alive()) {
+        const state = server.alive() ? 'running' : `exited (${server.child.exitCode ?? server.child.signalCode})`;
+        const logs = server.logs.map((l) => JSON.stringify(l)).join('\n');
+        reject(new Error(`no such log line (the server: ${state}); logs:\n${logs}\nstderr:\n${server.stderr()}`));
+      }
+      else setTimeout(poll, 20);
+    };
+    poll();
+  });
+}
+
+function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
+
+/** Opens a new TCP connection to the server: resolves 'connected' or the error code (ECONNREFUSED, ...). */
+function tryConnect(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(portOf(url), new URL(url).hostname);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP helpers beyond test/helpers/server.ts.
+
+async function reload(url: string): Promise<{ status: number; body: any }> {
+  return getJson(url, '/reload_model', { method: 'POST' });
+}
+
+async function status(url: string): Promise<any> {
+  const res = await getJson(url, '/system_status');
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+/** The workshop's /predict body, checked field by field, for a model of `classes`. */
+function expectPredictionBody(body: any, classes: readonly string[] = CLASSES): void {
+  expect(Object.keys(body).sort()).toEqual(['cache_hit', 'predictions']);
+  expect(typeof body.cache_hit).toBe('boolean');
+  expect(body.predictions).toHaveLength(Math.min(5, classes.length));
+  let previous = Infinity;
+  let sum = 0;
+  for (const p of body.predictions) {
+    expect(Object.keys(p).sort()).toEqual(['class_name', 'confidence', 'probability']);
+    expect(classes.map((c) => c.replaceAll('_', ' '))).toContain(p.class_name);
+    expect(p.probability).toBeGreaterThanOrEqual(0);
+    expect(p.probability).toBeLessThanOrEqual(previous);
+    expect(p.confidence).toBe(`${(p.probability * 100).toFixed(2)}%`);
+    previous = p.probability;
+    sum += p.probability;
+  }
+  if (classes.length <= 5) expect(sum).toBeCloseTo(1, 6);
+}
+
+/** Two answers of the same model to the same image and text: the same classes in the same order, the same probabilities. */
+function expectSameAnswer(a: any[], b: any[]): void {
+  expect(b.map((p) => p.class_name)).toEqual(a.map((p) => p.class_name));
+  b.forEach((p, i) => expect(p.probability).toBeCloseTo(a[i].probability, 5));
+}
+
+/** A multipart body as curl -F sends it: `text`, then `image` (a JPEG). */
+function multipart(image: Buffer, text: string): { body: Buffer; contentType: string } {
+  const boundary = `----lifecycle${Math.random().toString(16).slice(2)}`;
+  const head =
+    `--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n${text}\r\n` +
+    `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
+  return {
+    body: Buffer.concat([Buffer.from(head), image, Buffer.from(`\r\n--${boundary}--\r\n`)]),
+    contentType: `multipart/form-data; boundary=${boundary}`,
+  };
+}
+
+interface StalledUpload {
+  /** Resolves once the server has read the request's head and answered `100 Continue`: the request is in flight. */
+  started: Promise<void>;
+  /** Sends the first half of the body (after `started`). */
+  sendHalf(): void;
+  /** Sends the rest. */
+  finish(): void;
+  /** The answer, or the error that ended the connection. */
+  response: Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }>;
+}
+
+/**
+ * A POST /predict whose body is sent in parts, when the test says: with `Expect: 100-continue`, Node's server
+ * answers `100 Continue` when it dispatches the request, so the test knows for sure that it is in flight.
+ */
+function stalledUpload(url: string, image: Buffer, text: string): StalledUpload {
+  const { body, contentType } = multipart(image, text);
+  const half = Math.floor(body.length / 2);
+  const { hostname, port } = new URL(url);
+  const req = http.request({
+    host: hostname,
+    port,
+    method: 'POST',
+    path: '/predict',
+    agent: false,
+    headers: { 'Content-Type': contentType, 'Content-Length': body.length, Expect: '100-continue' },
+  });
+  const started = new Promise<void>((resolve) => req.once('continue', resolve));
+  const response = new Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.once('error', reject);
+      res.once('end', () => {
+        try {
+          resolve({ status: res.statusCode!, body: JSON.parse(text), headers: res.headers });
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+  });
+  // Unhandled until a test awaits it: a test that expects an error must not leave an unhandled rejection.
+  response.catch(() => undefined);
+  req.flushHeaders();
+  return {
+    started,
+    sendHalf: () => req.write(body.subarray(0, half)),
+    finish: () => req.end(body.subarray(half)),
+    response,
+  };
+}
+
+/**
+ * One request over a raw TCP connection, as HTTP/1.1 keep-alive clients send it: resolves with the response's
+ * head (lower-cased header names) once its body has arrived, and the socket, left open.
+ */
+function rawGet(url: string, pathname: string): Promise<{ statusLine: string; headers: Record<string, string>; socket: net.Socket; closed: Promise<void> }> {
+  const { hostname, port, host } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n\r\n`));
+    socket.on('data', function onData(chunk: string) {
+      data += chunk;
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const [statusLine, ...lines] = data.slice(0, end).split('\r\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      if (data.length - end - 4 < Number(headers['content-length'] ?? 0)) return;
+      socket.off('data', onData);
+      resolve({ statusLine, headers, socket, closed });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('start-up refused, with a message that names the fault', () => {
+  it('an empty model folder: exit 1, stderr names the missing best_model.pth', async () => {
+    const empty = tempDir();
+    const run = await runToExit({ MODEL_DIR: empty });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('Cannot start');
+    expect(run.stderr).toContain(path.join(empty, 'best_model.pth'));
+    expect(run.stdout).not.toContain('"listening"');
+  });
+
+  it('the class mapping missing: exit 1, stderr names class_mapping.json (and not the model, which is there)', async () => {
+    const dir = copyModelDir();
+    rmSync(path.join(dir, 'class_mapping.json'));
+    const run = await runToExit({ MODEL_DIR: dir });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(path.join(dir, 'class_mapping.json'));
+    expect(run.stderr).not.toContain('best_model.pth');
+  });
+
+  it('a bad configuration value: exit 1, the message names the variable and the value, before any model loads', async () => {
+    const cases: [string, string][] = [
+      ['PORT', 'abc'],
+      ['PORT', '70000'],
+      ['DEVICE', 'tpu'],
+      ['LOG_LEVEL', 'loud'],
+      ['PREDICTION_CACHE_SIZE', '-1'],
+      ['KEEP_ALIVE_TIMEOUT', 'soon'],
+    ];
+    const runs = await Promise.all(cases.map(([name, value]) => runToExit({ [name]: value })));
+    runs.forEach((run, i) => {
+      const [name, value] = cases[i];
+      expect({ name, code: run.code }).toEqual({ name, code: 1 });
+      expect(run.stderr).toContain(name);
+      expect(run.stderr).toContain(`'${value}'`);
+      expect(run.stdout).not.toContain('"listening"');
+    });
+  });
+
+  it('a device this machine cannot give (cuda:99): exit 1, naming it', async () => {
+    const run = await runToExit({ DEVICE: 'cuda:99' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('Cannot start');
+    expect(run.stderr).toContain('cuda:99');
+    expect(run.stdout).not.toContain('"listening"');
+  });
+
+  it('--help prints the usage and every variable, and exits 0', async () => {
+    const run = await runToExit({}, ['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage');
+    for (const name of [
+      'PORT',
+      'HOST',
+      'MODEL_DIR',
+      'MODEL_PATH',
+      'CLASS_MAPPING_PATH',
+      'VOCAB_PATH',
+      'DEVICE',
+      'THREADS',
+      'PREDICTION_CACHE_SIZE',
+      'TOKEN_CACHE_SIZE',
+      'MAX_UPLOAD_MB',
+      'MAX_IMAGE_PIXELS',
+      'KEEP_ALIVE_TIMEOUT',
+      'SHUTDOWN_TIMEOUT',
+      'LOG_LEVEL',
+      'ENV_FILE',
+    ]) {
+      expect(run.stdout).toMatch(new RegExp(`^\\s+${name}\\s`, 'm'));
+    }
+    expect(run.stdout).toContain('(default: 8000)');
+    expect(run.stdout).not.toContain('"listening"');
+  });
+
+  it('an unknown argument: exit 2, naming it', async () => {
+    const run = await runToExit({}, ['--frobnicate']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('Unknown argument: --frobnicate');
+    expect(run.stdout).not.toContain('"listening"');
+  });
+
+  it('the port already in use: exit 1 with a clear message naming the port', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const run = await runToExit({ PORT: String(port), HOST: '127.0.0.1' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`Port ${port} is in use`);
+      expect(run.stdout).not.toContain('"listening"');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+});
+
+describe('configuration from a .env file (ENV_FILE)', () => {
+  let envFile: string;
+  let fromFile: TestServer;
+  let envWins: TestServer;
+
+  beforeAll(async () => {
+    envFile = path.join(tempDir(), 'service.env');
+    writeFileSync(envFile, '# the service\nPREDICTION_CACHE_SIZE=3\nKEEP_ALIVE_TIMEOUT=7\n');
+    [fromFile, envWins] = await Promise.all([
+      serve({ ENV_FILE: envFile, PREDICTION_CACHE_SIZE: undefined, KEEP_ALIVE_TIMEOUT: undefined }),
+      serve({ ENV_FILE: envFile, PREDICTION_CACHE_SIZE: '5', KEEP_ALIVE_TIMEOUT: undefined }),
+    ]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([shutdown(fromFile), shutdown(envWins)]);
+  });
+
+  it("the file's values are used (and the service logs which file it read)", async () => {
+    const listening = fromFile.logs.find((l) => l.msg === 'listening')!;
+    expect(listening.env_file).toBe(envFile);
+    expect((await status(fromFile.url)).prediction_cache.max_size).toBe(3);
+    const { headers, socket } = await rawGet(fromFile.url, '/health');
+    socket.destroy();
+    expect(headers['keep-alive']).toBe('timeout=7');
+  });
+
+  it('the cache really holds 3: four different predictions leave 3 entries', async () => {
+    const images = await smallPhotos(4);
+    for (const [i, image] of images.entries()) {
+      const res = await predict(fromFile.url, image, `env file ${i}`);
+      expect(res.status).toBe(200);
+      expect(res.body.cache_hit).toBe(false);
+    }
+    const after = await status(fromFile.url);
+    expect(after.cache_size).toBe(3);
+    expect(after.prediction_cache.size).toBe(3);
+    // the first was evicted (least recently used), the last is still there
+    expect((await predict(fromFile.url, images[3], 'env file 3')).body.cache_hit).toBe(true);
+    expect((await predict(fromFile.url, images[0], 'env file 0')).body.cache_hit).toBe(false);
+  });
+
+  it("an explicit environment variable wins over the file's value; the file's other values still apply", async () => {
+    expect((await status(envWins.url)).prediction_cache.max_size).toBe(5);
+    const { headers, socket } = await rawGet(envWins.url, '/health');
+    socket.destroy();
+    expect(headers['keep-alive']).toBe('timeout=7');
+  });
+
+  it('ENV_FILE naming a missing file: exit 1, naming it', async () => {
+    const missing = path.join(tempDir(), 'nowhere.env');
+    const run = await runToExit({ ENV_FILE: missing });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(missing);
+    expect(run.stdout).not.toContain('"listening"');
+  });
+
+  it('a bad value in the file: exit 1, naming the variable and the value', async () => {
+    const file = path.join(tempDir(), 'bad.env');
+    writeFileSync(file, 'DEVICE=tpu\n');
+    const run = await runToExit({ ENV_FILE: file, DEVICE: undefined });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('DEVICE');
+    expect(run.stderr).toContain("'tpu'");
+  });
+});
+
+describe('POST /reload_model, on a copy of the model folder', () => {
+  let dir: string;
+  let server: TestServer;
+  let image: Buffer;
+
+  const file = (name: string): string => path.join(dir, name);
+  /** Puts the default model's files back. */
+  const restore = (): void => {
+    for (const name of MODEL_FILES) copyFileSync(path.join(DEFAULT_MODEL_DIR, name), file(name));
+  };
+  const writeMapping = (classes: string[]): void => {
+    writeFileSync(file('class_mapping.json'), JSON.stringify(Object.fromEntries(classes.map((c, i) => [c, i]))));
+  };
+  /** model.json as the exporter writes it, with `classes` (and num_classes) changed. */
+  const writeMetadataClasses = (classes: string[]): void => {
+    const metadata = JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, 'model.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(file('model.json'), JSON.stringify({ ...metadata, classes, num_classes: classes.length }, null, 2));
+  };
+
+  beforeAll(async () => {
+    dir = copyModelDir();
+    [server, [image]] = await Promise.all([serve({ MODEL_DIR: dir }), smallPhotos(1)]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await shutdown(server);
+  });
+
+  it('succeeds: 200, the generation goes up, the cache is emptied: a prediction cached before is a miss, then a hit', async () => {
+    const before = await status(server.url);
+    const first = await predict(server.url, image, 'reload a');
+    expect(first.status).toBe(200);
+    expectPredictionBody(first.body);
+    expect(first.body.cache_hit).toBe(false);
+    expect((await predict(server.url, image, 'reload a')).body.cache_hit).toBe(true);
+
+    const res = await reload(server.url);
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('model reloaded');
+    expect(res.body.model_generation).toBe(before.model_generation + 1);
+    const after = await status(server.url);
+    expect(after.model_generation).toBe(before.model_generation + 1);
+    expect(after.cache_size).toBe(0);
+
+    const miss = await predict(server.url, image, 'reload a');
+    expect(miss.status).toBe(200);
+    expect(miss.body.cache_hit).toBe(false);
+    expectSameAnswer(first.body.predictions, miss.body.predictions);
+    const hit = await predict(server.url, image, 'reload a');
+    expect(hit.body).toEqual({ predictions: miss.body.predictions, cache_hit: true });
+  });
+
+  it('a corrupt or truncated model file: 500 saying why; the old model keeps answering the same; restored, the reload succeeds', async () => {
+    const before = await predict(server.url, image, 'reload b');
+    expect(before.status).toBe(200);
+    const { model_generation: generation } = await status(server.url);
+    try {
+      const garbage = Buffer.alloc(64 * 1024);
+      for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
+      writeFileSync(file('best_model.pth'), garbage);
+      const corrupt = await reload(server.url);
+      expect(corrupt.status).toBe(500);
+      expect(Object.keys(corrupt.body)).toEqual(['detail']);
+      expect(typeof corrupt.body.detail).toBe('string');
+      expect(corrupt.body.detail).toContain(file('best_model.pth'));
+
+      restore();
+      truncateSync(file('best_model.pth'), Math.floor(readFileSync(path.join(DEFAULT_MODEL_DIR, 'best_model.pth')).length / 2));
+      const truncated = await reload(server.url);
+      expect(truncated.status).toBe(500);
+      expect(typeof truncated.body.detail).toBe('string');
+      expect(truncated.body.detail).toContain(file('best_model.pth'));
+
+      expect((await status(server.url)).model_generation).toBe(generation);
+      // the old model computes (other bytes, same pixels: not from the cache) the same answer as before
+      for (const tag of ['one', 'two']) {
+        const again = await predict(server.url, withComment(image, tag), 'reload b');
+        expect(again.status).toBe(200);
+        expectPredictionBody(again.body);
+        expect(again.body.cache_hit).toBe(false);
+        expectSameAnswer(before.body.predictions, again.body.predictions);
+      }
+      // and what was cached before the failed reload is still a hit (a failed reload leaves the cache alone)
+      expect((await predict(server.url, image, 'reload b')).body.cache_hit).toBe(true);
+    } finally {
+      restore();
+    }
+    const ok = await reload(server.url);
+    expect(ok.status).toBe(200);
+    expect(ok.body.model_generation).toBe(generation + 1);
+  });
+
+  it('a class mapping with another number of classes than the model has: 500 (ERR_MODEL_MISMATCH); the old model serves on', async () => {
+    const before = await status(server.url);
+    const more = [...CLASSES, 'ramen'];
+    try {
+      // model.json updated too, so that the model itself is asked (its logits have 3 classes, not 4)
+      writeMapping(more);
+      writeMetadataClasses(more);
+      const res = await reload(server.url);
+      expect(res.status).toBe(500);
+      expect(res.body.detail).toContain(`[1, ${CLASSES.length}]`);
+      expect(res.body.detail).toContain(`${more.length} classes`);
+      expect(res.body.detail).toContain('do not belong together');
+
+      // with model.json left as exported, the folder check catches it first, naming the class mapping
+      restore();
+      writeMapping(CLASSES.slice(0, -1));
+      const res2 = await reload(server.url);
+      expect(res2.status).toBe(500);
+      expect(res2.body.detail).toContain(file('class_mapping.json'));
+      expect(res2.body.detail).toContain('model.json');
+
+      // a class mapping that is not JSON; a missing vocabulary
+      writeFileSync(file('class_mapping.json'), '{"pizza": 0,');
+      const res3 = await reload(server.url);
+      expect(res3.status).toBe(500);
+      expect(res3.body.detail).toContain(file('class_mapping.json'));
+      restore();
+      rmSync(file('vocab.txt'));
+      const res4 = await reload(server.url);
+      expect(res4.status).toBe(500);
+      expect(res4.body.detail).toContain(file('vocab.txt'));
+
+      const after = await status(server.url);
+      expect(after.model_generation).toBe(before.model_generation);
+      expect(after.num_classes).toBe(CLASSES.length);
+      expect((await getJson(server.url, '/classes')).body).toEqual({ classes: CLASSES });
+      const res5 = await predict(server.url, withComment(image, 'mismatch'), 'reload c');
+      expect(res5.status).toBe(200);
+      expectPredictionBody(res5.body);
+    } finally {
+      restore();
+    }
+  });
+
+  it('a class renamed (same count): 200, and /classes and /predict use the new name', async () => {
+    const renamed = [...CLASSES.slice(0, -1), 'raw_fish'];
+    const before = await predict(server.url, withComment(image, 'rename before'), 'reload d');
+    try {
+      writeMapping(renamed);
+      writeMetadataClasses(renamed);
+      const res = await reload(server.url);
+      expect(res.status).toBe(200);
+      expect((await getJson(server.url, '/classes')).body).toEqual({ classes: renamed });
+      const after = await predict(server.url, withComment(image, 'rename after'), 'reload d');
+      expect(after.status).toBe(200);
+      expectPredictionBody(after.body, renamed);
+      const names = after.body.predictions.map((p: { class_name: string }) => p.class_name);
+      expect(names).toContain('raw fish');
+      expect(names).not.toContain(CLASSES.at(-1)!.replaceAll('_', ' '));
+      // the same model: the same probabilities, under the new name
+      const rename = (name: string): string => (name === CLASSES.at(-1)!.replaceAll('_', ' ') ? 'raw fish' : name);
+      expect(names).toEqual(before.body.predictions.map((p: { class_name: string }) => rename(p.class_name)));
+    } finally {
+      restore();
+    }
+    expect((await reload(server.url)).status).toBe(200);
+    expect((await getJson(server.url, '/classes')).body).toEqual({ classes: CLASSES });
+  });
+
+  it('reloads under load: 8 prediction loops and 5 reloads (some at once): every answer 200 and valid, and the service lives on', async () => {
+    const images = await smallPhotos(6);
+    const generation = (await status(server.url)).model_generation;
+    const logsBefore = server.logs.length;
+    let running = true;
+    const answers: { key: string; status: number; body: any }[] = [];
+    const loops = Array.from({ length: 8 }, async (_, loop) => {
+      for (let n = 0; running || n < 3; n++) {
+        // every fourth request repeats the one three before it (a likely cache hit); the others are new texts
+        const m = n % 4 === 3 ? n - 3 : n;
+        const text = `load loop ${loop} request ${m}`;
+        const key = `${(loop + m) % images.length} ${text}`;
+        const res = await predict(server.url, images[(loop + m) % images.length], text);
+        answers.push({ key, status: res.status, body: res.body });
+      }
+    });
+    const reloads: { status: number; body: any }[] = [];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const reloading = (async () => {
+      await sleep(300);
+      reloads.push(...(await Promise.all([reload(server.url), reload(server.url)])));
+      await sleep(200);
+      reloads.push(await reload(server.url));
+      await sleep(200);
+      reloads.push(...(await Promise.all([reload(server.url), reload(server.url)])));
+      await sleep(1000);
+      running = false;
+    })();
+    await Promise.all([reloading, ...loops]);
+
+    expect(reloads.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const generations = reloads.map((r) => r.body.model_generation).sort((a, b) => a - b);
+    expect(generations).toEqual([1, 2, 3, 4, 5].map((i) => generation + i));
+    expect(answers.length).toBeGreaterThanOrEqual(8 * 3);
+    for (const answer of answers) {
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      expectPredictionBody(answer.body);
+    }
+    // the same model file throughout: every answer to one image and text is the same, computed or cached
+    const byKey = new Map<string, any[]>();
+    for (const { key, body } of answers) {
+      if (!byKey.has(key)) byKey.set(key, body.predictions);
+      else expectSameAnswer(byKey.get(key)!, body.predictions);
+    }
+
+    expect(server.alive()).toBe(true);
+    expect((await getJson(server.url, '/health')).body).toEqual({ status: 'healthy', device: 'cpu' });
+    expect((await status(server.url)).model_generation).toBe(generation + 5);
+    const hits = answers.filter((a) => a.body.cache_hit).length;
+    const stale = server.logs.slice(logsBefore).filter((l) => l.cache_hit === false && (l.generation as number) < generation + 5).length;
+    console.info(`[lifecycle.test] under load: ${answers.length} predictions (${hits} cache hits, ${stale} computed before the last reload)`);
+    // nothing logged at error level (50) or above, e.g. a retired model that failed to free
+    const errors = server.logs.slice(logsBefore).filter((l) => (l.level as number) >= 50);
+    expect(errors).toEqual([]);
+  }, 180_000);
+});
+
+describe('graceful shutdown', () => {
+  it('SIGTERM with predictions in flight: all answer 200, new connections are refused, exit 0', async () => {
+    const [server, large] = await Promise.all([serve(), largePhoto()]);
+    try {
+      const baseline = (await status(server.url)).prediction_cache.misses;
+      // slow-ish predictions (a large JPEG, distinct texts: all computed)...
+      const count = 3;
+      const answered: boolean[] = Array(count).fill(false);
+      const inFlight = Array.from({ length: count }, (_, i) =>
+        predict(server.url, large, `shutdown ${i}`).then((res) => ((answered[i] = true), res)),
+      );
+      // ...and two whose upload is not even finished when the signal comes (in flight by construction)
+      const uploads = [stalledUpload(server.url, large, 'shutdown stalled 0'), stalledUpload(server.url, large, 'shutdown stalled 1')];
+      await Promise.all(uploads.map((u) => u.started));
+      for (const u of uploads) u.sendHalf();
+      // wait until the server has the complete ones (each counted as a cache miss once its upload is parsed)
+      for (;;) {
+        const { misses } = (await status(server.url)).prediction_cache;
+        if (misses >= baseline + count || answered.every(Boolean)) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const answeredAtSignal = answered.filter(Boolean).length;
+
+      server.child.kill('SIGTERM');
+      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await tryConnect(server.url)).toBe('ECONNREFUSED');
+      expect(server.alive()).toBe(true);
+
+      for (const u of uploads) u.finish();
+      const results = await Promise.all([...inFlight, ...uploads.map((u) => u.response)]);
+      for (const res of results) {
+        expect(res.status).toBe(200);
+        expectPredictionBody(res.body);
+        expect(res.body.cache_hit).toBe(false);
+      }
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+      expect(server.logs.find((l) => l.msg === 'stopped')).toMatchObject({ finished: true });
+      // for the record: how many of the complete uploads had already been answered when the signal came
+      console.info(`[lifecycle.test] SIGTERM: ${count - answeredAtSignal} of ${count} complete predictions and 2 partial uploads in flight`);
+    } finally {
+      await shutdown(server);
+    }
+  }, 120_000);
+
+  // BUG (src/server/server.ts, stop()): the 'request' listener that stop() adds calls res.setHeader('Connection',
+  // 'close') after Express's own listener, which has already answered a synchronous route (/health, /classes,
+  // /system_status, a 404): ERR_HTTP_HEADERS_SENT is thrown from the listener, uncaught, and the process dies (exit 1)
+  // in the middle of its graceful shutdown, cutting the predictions still in flight. Any keep-alive client (a load
+  // balancer's health check, say) that sends a request on its open connection after the signal triggers it.
+  // Made deterministic here with one connection: a prediction whose upload is half sent when SIGTERM comes (in
+  // flight for sure: the server has answered `100 Continue`), then the rest of it and, pipelined, GET /health.
+  it('a request sent on an open connection after SIGTERM is answered (Connection: close), the prediction before it too; exit 0', async () => {
+    const [server, [image]] = await Promise.all([serve(), smallPhotos(1)]);
+    try {
+      const { host, hostname } = new URL(server.url);
+      const { body, contentType } = multipart(image, 'in flight while /health comes');
+      const half = Math.floor(body.length / 2);
+      const socket = net.connect(portOf(server.url), hostname);
+      let received = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+      socket.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(
+        `POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n` +
+          'Expect: 100-continue\r\n\r\n',
+      );
+      for (let waited = 0; !received.toString('latin1').includes('100 Continue\r\n\r\n'); waited += 10) {
+        if (waited > 30_000) throw new Error(`no 100 Continue; received: ${received.toString('latin1')}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      received = Buffer.alloc(0);
+      socket.write(body.subarray(0, half));
+      server.child.kill('SIGTERM');
+      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
+      socket.write(Buffer.concat([body.subarray(half), Buffer.from(`GET /health HTTP/1.1\r\nHost: ${host}\r\n\r\n`)]));
+      await closed;
+      const exit = await server.exited;
+      expect(server.stderr()).not.toContain('ERR_HTTP_HEADERS_SENT');
+      const responses = received.toString('utf8').split(/(?=HTTP\/1\.1 )/);
+      expect(responses).toHaveLength(2);
+      expect(responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expectPredictionBody(JSON.parse(responses[0].slice(responses[0].indexOf('\r\n\r\n') + 4)));
+      expect(responses[1]).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(responses[1]).toContain('{"status":"healthy","device":"cpu"}');
+      // the answer tells the keep-alive client to go away, as stop() means it to
+      expect(responses[1]).toMatch(/\r\nConnection: close\r\n/i);
+      expect(exit).toEqual({ code: 0, signal: null });
+    } finally {
+      await shutdown(server);
+    }
+  }, 60_000);
+
+  // BUG (src/server/main.ts): the 'listening' line is logged before the SIGTERM and SIGINT handlers are installed,
+  // so a supervisor that stops the service as soon as it reports ready kills it with the default action (no
+  // graceful stop, exit by signal) - while it already listens, so a request may already be in flight.
+  // A race, so tried up to four times (one after another, stopping at the first loss): each server is signalled
+  // the instant its 'listening' line arrives. Before a fix most tries lose the signal; after one, none can.
+  it('SIGTERM the moment it logs listening: a graceful stop, exit 0', async () => {
+    const attempt = (): Promise<{ code: number | null; signal: NodeJS.Signals | null; stopped: boolean }> => {
+      const child = spawnServer();
+      children.add(child);
+      let stdout = '';
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        const before = stdout;
+        stdout += chunk;
+        if (!before.includes('"msg":"listening"') && stdout.includes('"msg":"listening"')) child.kill('SIGTERM');
+      });
+      return new Promise((resolve) =>
+        child.once('close', (code, signal) => resolve({ code, signal, stopped: stdout.includes('"msg":"stopped"') })),
+      );
+    };
+    for (let i = 0; i < 4; i++) {
+      expect({ try: i + 1, ...(await attempt()) }).toEqual({ try: i + 1, code: 0, signal: null, stopped: true });
+    }
+  }, 90_000);
+
+  it('SIGINT when idle: exit 0', async () => {
+    const server = await serve();
+    expect((await getJson(server.url, '/health')).status).toBe(200);
+    expect(await server.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(server.logs.find((l) => l.msg === 'shutting down: finishing the requests in flight')).toMatchObject({ signal: 'SIGINT' });
+    expect(server.logs.find((l) => l.msg === 'stopped')).toMatchObject({ finished: true });
+  }, 60_000);
+
+  it('a request still running at SHUTDOWN_TIMEOUT is cut, and the exit code says so (1)', async () => {
+    const [server, [image]] = await Promise.all([serve({ SHUTDOWN_TIMEOUT: '1' }), smallPhotos(1)]);
+    try {
+      const upload = stalledUpload(server.url, image, 'never finished');
+      await upload.started;
+      upload.sendHalf();
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      await expect(upload.response).rejects.toThrow();
+      expect(server.logs.find((l) => l.msg === 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut')).toMatchObject({ finished: false });
+    } finally {
+      await shutdown(server);
+    }
+  }, 60_000);
+
+  it('a second signal while waiting for requests in flight exits at once (1)', async () => {
+    const [server, [image]] = await Promise.all([serve(), smallPhotos(1)]);
+    try {
+      const upload = stalledUpload(server.url, image, 'never finished either');
+      await upload.started;
+      upload.sendHalf();
+      server.child.kill('SIGTERM');
+      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
+      expect(server.alive()).toBe(true);
+      server.child.kill('SIGINT');
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expect(server.logs.find((l) => l.msg === 'second signal: exiting now')).toMatchObject({ signal: 'SIGINT' });
+      await expect(upload.response).rejects.toThrow();
+    } finally {
+      await shutdown(server);
+    }
+  }, 60_000);
+});
+
+describe('keep-alive timeout', () => {
+  let byDefault: TestServer;
+  let five: TestServer;
+
+  beforeAll(async () => {
+    [byDefault, five] = await Promise.all([serve({ KEEP_ALIVE_TIMEOUT: undefined }), serve({ KEEP_ALIVE_TIMEOUT: '5' })]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([shutdown(byDefault), shutdown(five)]);
+  });
+
+  it('by default a response carries Keep-Alive: timeout=30 (as uvicorn --timeout-keep-alive 30)', async () => {
+    const { statusLine, headers, socket } = await rawGet(byDefault.url, '/health');
+    socket.destroy();
+    expect(statusLine).toBe('HTTP/1.1 200 OK');
+    expect(headers.connection).toBe('keep-alive');
+    expect(headers['keep-alive']).toBe('timeout=30');
+  });
+
+  it('with KEEP_ALIVE_TIMEOUT=5: timeout=5, and the server closes the idle connection itself', async () => {
+    const { statusLine, headers, closed } = await rawGet(five.url, '/health');
+    expect(statusLine).toBe('HTTP/1.1 200 OK');
+    expect(headers['keep-alive']).toBe('timeout=5');
+    await closed; // the test's time limit is the bound; the server must close it without the client's help
+  }, 60_000);
+});
