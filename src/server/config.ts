@@ -111,7 +111,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
     maxUploadBytes: Math.round((number(get('MAX_UPLOAD_MB'), 'MAX_UPLOAD_MB', 0.001, 1024) ?? 10) * 1024 * 1024),
     maxImagePixels: integer(get('MAX_IMAGE_PIXELS'), 'MAX_IMAGE_PIXELS', 1, 2 ** 40) ?? MAX_PIXELS,
-    keepAliveTimeoutMs: (number(get('KEEP_ALIVE_TIMEOUT'), 'KEEP_ALIVE_TIMEOUT', 0, 3600) ?? 30) * 1000,
+    // Whole seconds, at least 1: the Keep-Alive header carries whole seconds, and 0 would mean no timeout at all.
+    keepAliveTimeoutMs: (integer(get('KEEP_ALIVE_TIMEOUT'), 'KEEP_ALIVE_TIMEOUT', 1, 3600) ?? 30) * 1000,
     shutdownTimeoutMs: (number(get('SHUTDOWN_TIMEOUT'), 'SHUTDOWN_TIMEOUT', 0, 3600) ?? 30) * 1000,
     logLevel: logLevel(get('LOG_LEVEL')),
     envFile,

@@ -49,6 +49,29 @@ try {
   process.exit(1);
 }
 
+// Installed before 'listening' is logged: from then on a signal must always mean a graceful stop.
+let signals = 0;
+const running = service;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down: finishing the requests in flight');
+    running.close().then(
+      (finished) => {
+        logger.info({ finished }, finished ? 'stopped' : 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut');
+        process.exit(finished ? 0 : 1);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}
+
 const classifier = service.models.classifier;
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 logger.info(
@@ -65,24 +88,3 @@ logger.info(
   },
   'listening',
 );
-
-let signals = 0;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (++signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    logger.info({ signal }, 'shutting down: finishing the requests in flight');
-    service.close().then(
-      (finished) => {
-        logger.info({ finished }, finished ? 'stopped' : 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut');
-        process.exit(finished ? 0 : 1);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  });
-}

@@ -70,8 +70,9 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 
 function stop(server: Server, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    // Responses finished from now on close their connection, so that keep-alive clients go away.
-    server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
+    // Responses from now on close their connection, so that keep-alive clients go away. Prepended: it must run
+    // before the app, which may answer (and send the headers) synchronously.
+    server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
     const sweep = setInterval(() => server.closeIdleConnections(), 100);
     const deadline = setTimeout(() => {
       server.closeAllConnections();
