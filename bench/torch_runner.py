@@ -13,7 +13,8 @@ PyTorch's recipe for oneDNN Graph says, because the fuser fails on optimize_for_
 JSON's "optimization" says which: freeze+optimize_for_inference, freeze or none.
 
 DIR holds spec.json, {"inputs": [{"name", "dtype", "shape", "file"}, ...]}, and one file of raw little-endian
-C-contiguous data per input (float32, float64, int32, int64), read once with numpy.fromfile. Each timed
+C-contiguous data per input (float32, float64, int32, int64), read once with torch.frombuffer (no numpy:
+the torch venv of npm run test:libtorch2 has none). Each timed
 forward is measured with time.perf_counter. stdout gets one JSON line at the end, progress goes to stderr;
 exit 1 on a model or input error, 2 on a usage error.
 """
@@ -36,9 +37,9 @@ def log(message):
 
 
 def read_inputs(folder):
-    import numpy as np
     import torch
 
+    torch_dtypes = {"float32": torch.float32, "float64": torch.float64, "int32": torch.int32, "int64": torch.int64}
     spec_path = os.path.join(folder, "spec.json")
     try:
         with open(spec_path, encoding="utf-8") as f:
@@ -66,18 +67,21 @@ def read_inputs(folder):
             raise RunnerError(f"{where} has a shape that is not a list of non-negative integers")
         path = file if os.path.isabs(file) else os.path.join(folder, file)
         try:
-            data = np.fromfile(path, dtype=np.dtype(DTYPES[dtype]))
+            with open(path, "rb") as f:
+                raw = bytearray(f.read())
         except OSError as e:
             raise RunnerError(f"cannot read {path}: {e.strerror}") from None
         count = math.prod(shape)
-        if data.size != count or os.path.getsize(path) != data.nbytes:
-            need = count * np.dtype(DTYPES[dtype]).itemsize
-            raise RunnerError(f"{path} holds {os.path.getsize(path)} bytes, but {name} ({dtype}, {count} elements) "
-                              f"needs {need}")
-        # Native byte order (a no-op on little-endian machines), then torch shares the array's memory.
-        data = data.astype(np.dtype(DTYPES[dtype]).newbyteorder("="), copy=False).reshape(shape)
+        itemsize = torch.empty((), dtype=torch_dtypes[dtype]).element_size()
+        if len(raw) != count * itemsize:
+            raise RunnerError(f"{path} holds {len(raw)} bytes, but {name} ({dtype}, {count} elements) "
+                              f"needs {count * itemsize}")
+        if sys.byteorder != "little":
+            raise RunnerError("the inputs are little-endian; this machine is not")
+        data = torch.frombuffer(raw, dtype=torch_dtypes[dtype]).reshape(shape) if count else \
+            torch.empty(shape, dtype=torch_dtypes[dtype])
         names.append(name)
-        tensors.append(torch.from_numpy(data))
+        tensors.append(data)
     return names, tensors
 
 

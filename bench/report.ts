@@ -1,0 +1,158 @@
+// `npm run bench`'s results for people: a Markdown report, an SVG chart of latency per backend, and the
+// README's block between <!-- bench:start --> and <!-- bench:end --> (a full run rewrites it).
+import { readFileSync, writeFileSync } from 'node:fs';
+
+import type { BenchResults, LatencyRow } from './results.js';
+
+const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const ratio = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)}×`);
+
+function modelLabel(results: BenchResults, key: string): string {
+  return results.models.find((m) => m.key === key)?.label ?? key;
+}
+
+function latencyTable(rows: LatencyRow[]): string {
+  const lines = [
+    '| runner | threads | batch | p50 ms | p95 ms | p99 ms | × floor | event loop p99 ms | same output |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.runner} | ${r.threads} | ${r.batch} | **${ms(r.p50)}** | ${ms(r.p95)} | ${ms(r.p99)} | ${ratio(r.vs_floor)} | ${ms(r.eventloop_p99_ms)} | ${r.output_matches ? 'yes' : '**no**'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The headline: batch 1, the most threads measured, one line per runner, one column per model. */
+export function headlineTable(results: BenchResults): string {
+  const threads = Math.max(...results.latency.map((r) => r.threads));
+  const models = results.models.map((m) => m.key);
+  const runners = [...new Set(results.latency.map((r) => r.runner))];
+  const lines = [
+    `| batch 1, ${threads} threads | ${models.map((m) => `${m} model p50 (× floor)`).join(' | ')} |`,
+    `|---|${models.map(() => '---').join('|')}|`,
+  ];
+  for (const runner of runners) {
+    const cells = models.map((m) => {
+      const r = results.latency.find((x) => x.runner === runner && x.model === m && x.batch === 1 && x.threads === threads);
+      return r ? `${ms(r.p50)} ms (${ratio(r.vs_floor)})` : '–';
+    });
+    lines.push(`| ${runner} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function serviceTable(results: BenchResults): string {
+  const lines = ['| backend | cache | concurrency | req/s | p50 ms | p99 ms | errors | peak RSS MB |', '|---|---|---|---|---|---|---|---|'];
+  for (const r of results.service) {
+    lines.push(
+      `| ${r.backend} | ${r.cache} | ${r.concurrency} | ${r.requests_per_s.toFixed(1)} | ${r.p50_ms} | ${r.p99_ms} | ${r.errors} | ${r.peak_rss_mb.toFixed(0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function renderMarkdown(results: BenchResults, svgName: string): string {
+  const out: string[] = [];
+  out.push(`# Benchmark results (${results.kind} run, ${results.date.slice(0, 16).replace('T', ' ')} UTC)`, '');
+  out.push(`Command: \`${results.command}\`  `);
+  out.push(`Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gb} GB, ${results.machine.os}  `);
+  out.push(`Versions: ${Object.entries(results.versions).map(([k, v]) => `${k} ${v}`).join(', ')}  `);
+  out.push(`Environment: ${Object.entries(results.environment).map(([k, v]) => `${k}=${v}`).join(', ')}  `);
+  out.push(`Settings: ${Object.entries(results.settings).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`, '');
+  out.push(`![latency per backend](${svgName})`, '');
+  out.push('## Model latency, batch 1', '', headlineTable(results), '');
+  out.push(
+    '"× floor": p50 divided by the p50 of the C++ executable calling the same LibTorch directly (for ONNX Runtime: ' +
+      "Debian's LibTorch). Every runner is a separate process: warm-up forwards first, then timed forwards one after " +
+      'another, in rounds whose order rotates. "event loop p99": the delay of the event loop while the forwards ran.',
+    '',
+  );
+  for (const m of results.models) {
+    out.push(`## ${m.label}`, '', latencyTable(results.latency.filter((r) => r.model === m.key)), '');
+  }
+  if (results.options.length) {
+    out.push('## The options of each backend (batch 1, 2 threads)', '');
+    out.push('| stack | option | p50 ms | p95 ms | p99 ms | same output |', '|---|---|---|---|---|---|');
+    for (const r of results.options) {
+      out.push(
+        r.error
+          ? `| ${r.stack} | ${r.option} | failed: ${r.error} | | | |`
+          : `| ${r.stack} | ${r.option} | **${ms(r.p50)}** | ${ms(r.p95)} | ${ms(r.p99)} | ${r.output_matches ? 'yes' : '**no**'} |`,
+      );
+    }
+    out.push('');
+  }
+  if (results.service.length) {
+    out.push(`## The HTTP service under load (autocannon; upload: ${results.service_upload ?? ''})`, '');
+    out.push(serviceTable(results), '');
+    out.push('"cache hits": the same upload repeated, answered from the prediction cache after the first; "cache off": PREDICTION_CACHE_SIZE=0, every request computed. THREADS=2, default logging.', '');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Horizontal bars of p50 (a tick at p99) per runner, batch 1 with the most threads, one panel per model. */
+export function renderSvg(results: BenchResults): string {
+  const threads = Math.max(...results.latency.map((r) => r.threads));
+  const panels = results.models
+    .map((m) => ({ model: m, rows: results.latency.filter((r) => r.model === m.key && r.batch === 1 && r.threads === threads) }))
+    .filter((p) => p.rows.length);
+  const width = 960;
+  const labelWidth = 330;
+  const barArea = width - labelWidth - 120;
+  const rowHeight = 24;
+  const colour: Record<string, string> = { cpp: '#4c566a', addon: '#d08770', onnx: '#5e81ac', 'onnx-main': '#88c0d0', python: '#a3be8c' };
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts: string[] = [];
+  let y = 40;
+  parts.push(`<text x="16" y="24" font-size="16" font-weight="bold">Model latency, batch 1, ${threads} threads: p50 (bar) and p99 (tick), milliseconds</text>`);
+  for (const { model, rows } of panels) {
+    const max = Math.max(...rows.map((r) => r.p99)) * 1.05;
+    const scale = barArea / max;
+    parts.push(`<text x="16" y="${y + 16}" font-size="13" font-weight="bold">${escape(model.label)}</text>`);
+    y += 26;
+    for (const r of [...rows].sort((a, b) => a.p50 - b.p50)) {
+      const w = Math.max(1, r.p50 * scale);
+      parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escape(r.runner)}</text>`);
+      parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${colour[r.kind] ?? '#999'}"/>`);
+      const tick = labelWidth + r.p99 * scale;
+      parts.push(`<line x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="${y + 2}" y2="${y + rowHeight - 2}" stroke="#2e3440" stroke-width="1.5"/>`);
+      const note = r.vs_floor === undefined ? '' : ` (${r.vs_floor.toFixed(2)}× floor)`;
+      parts.push(`<text x="${(tick + 6).toFixed(1)}" y="${y + 16}" font-size="12">${ms(r.p50)}${note}</text>`);
+      y += rowHeight;
+    }
+    y += 14;
+  }
+  parts.push(`<text x="16" y="${y + 8}" font-size="11" fill="#555">${escape(`${results.machine.cpu}, ${results.machine.cores} cores; ${results.date.slice(0, 10)}; npm run bench`)}</text>`);
+  const height = y + 22;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** Rewrites the README's block between the bench markers with the headline table, the chart and the service. */
+export function updateReadme(readmePath: string, results: BenchResults, svgPath: string): void {
+  const readme = readFileSync(readmePath, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const i = readme.indexOf(start);
+  const j = readme.indexOf(end);
+  if (i < 0 || j < i) return;
+  const block = [
+    start,
+    `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores) by \`${results.command}\`; full report: \`bench/results/latest.md\`.`,
+    '',
+    `![latency per backend](${svgPath})`,
+    '',
+    headlineTable(results),
+    '',
+    serviceTable(results),
+    end,
+  ].join('\n');
+  writeFileSync(readmePath, readme.slice(0, i) + block + readme.slice(j + end.length));
+}

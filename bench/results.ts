@@ -1,0 +1,78 @@
+// The shape of `npm run bench`'s results (bench/results/*.json), and the statistics of a list of times.
+
+export interface Stats {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+}
+
+export interface LatencyRow extends Stats {
+  model: 'demo' | 'full';
+  batch: number;
+  threads: number;
+  /** e.g. "addon from Node, LibTorch 1.13 (Debian)" */
+  runner: string;
+  kind: 'cpp' | 'addon' | 'onnx' | 'onnx-main' | 'python';
+  /** debian, torch2 or onnx */
+  stack: string;
+  version: string;
+  /** p50 / the p50 of the C++ floor on the same LibTorch (ONNX Runtime: Debian's LibTorch). */
+  vs_floor?: number;
+  /** p50 / the p50 of the C++ floor on Debian's LibTorch, the default stack. */
+  vs_debian_floor?: number;
+  /** The event loop's delay (p99) while this runner's forwards ran; Node runners only. */
+  eventloop_p99_ms?: number;
+  /** The output's sum equals the first runner's, within 1e-3 relative. */
+  output_matches: boolean;
+}
+
+export interface OptionRow extends Partial<Stats> {
+  stack: string;
+  option: string;
+  output_sum?: number;
+  output_matches?: boolean;
+  error?: string;
+}
+
+export interface ServiceRow {
+  backend: 'torch' | 'onnx';
+  cache: 'hits' | 'off';
+  concurrency: number;
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  requests: number;
+  peak_rss_mb: number;
+}
+
+export interface BenchResults {
+  kind: 'quick' | 'full';
+  date: string;
+  machine: { cpu: string; cores: number; memory_gb: number; os: string };
+  versions: Record<string, string>;
+  environment: Record<string, string>;
+  command: string;
+  settings: Record<string, unknown>;
+  models: { key: string; label: string }[];
+  latency: LatencyRow[];
+  options: OptionRow[];
+  service: ServiceRow[];
+  service_upload?: string;
+}
+
+/** Nearest-rank percentiles (no interpolation: every figure is a time that was measured). */
+export function stats(times: readonly number[]): Stats {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  return {
+    n: sorted.length,
+    p50: round(at(50)),
+    p95: round(at(95)),
+    p99: round(at(99)),
+    mean: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length)),
+  };
+}

@@ -1,0 +1,575 @@
+// `npm run bench`: how fast is native LibTorch from Node, against ONNX Runtime and against Python? Side by side
+// in one run, on this machine as it is (shared and noisy: rounds are interleaved and medians reported).
+//
+//  1. Model latency, batch 1 and 8, 1 and 2 threads: the C++ floor (bench/native/floor.cc calling LibTorch
+//     directly), the addon from Node, onnxruntime-node (in its worker thread, and on the main thread), and
+//     Python torch; for Debian's LibTorch 1.13 and, where installed, a pip torch 2.x. On the default model and on
+//     the full-size workshop architecture (random weights, exported into a temporary folder).
+//  2. The options of each backend on the full model (freezing, oneDNN, OpenMP's wait policy, OpenBLAS's core
+//     type), each checked to give the same outputs.
+//  3. The event loop's delay while each backend computes.
+//  4. The HTTP service under autocannon, concurrency 1, 4 and 16, each backend, with and without cache hits.
+// Results: bench/results/<name>.json, .md and .svg; the last line of stdout is one JSON object of headlines.
+//
+//   npm run bench [-- --quick] [-- --help]
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+
+import { TextTokenizer } from '../src/classifier/tokenizer.js';
+import { renderMarkdown, renderSvg, updateReadme } from './report.js';
+import { stats, type BenchResults, type LatencyRow, type OptionRow, type ServiceRow } from './results.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHARED_DATA = path.resolve(REPO, process.env.TORCH_NODE_SHARED_DATA || path.join('..', 'shared', 'data'));
+
+const USAGE = `Usage: npm run bench [-- options]
+
+  --quick            a few minutes: the default model, batch 1, 2 threads, Debian's LibTorch, the service at
+                     concurrency 4 (writes bench/results/quick.*; a full run writes bench/results/latest.*
+                     and the README's table)
+  --no-full-model    skip the full-size workshop architecture
+  --no-torch2        skip the pip torch 2.x (TORCH2_PYTHON names its python; default the one of
+                     npm run test:libtorch2, ~/.cache/torchscript-node/torch-2.15.0/bin/python)
+  --no-service       skip the HTTP service
+  --rounds N         interleaved rounds of every latency measurement (default 3; quick 1)
+  --iters N          timed forwards a measurement on the default model (default 30; the full model: a third)
+  --duration S       seconds of each autocannon run (default 10; quick 3)
+  --out DIR          where the results go (default bench/results)`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-full-model': { type: 'boolean', default: false },
+    'no-torch2': { type: 'boolean', default: false },
+    'no-service': { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    iters: { type: 'string' },
+    duration: { type: 'string' },
+    out: { type: 'string', default: path.join(REPO, 'bench', 'results') },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const quick = args.quick;
+const rounds = Number(args.rounds ?? (quick ? 1 : 3));
+const iters = Number(args.iters ?? (quick ? 20 : 30));
+const duration = Number(args.duration ?? (quick ? 3 : 10));
+const threadCounts = quick ? [2] : [1, 2];
+const batches = quick ? [1] : [1, 8];
+const started = Date.now();
+
+function progress(message: string): void {
+  const s = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(`[bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${message}\n`);
+}
+
+// --- what can be measured here -----------------------------------------------------------------------------
+
+const DEBIAN_PYTHON = '/usr/bin/python3';
+const TORCH2_PYTHON = process.env.TORCH2_PYTHON || path.join(os.homedir(), '.cache', 'torchscript-node', 'torch-2.15.0', 'bin', 'python');
+const ADDON_113 = path.join(REPO, 'build', 'cmake', 'Release', 'torch_node.node');
+const ADDON_2 = path.join(REPO, 'build', 'torch2', 'Release', 'torch_node.node');
+const FLOOR_113 = path.join(REPO, 'build', 'bench', 'floor');
+const FLOOR_2 = path.join(REPO, 'build', 'bench', 'floor-torch2');
+const TSX = ['--import', 'tsx'];
+
+function sh(command: string, argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(command, argv, { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+interface Stack {
+  /** e.g. "LibTorch 1.13 (Debian)" */
+  label: string;
+  key: 'debian' | 'torch2';
+  addon: string;
+  floor: string;
+  python: string;
+  floorEnv: NodeJS.ProcessEnv;
+}
+
+function stacks(): Stack[] {
+  progress('building the C++ floor against Debian\'s LibTorch (bench/build-floor.mjs)');
+  sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_113], { LIBTORCH_DIR: '', TORCH_PYTHON: '' });
+  const list: Stack[] = [{ label: 'LibTorch 1.13 (Debian)', key: 'debian', addon: ADDON_113, floor: FLOOR_113, python: DEBIAN_PYTHON, floorEnv: {} }];
+  if (quick || args['no-torch2']) return list;
+  if (!existsSync(TORCH2_PYTHON)) {
+    progress(`no pip torch 2.x to compare (${TORCH2_PYTHON}: npm run test:libtorch2 installs one, or set TORCH2_PYTHON): skipped`);
+    return list;
+  }
+  if (!existsSync(ADDON_2)) {
+    progress(`building the addon against ${TORCH2_PYTHON}'s LibTorch into build/torch2 (a few minutes, once)`);
+    sh(process.execPath, ['node_modules/cmake-js/bin/cmake-js', 'compile', '--out', 'build/torch2'], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
+  }
+  progress(`building the C++ floor against ${TORCH2_PYTHON}'s LibTorch`);
+  sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_2], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
+  const version = sh(TORCH2_PYTHON, ['-c', 'import torch; print(torch.__version__.split("+")[0])']).trim();
+  list.push({ label: `LibTorch ${version} (PyPI torch)`, key: 'torch2', addon: ADDON_2, floor: FLOOR_2, python: TORCH2_PYTHON, floorEnv: {} });
+  return list;
+}
+
+// --- models and their inputs -------------------------------------------------------------------------------
+
+interface BenchModel {
+  key: 'demo' | 'full';
+  label: string;
+  dir: string;
+  /** Timed forwards per measurement. */
+  iters: number;
+  warmup: number;
+}
+
+async function fullModel(): Promise<BenchModel | undefined> {
+  const vocab = path.join(SHARED_DATA, 'bert-base-uncased', 'vocab.txt');
+  if (!existsSync(vocab)) {
+    progress(`the full-size model needs ${vocab} (bert-base-uncased's vocabulary): skipped`);
+    return undefined;
+  }
+  // Exported once per version of the exporter into a temporary folder (1.6 GB; never committed) and reused.
+  const exporter = ['scripts/export_model.py', 'scripts/foodmodel/architecture.py', 'scripts/foodmodel/export.py', 'scripts/foodmodel/bert.py']
+    .map((f) => readFileSync(path.join(REPO, f)))
+    .reduce((h, b) => h.update(b), createHash('sha256'))
+    .digest('hex')
+    .slice(0, 12);
+  const dir = path.join(os.tmpdir(), `torchscript-node-bench-full-${exporter}`);
+  if (!existsSync(path.join(dir, 'model.json'))) {
+    progress(`exporting the full-size workshop architecture with random weights into ${dir} (about a minute, 1.6 GB)`);
+    rmSync(dir, { recursive: true, force: true });
+    await runStreaming(path.join(REPO, '.venv', 'bin', 'python'), ['scripts/export_model.py', '--random', 'full', '--vocab', vocab, '--out', dir]);
+  } else {
+    progress(`full-size model: reusing ${dir}`);
+  }
+  return { key: 'full', label: 'full-size workshop model (ResNet18 + BERT-base, 132.5 M parameters, random weights)', dir, iters: Math.max(5, Math.round(iters / 3)), warmup: 3 };
+}
+
+function runStreaming(command: string, argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${argv.join(' ')} exited with ${code}`))));
+  });
+}
+
+/** Deterministic standard-normal floats (an LCG and Box-Muller), so every run times the very same inputs. */
+function normal(n: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const t = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+/** An inputs folder (spec.json + raw little-endian .bin files) for a model folder and a batch size. */
+async function writeInputs(model: BenchModel, batch: number, root: string): Promise<string> {
+  const dir = path.join(root, `${model.key}-b${batch}`);
+  mkdirSync(dir, { recursive: true });
+  const meta = JSON.parse(readFileSync(path.join(model.dir, 'model.json'), 'utf8')) as { max_length?: number; preprocessing?: { crop?: number } };
+  const maxLength = meta.max_length ?? 128;
+  const crop = meta.preprocessing?.crop ?? 224;
+  const tokenizer = await TextTokenizer.fromVocab(path.join(model.dir, 'vocab.txt'), { maxLength });
+  const { inputIds, attentionMask } = await tokenizer.encode('Image of food');
+  const repeat = (a: BigInt64Array) => {
+    const out = new BigInt64Array(a.length * batch);
+    for (let i = 0; i < batch; i++) out.set(a, i * a.length);
+    return out;
+  };
+  const inputs = [
+    { name: 'image', dtype: 'float32', shape: [batch, 3, crop, crop], data: normal(batch * 3 * crop * crop, 42) },
+    { name: 'input_ids', dtype: 'int64', shape: [batch, maxLength], data: repeat(inputIds) },
+    { name: 'attention_mask', dtype: 'int64', shape: [batch, maxLength], data: repeat(attentionMask) },
+  ];
+  for (const input of inputs) writeFileSync(path.join(dir, `${input.name}.bin`), Buffer.from(input.data.buffer));
+  writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ inputs: inputs.map(({ data: _data, ...s }) => ({ ...s, file: `${s.name}.bin` })) }));
+  return dir;
+}
+
+// --- one latency measurement ---------------------------------------------------------------------------------
+
+interface RunnerOutput {
+  runner: string;
+  times_ms: number[];
+  output_sum: number;
+  libtorch?: string;
+  onnxruntime?: string;
+  eventloop_delay_ms?: { p50: number; p99: number; max: number };
+}
+
+interface Runner {
+  /** e.g. "addon (LibTorch 1.13 (Debian))" */
+  name: string;
+  kind: 'cpp' | 'addon' | 'onnx' | 'onnx-main' | 'python';
+  stack: string;
+  command(model: string, inputs: string, threads: number, opts: { iters: number; warmup: number; extra?: string[] }): [string, string[], NodeJS.ProcessEnv];
+}
+
+function runnersFor(list: Stack[]): Runner[] {
+  const runners: Runner[] = [];
+  const common = (file: string, inputs: string, threads: number, o: { iters: number; warmup: number; extra?: string[] }) => [
+    '--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...(o.extra ?? []),
+  ];
+  for (const s of list) {
+    runners.push({
+      name: `C++ floor, ${s.label}`,
+      kind: 'cpp',
+      stack: s.key,
+      command: (dir, inputs, threads, o) => [s.floor, common(path.join(dir, 'best_model.pth'), inputs, threads, o), s.floorEnv],
+    });
+    runners.push({
+      name: `addon from Node, ${s.label}`,
+      kind: 'addon',
+      stack: s.key,
+      command: (dir, inputs, threads, o) => [
+        process.execPath,
+        [...TSX, 'bench/latency-node.ts', '--backend', 'torch', ...common(path.join(dir, 'best_model.pth'), inputs, threads, o)],
+        { TORCH_NODE_ADDON: s.addon },
+      ],
+    });
+    runners.push({
+      name: `Python torch, ${s.label.replace('LibTorch', 'torch')}`,
+      kind: 'python',
+      stack: s.key,
+      command: (dir, inputs, threads, o) => [s.python, ['bench/torch_runner.py', ...common(path.join(dir, 'best_model.pth'), inputs, threads, o)], {}],
+    });
+  }
+  runners.push({
+    name: 'onnxruntime-node (worker thread)',
+    kind: 'onnx',
+    stack: 'onnx',
+    command: (dir, inputs, threads, o) => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)], {}],
+  });
+  runners.push({
+    name: 'onnxruntime-node (main thread)',
+    kind: 'onnx-main',
+    stack: 'onnx',
+    command: (dir, inputs, threads, o) => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx-main', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)], {}],
+  });
+  return runners;
+}
+
+/** The environment every measurement runs in: what the caller set (OPENBLAS_CORETYPE kept), threads pinned. */
+function measurementEnv(threads: number, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', ...extra };
+}
+
+function measure(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<RunnerOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('exit', (code) => {
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      if (code !== 0) return reject(new Error(`${path.basename(command)} ${argv.slice(0, 4).join(' ')} ... exited with ${code}:\n${stderr.slice(-2000)}`));
+      try {
+        resolve(JSON.parse(last) as RunnerOutput);
+      } catch {
+        reject(new Error(`${command}: no JSON line in its output:\n${stdout.slice(-1000)}\n${stderr.slice(-1000)}`));
+      }
+    });
+  });
+}
+
+// --- 1. the latency matrix -----------------------------------------------------------------------------------
+
+async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot: string): Promise<LatencyRow[]> {
+  const rows: LatencyRow[] = [];
+  const total = models.length * threadCounts.length * batches.length;
+  let step = 0;
+  for (const model of models) {
+    for (const batch of batches) {
+      const inputs = await writeInputs(model, batch, inputsRoot);
+      for (const threads of threadCounts) {
+        step++;
+        // ONNX Runtime on the main thread is timed at batch 1 only: it is there for the event loop's delay.
+        const active = runners.filter((r) => r.kind !== 'onnx-main' || batch === 1);
+        const times = new Map<Runner, number[]>(active.map((r) => [r, []]));
+        const outputs = new Map<Runner, RunnerOutput>();
+        for (let round = 0; round < rounds; round++) {
+          // Rotated each round, so that no runner always goes first (or last) on a machine whose load drifts.
+          const order = active.map((_, i) => active[(i + round) % active.length]);
+          for (const runner of order) {
+            progress(`[${step}/${total}] ${model.key} model, batch ${batch}, ${threads} thread(s), round ${round + 1}/${rounds}: ${runner.name}`);
+            const [command, argv, env] = runner.command(model.dir, inputs, threads, { iters: model.iters, warmup: model.warmup });
+            const out = await measure(command, argv, measurementEnv(threads, env));
+            times.get(runner)!.push(...out.times_ms);
+            outputs.set(runner, out);
+          }
+        }
+        const reference = outputs.get(active[0])!.output_sum;
+        for (const runner of active) {
+          const out = outputs.get(runner)!;
+          rows.push({
+            model: model.key,
+            batch,
+            threads,
+            runner: runner.name,
+            kind: runner.kind,
+            stack: runner.stack,
+            version: out.libtorch ?? out.onnxruntime ?? '',
+            ...stats(times.get(runner)!),
+            eventloop_p99_ms: out.eventloop_delay_ms?.p99,
+            output_matches: Math.abs(out.output_sum - reference) <= 1e-3 * Math.max(1, Math.abs(reference)),
+          });
+        }
+        const floor = rows.find((r) => r.model === model.key && r.batch === batch && r.threads === threads && r.kind === 'cpp' && r.stack === 'debian')!;
+        for (const r of rows.filter((x) => x.model === model.key && x.batch === batch && x.threads === threads)) {
+          const own = rows.find((x) => x.model === r.model && x.batch === r.batch && x.threads === r.threads && x.kind === 'cpp' && x.stack === r.stack) ?? floor;
+          r.vs_floor = r.p50 / own.p50;
+          r.vs_debian_floor = r.p50 / floor.p50;
+        }
+        progress(
+          `   ${model.key} b${batch} t${threads}: ` +
+            rows.filter((r) => r.model === model.key && r.batch === batch && r.threads === threads).map((r) => `${r.runner} ${r.p50.toFixed(1)} ms`).join('; '),
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+// --- 2. the options of each backend ----------------------------------------------------------------------------
+
+async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string): Promise<OptionRow[]> {
+  const inputs = await writeInputs(model, 1, inputsRoot);
+  const threads = 2;
+  const o = { iters: model.iters, warmup: model.warmup };
+  const variants: { stack: Stack | undefined; option: string; argv: (file: string) => [string, string[]]; env: NodeJS.ProcessEnv }[] = [];
+  const common = (file: string, extra: string[] = []) => ['--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...extra];
+  for (const s of list) {
+    const pth = path.join(model.dir, 'best_model.pth');
+    const floor = (option: string, extra: string[], env: NodeJS.ProcessEnv = {}) =>
+      variants.push({ stack: s, option, argv: () => [s.floor, common(pth, extra)], env });
+    floor('traced only (no freeze, no optimize_for_inference)', ['--no-optimize']);
+    floor('frozen + optimize_for_inference (the addon\'s default)', []);
+    // oneDNN Graph fusion goes with freezing alone: with optimize_for_inference as well, torch 2.x fails on the
+    // first forward; Debian's 1.13 has no oneDNN fuser (the row then says so).
+    floor('frozen (no optimize_for_inference) + oneDNN Graph fusion', ['--onednn']);
+    floor('frozen + optimized, OMP_WAIT_POLICY=PASSIVE', [], { OMP_WAIT_POLICY: 'PASSIVE' });
+    if (s.key === 'debian') {
+      // OpenBLAS picks its kernels by CPU; OPENBLAS_CORETYPE overrides that (some environments pin Haswell, as
+      // older OpenBLAS builds can compute wrong results on newer CPUs). Both are run; outputs are compared.
+      const current = process.env.OPENBLAS_CORETYPE;
+      if (current) floor(`frozen + optimized, OPENBLAS_CORETYPE unset (environment: ${current})`, [], { OPENBLAS_CORETYPE: '' });
+      else floor('frozen + optimized, OPENBLAS_CORETYPE=Haswell (environment: unset)', [], { OPENBLAS_CORETYPE: 'Haswell' });
+    }
+  }
+  variants.push({
+    stack: undefined,
+    option: 'onnxruntime-node, all graph optimisations (the default)',
+    argv: () => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(model.dir, 'best_model.onnx'))]],
+    env: {},
+  });
+  const rows: OptionRow[] = [];
+  for (const [i, v] of variants.entries()) {
+    progress(`[options ${i + 1}/${variants.length}] ${model.key} model, batch 1, ${threads} threads: ${v.stack?.label ?? 'ONNX Runtime'}: ${v.option}`);
+    const [command, argv] = v.argv('');
+    try {
+      const env = measurementEnv(threads, v.env);
+      for (const [k, value] of Object.entries(v.env)) if (value === '') delete env[k];
+      const out = await measure(command, argv, env);
+      rows.push({ stack: v.stack?.label ?? `ONNX Runtime ${out.onnxruntime ?? ''}`, option: v.option, ...stats(out.times_ms), output_sum: out.output_sum });
+    } catch (err) {
+      rows.push({ stack: v.stack?.label ?? 'ONNX Runtime', option: v.option, error: (err as Error).message.split('\n').slice(0, 3).join(' ') });
+    }
+  }
+  const reference = rows.find((r) => r.output_sum !== undefined)?.output_sum ?? 0;
+  for (const r of rows) if (r.output_sum !== undefined) r.output_matches = Math.abs(r.output_sum - reference) <= 1e-3 * Math.max(1, Math.abs(reference));
+  return rows;
+}
+
+// --- 4. the HTTP service ---------------------------------------------------------------------------------------
+
+async function uploadBody(): Promise<{ body: Buffer; contentType: string; photo: string }> {
+  const sample = path.join(SHARED_DATA, 'samples', 'pexels-valeriya-1639557.jpg');
+  // A phone-sized upload: the sample photo scaled to 1024 pixels (or, without ../shared/data, a synthetic one).
+  const jpeg = existsSync(sample)
+    ? await sharp(sample).resize(1024, 1024, { fit: 'inside' }).jpeg({ quality: 85 }).toBuffer()
+    : await sharp({ create: { width: 1024, height: 768, channels: 3, background: { r: 180, g: 120, b: 60 } } }).jpeg().toBuffer();
+  const boundary = '----torchscript-node-bench';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    jpeg,
+    Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\nImage of food\r\n--${boundary}--\r\n`),
+  ]);
+  return { body, contentType: `multipart/form-data; boundary=${boundary}`, photo: existsSync(sample) ? `${path.basename(sample)} at 1024 px (${jpeg.length} bytes)` : 'synthetic 1024x768 JPEG' };
+}
+
+async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const main = existsSync(path.join(REPO, 'dist', 'server', 'main.js')) ? ['dist/server/main.js'] : [...TSX, 'src/server/main.ts'];
+  const child = spawn(process.execPath, main, {
+    cwd: REPO,
+    env: {
+      ...measurementEnv(2, {}),
+      PORT: '0', BACKEND: backend, THREADS: '2', LOG_LEVEL: 'info', PREDICTION_CACHE_SIZE: cache ? '100' : '0', ENV_FILE: '/dev/null',
+      TORCH_NODE_ADDON: ADDON_113,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  // The service as configured by default, request logs included (read and dropped here); its 'listening' line
+  // gives the port.
+  const url = await new Promise<string>((resolve, reject) => {
+    let head = '';
+    let listening = false;
+    const timer = setTimeout(() => reject(new Error('the service did not listen within 60 s')), 60_000);
+    child.once('exit', (code) => reject(new Error(`the service exited (${code}): ${stderr}`)));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      if (listening) return;
+      head += chunk;
+      const line = head.split('\n').find((l) => l.includes('"msg":"listening"'));
+      if (!line) return;
+      listening = true;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+  });
+  return {
+    url,
+    pid: child.pid!,
+    stop: () =>
+      new Promise((resolve) => {
+        child.removeAllListeners('exit');
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
+}
+
+async function serviceLoad(): Promise<{ rows: ServiceRow[]; photo: string }> {
+  const { body, contentType, photo } = await uploadBody();
+  const concurrencies = quick ? [4] : [1, 4, 16];
+  const rows: ServiceRow[] = [];
+  const plans = (['torch', 'onnx'] as const).flatMap((backend) => [false, true].map((cache) => ({ backend, cache })));
+  for (const [i, plan] of plans.entries()) {
+    const service = await startService(plan.backend, plan.cache);
+    try {
+      const fire = (connections: number, seconds: number) =>
+        autocannon({ url: `${service.url}/predict`, method: 'POST', headers: { 'content-type': contentType }, body, connections, duration: seconds, pipelining: 1 });
+      await fire(1, quick ? 1 : 2); // warm-up
+      for (const connections of concurrencies) {
+        progress(`[service ${i + 1}/${plans.length}] BACKEND=${plan.backend}, cache ${plan.cache ? 'hits' : 'off'}, concurrency ${connections}, ${duration} s`);
+        const r = await fire(connections, duration);
+        rows.push({
+          backend: plan.backend,
+          cache: plan.cache ? 'hits' : 'off',
+          concurrency: connections,
+          requests_per_s: r.requests.average,
+          p50_ms: r.latency.p50,
+          p99_ms: r.latency.p99,
+          errors: r.errors + r.timeouts + r.non2xx,
+          requests: r.requests.total,
+          peak_rss_mb: peakRssMb(service.pid),
+        });
+        progress(`   ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${r.errors + r.timeouts + r.non2xx}`);
+      }
+    } finally {
+      await service.stop();
+    }
+  }
+  return { rows, photo };
+}
+
+// --- the run ------------------------------------------------------------------------------------------------------
+
+function versions(list: Stack[]): Record<string, string> {
+  const v: Record<string, string> = { node: process.version };
+  for (const s of list) v[`python torch (${s.key})`] = sh(s.python, ['-c', 'import torch; print(torch.__version__)']).trim();
+  v.onnxruntime_node = (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string }).version;
+  v.autocannon = (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version;
+  try {
+    v.openblas = sh('dpkg-query', ['-W', '-f=${Version}', 'libopenblas0-openmp']).trim();
+  } catch {
+    v.openblas = 'not installed';
+  }
+  return v;
+}
+
+const list = stacks();
+const runners = runnersFor(list);
+const demo: BenchModel = { key: 'demo', label: 'default model (models/: ResNet18-small + small BERT, 0.7 M parameters)', dir: path.join(REPO, 'models'), iters, warmup: 5 };
+const full = quick || args['no-full-model'] ? undefined : await fullModel();
+const models = full ? [demo, full] : [demo];
+const inputsRoot = path.join(os.tmpdir(), `torchscript-node-bench-inputs-${process.pid}`);
+
+const results: BenchResults = {
+  kind: quick ? 'quick' : 'full',
+  date: new Date().toISOString(),
+  machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` },
+  versions: versions(list),
+  environment: {
+    OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? '(unset)',
+    OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? '(unset)',
+    OMP_NUM_THREADS: 'the thread count of each measurement',
+    OPENBLAS_NUM_THREADS: '1',
+  },
+  command: `npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  settings: { rounds, iters_default_model: demo.iters, iters_full_model: full?.iters, threads: threadCounts, batches, service_duration_s: duration },
+  models: models.map((m) => ({ key: m.key, label: m.label })),
+  latency: [],
+  options: [],
+  service: [],
+};
+try {
+  results.latency = await latencyMatrix(models, runners, inputsRoot);
+  if (!quick) results.options = await optionsStudy(full ?? demo, list, inputsRoot);
+  if (!args['no-service']) {
+    const { rows, photo } = await serviceLoad();
+    results.service = rows;
+    results.service_upload = photo;
+  }
+} finally {
+  rmSync(inputsRoot, { recursive: true, force: true });
+}
+
+const name = quick ? 'quick' : 'latest';
+mkdirSync(args.out, { recursive: true });
+writeFileSync(path.join(args.out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(path.join(args.out, `${name}.svg`), renderSvg(results));
+writeFileSync(path.join(args.out, `${name}.md`), renderMarkdown(results, `${name}.svg`));
+if (!quick && args.out === path.join(REPO, 'bench', 'results')) updateReadme(path.join(REPO, 'README.md'), results, `bench/results/${name}.svg`);
+progress(`done in ${Math.round((Date.now() - started) / 1000)} s: ${path.join(args.out, name)}.{json,md,svg}`);
+
+const pick = (kind: string, stack: string) => results.latency.find((r) => r.model === 'demo' && r.batch === 1 && r.threads === 2 && r.kind === kind && r.stack === stack);
+const addon = pick('addon', 'debian');
+const onnx = pick('onnx', 'onnx');
+const floor = pick('cpp', 'debian');
+const python = pick('python', 'debian');
+const rps = (backend: string) => results.service.find((r) => r.backend === backend && r.cache === 'off' && r.concurrency === 4)?.requests_per_s;
+const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 1000) / 1000);
+console.log(
+  JSON.stringify({
+    kind: results.kind,
+    model: 'demo',
+    batch: 1,
+    threads: 2,
+    addon_p50_ms: round(addon?.p50),
+    onnx_p50_ms: round(onnx?.p50),
+    addon_vs_onnx: round(addon && onnx ? addon.p50 / onnx.p50 : undefined),
+    floor_p50_ms: round(floor?.p50),
+    addon_vs_floor: round(addon && floor ? addon.p50 / floor.p50 : undefined),
+    python_p50_ms: round(python?.p50),
+    eventloop_p99_ms: { addon: round(addon?.eventloop_p99_ms), onnx_worker: round(onnx?.eventloop_p99_ms), onnx_main: round(pick('onnx-main', 'onnx')?.eventloop_p99_ms) },
+    service_rps_c4: { torch: round(rps('torch')), onnx: round(rps('onnx')) },
+  }),
+);

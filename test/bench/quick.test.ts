@@ -1,0 +1,54 @@
+// `npm run bench -- --quick` runs (so CI runs it) and leaves what it promises: the JSON, the Markdown table,
+// the chart, and a last line of headline figures that parses. The figures are reported, never judged: this
+// machine is shared and noisy.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import type { BenchResults } from '../../bench/results.js';
+import { REPO } from '../helpers/server.js';
+
+describe('npm run bench -- --quick', () => {
+  it('writes quick.json, quick.md and quick.svg, and prints its headline JSON last', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'bench-quick-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--duration', '2', '--iters', '10', '--out', out], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, stderr.slice(-3000)).toBe(0);
+
+    const headline = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+    console.log(`[bench --quick] ${JSON.stringify(headline)}`);
+    for (const key of ['addon_p50_ms', 'onnx_p50_ms', 'addon_vs_onnx', 'floor_p50_ms', 'addon_vs_floor', 'python_p50_ms']) {
+      expect(headline[key], key).toBeGreaterThan(0);
+    }
+    expect(headline.service_rps_c4.torch).toBeGreaterThan(0);
+    expect(headline.service_rps_c4.onnx).toBeGreaterThan(0);
+    expect(headline.addon_vs_onnx).toBeCloseTo(headline.addon_p50_ms / headline.onnx_p50_ms, 2);
+    // progress went to stderr, step by step
+    expect(stderr).toMatch(/\[bench \d\d:\d\d\] \[1\/1\] demo model, batch 1, 2 thread\(s\)/);
+
+    const results = JSON.parse(readFileSync(path.join(out, 'quick.json'), 'utf8')) as BenchResults;
+    expect(results.kind).toBe('quick');
+    expect(new Set(results.latency.map((r) => r.kind))).toEqual(new Set(['cpp', 'addon', 'python', 'onnx', 'onnx-main']));
+    // every runner computed the same model on the same inputs
+    expect(results.latency.every((r) => r.output_matches)).toBe(true);
+    expect(results.service.map((r) => `${r.backend}/${r.cache}/${r.concurrency}`).sort()).toEqual(['onnx/hits/4', 'onnx/off/4', 'torch/hits/4', 'torch/off/4']);
+    expect(results.service.every((r) => r.errors === 0 && r.requests > 0)).toBe(true);
+
+    const markdown = readFileSync(path.join(out, 'quick.md'), 'utf8');
+    expect(markdown).toContain('| addon from Node, LibTorch 1.13 (Debian) |');
+    expect(markdown).toContain('![latency per backend](quick.svg)');
+    const svg = readFileSync(path.join(out, 'quick.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svg.match(/<rect /g)!.length).toBeGreaterThanOrEqual(6);
+  }, 600_000);
+});
