@@ -67,8 +67,8 @@ if (backend === 'torch') {
 let output: Tensor | undefined;
 for (let i = 0; i < Number(args.warmup); i++) [output] = await model.forward(inputs);
 
-// The event loop's delay is sampled every 1 ms while the timed forwards run: with the work off the JS thread it
-// stays near zero; with ONNX Runtime on the main thread it is as long as a forward.
+// The event loop's delay is sampled (1 ms resolution: a free loop shows 1-2 ms) while the timed forwards run:
+// with the work off the JS thread it stays at that; with ONNX Runtime on the main thread it is a forward's time.
 const delay = monitorEventLoopDelay({ resolution: 1 });
 const times: number[] = [];
 delay.enable();

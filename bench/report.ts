@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { BenchResults, LatencyRow } from './results.js';
 
 const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-const ratio = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)}×`);
+// Below 0.9× its own floor a runner beat the executable that does strictly less: the machine's noise, flagged.
+const ratio = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}×${v < 0.9 ? ' †' : ''}`);
 
 function modelLabel(results: BenchResults, key: string): string {
   return results.models.find((m) => m.key === key)?.label ?? key;
@@ -17,6 +18,10 @@ function latencyTable(rows: LatencyRow[]): string {
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
+    if (r.error) {
+      lines.push(`| ${r.runner} | ${r.threads} | ${r.batch} | failed: ${r.error.replace(/\|/g, '/')} | | | | | |`);
+      continue;
+    }
     lines.push(
       `| ${r.runner} | ${r.threads} | ${r.batch} | **${ms(r.p50)}** | ${ms(r.p95)} | ${ms(r.p99)} | ${ratio(r.vs_floor)} | ${ms(r.eventloop_p99_ms)} | ${r.output_matches ? 'yes' : '**no**'} |`,
     );
@@ -36,6 +41,7 @@ export function headlineTable(results: BenchResults): string {
   for (const runner of runners) {
     const cells = models.map((m) => {
       const r = results.latency.find((x) => x.runner === runner && x.model === m && x.batch === 1 && x.threads === threads);
+      if (r?.error) return 'failed';
       return r ? `${ms(r.p50)} ms (${ratio(r.vs_floor)})` : '–';
     });
     lines.push(`| ${runner} | ${cells.join(' | ')} |`);
@@ -44,7 +50,7 @@ export function headlineTable(results: BenchResults): string {
 }
 
 export function serviceTable(results: BenchResults): string {
-  const lines = ['| backend | cache | concurrency | req/s | p50 ms | p99 ms | errors | peak RSS MB |', '|---|---|---|---|---|---|---|---|'];
+  const lines = ['| backend | cache | concurrency | req/s | p50 ms | p99 ms | errors | peak RSS MB (this run) |', '|---|---|---|---|---|---|---|---|'];
   for (const r of results.service) {
     lines.push(
       `| ${r.backend} | ${r.cache} | ${r.concurrency} | ${r.requests_per_s.toFixed(1)} | ${r.p50_ms} | ${r.p99_ms} | ${r.errors} | ${r.peak_rss_mb.toFixed(0)} |`,
@@ -66,14 +72,16 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
   out.push(
     '"× floor": p50 divided by the p50 of the C++ executable calling the same LibTorch directly (for ONNX Runtime: ' +
       "Debian's LibTorch). Every runner is a separate process: warm-up forwards first, then timed forwards one after " +
-      'another, in rounds whose order rotates. "event loop p99": the delay of the event loop while the forwards ran.',
+      'another, in rounds whose order rotates. "event loop p99": the delay of the event loop while the forwards ran ' +
+      '(sampled at 1 ms: a free loop shows 1–2 ms). † marks a runner below 0.9× the floor, which does strictly less ' +
+      'work: the noise of this shared machine.',
     '',
   );
   for (const m of results.models) {
     out.push(`## ${m.label}`, '', latencyTable(results.latency.filter((r) => r.model === m.key)), '');
   }
   if (results.options.length) {
-    out.push('## The options of each backend (batch 1, 2 threads)', '');
+    out.push(`## The options of each backend (batch 1, 2 threads; ${results.options_model ?? ''})`, '');
     out.push('| stack | option | p50 ms | p95 ms | p99 ms | same output |', '|---|---|---|---|---|---|');
     for (const r of results.options) {
       out.push(
@@ -85,7 +93,7 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     out.push('');
   }
   if (results.service.length) {
-    out.push(`## The HTTP service under load (autocannon; upload: ${results.service_upload ?? ''})`, '');
+    out.push(`## The HTTP service under load (the default model; autocannon; upload: ${results.service_upload ?? ''})`, '');
     out.push(serviceTable(results), '');
     out.push('"cache hits": the same upload repeated, answered from the prediction cache after the first; "cache off": PREDICTION_CACHE_SIZE=0, every request computed. THREADS=2, default logging.', '');
   }
@@ -96,7 +104,7 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
 export function renderSvg(results: BenchResults): string {
   const threads = Math.max(...results.latency.map((r) => r.threads));
   const panels = results.models
-    .map((m) => ({ model: m, rows: results.latency.filter((r) => r.model === m.key && r.batch === 1 && r.threads === threads) }))
+    .map((m) => ({ model: m, rows: results.latency.filter((r) => r.model === m.key && r.batch === 1 && r.threads === threads && !r.error) }))
     .filter((p) => p.rows.length);
   const width = 960;
   const labelWidth = 330;

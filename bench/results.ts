@@ -26,6 +26,8 @@ export interface LatencyRow extends Stats {
   eventloop_p99_ms?: number;
   /** The output's sum equals the first runner's, within 1e-3 relative. */
   output_matches: boolean;
+  /** Why the runner gave no figures. */
+  error?: string;
 }
 
 export interface OptionRow extends Partial<Stats> {
@@ -59,6 +61,8 @@ export interface BenchResults {
   models: { key: string; label: string }[];
   latency: LatencyRow[];
   options: OptionRow[];
+  /** The model the options were studied on. */
+  options_model?: string;
   service: ServiceRow[];
   service_upload?: string;
 }

@@ -24,6 +24,7 @@ import autocannon from 'autocannon';
 import sharp from 'sharp';
 
 import { TextTokenizer } from '../src/classifier/tokenizer.js';
+import { VARIABLES as SERVICE_VARIABLES } from '../src/server/config.js';
 import { renderMarkdown, renderSvg, updateReadme } from './report.js';
 import { stats, type BenchResults, type LatencyRow, type OptionRow, type ServiceRow } from './results.js';
 
@@ -40,7 +41,8 @@ const USAGE = `Usage: npm run bench [-- options]
                      npm run test:libtorch2, ~/.cache/torchscript-node/torch-2.15.0/bin/python)
   --no-service       skip the HTTP service
   --rounds N         interleaved rounds of every latency measurement (default 3; quick 1)
-  --iters N          timed forwards a measurement on the default model (default 30; the full model: a third)
+  --iters N          timed forwards a measurement on the default model (default 30, quick 20; the full
+                     model: a third)
   --duration S       seconds of each autocannon run (default 10; quick 3)
   --out DIR          where the results go (default bench/results)`;
 
@@ -62,9 +64,18 @@ if (args.help) {
   process.exit(0);
 }
 const quick = args.quick;
-const rounds = Number(args.rounds ?? (quick ? 1 : 3));
-const iters = Number(args.iters ?? (quick ? 20 : 30));
-const duration = Number(args.duration ?? (quick ? 3 : 10));
+function positiveInteger(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`Expected a positive integer for --${name} but received '${value}'\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+const rounds = positiveInteger(args.rounds, 'rounds', quick ? 1 : 3);
+const iters = positiveInteger(args.iters, 'iters', quick ? 20 : 30);
+const duration = positiveInteger(args.duration, 'duration', quick ? 3 : 10);
 const threadCounts = quick ? [2] : [1, 2];
 const batches = quick ? [1] : [1, 8];
 const started = Date.now();
@@ -155,6 +166,7 @@ async function fullModel(): Promise<BenchModel | undefined> {
 function runStreaming(command: string, argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${argv.join(' ')} exited with ${code}`))));
   });
 }
@@ -260,14 +272,19 @@ function runnersFor(list: Stack[]): Runner[] {
   return runners;
 }
 
-/** The environment every measurement runs in: what the caller set (OPENBLAS_CORETYPE kept), threads pinned. */
+/**
+ * The environment every measurement runs in: what the caller set (OPENBLAS_CORETYPE kept), OpenMP and MKL
+ * pinned to the measurement's threads. OpenBLAS is not pinned: Debian's is the OpenMP build, which follows
+ * OMP_NUM_THREADS as LibTorch does (as in production).
+ */
 function measurementEnv(threads: number, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', ...extra };
+  return { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), ...extra };
 }
 
 function measure(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<RunnerOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.once('error', reject);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -299,19 +316,32 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
         const active = runners.filter((r) => r.kind !== 'onnx-main' || batch === 1);
         const times = new Map<Runner, number[]>(active.map((r) => [r, []]));
         const outputs = new Map<Runner, RunnerOutput>();
+        const failures = new Map<Runner, string>();
         for (let round = 0; round < rounds; round++) {
           // Rotated each round, so that no runner always goes first (or last) on a machine whose load drifts.
           const order = active.map((_, i) => active[(i + round) % active.length]);
           for (const runner of order) {
+            if (failures.has(runner)) continue;
             progress(`[${step}/${total}] ${model.key} model, batch ${batch}, ${threads} thread(s), round ${round + 1}/${rounds}: ${runner.name}`);
             const [command, argv, env] = runner.command(model.dir, inputs, threads, { iters: model.iters, warmup: model.warmup });
-            const out = await measure(command, argv, measurementEnv(threads, env));
-            times.get(runner)!.push(...out.times_ms);
-            outputs.set(runner, out);
+            try {
+              const out = await measure(command, argv, measurementEnv(threads, env));
+              times.get(runner)!.push(...out.times_ms);
+              outputs.set(runner, out);
+            } catch (err) {
+              // One runner failing (a missing interpreter, an unsupported option) must not cost the whole run.
+              const message = (err as Error).message.split('\n').slice(0, 3).join(' ');
+              failures.set(runner, message);
+              progress(`   failed: ${message}`);
+            }
           }
         }
-        const reference = outputs.get(active[0])!.output_sum;
-        for (const runner of active) {
+        const measured = active.filter((r) => outputs.has(r));
+        const reference = measured.length ? outputs.get(measured[0])!.output_sum : 0;
+        for (const [runner, error] of failures) {
+          rows.push({ model: model.key, batch, threads, runner: runner.name, kind: runner.kind, stack: runner.stack, version: '', n: 0, p50: NaN, p95: NaN, p99: NaN, mean: NaN, output_matches: false, error });
+        }
+        for (const runner of measured) {
           const out = outputs.get(runner)!;
           rows.push({
             model: model.key,
@@ -326,15 +356,16 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
             output_matches: Math.abs(out.output_sum - reference) <= 1e-3 * Math.max(1, Math.abs(reference)),
           });
         }
-        const floor = rows.find((r) => r.model === model.key && r.batch === batch && r.threads === threads && r.kind === 'cpp' && r.stack === 'debian')!;
-        for (const r of rows.filter((x) => x.model === model.key && x.batch === batch && x.threads === threads)) {
-          const own = rows.find((x) => x.model === r.model && x.batch === r.batch && x.threads === r.threads && x.kind === 'cpp' && x.stack === r.stack) ?? floor;
-          r.vs_floor = r.p50 / own.p50;
-          r.vs_debian_floor = r.p50 / floor.p50;
+        const here = (x: LatencyRow) => x.model === model.key && x.batch === batch && x.threads === threads && !x.error;
+        const floor = rows.find((r) => here(r) && r.kind === 'cpp' && r.stack === 'debian');
+        for (const r of rows.filter(here)) {
+          const own = rows.find((x) => here(x) && x.kind === 'cpp' && x.stack === r.stack) ?? floor;
+          if (own) r.vs_floor = r.p50 / own.p50;
+          if (floor) r.vs_debian_floor = r.p50 / floor.p50;
         }
         progress(
           `   ${model.key} b${batch} t${threads}: ` +
-            rows.filter((r) => r.model === model.key && r.batch === batch && r.threads === threads).map((r) => `${r.runner} ${r.p50.toFixed(1)} ms`).join('; '),
+            rows.filter(here).map((r) => `${r.runner} ${r.p50.toFixed(1)} ms`).join('; '),
         );
       }
     }
@@ -411,15 +442,15 @@ async function uploadBody(): Promise<{ body: Buffer; contentType: string; photo:
 
 async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const main = existsSync(path.join(REPO, 'dist', 'server', 'main.js')) ? ['dist/server/main.js'] : [...TSX, 'src/server/main.ts'];
-  const child = spawn(process.execPath, main, {
-    cwd: REPO,
-    env: {
-      ...measurementEnv(2, {}),
-      PORT: '0', BACKEND: backend, THREADS: '2', LOG_LEVEL: 'info', PREDICTION_CACHE_SIZE: cache ? '100' : '0', ENV_FILE: '/dev/null',
-      TORCH_NODE_ADDON: ADDON_113,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // The service's defaults, whatever the caller's environment holds: only what is set here differs.
+  const env = measurementEnv(2, {});
+  for (const v of SERVICE_VARIABLES) delete env[v.name];
+  Object.assign(env, {
+    PORT: '0', MODEL_DIR: path.join(REPO, 'models'), DEVICE: 'cpu', BACKEND: backend, THREADS: '2', LOG_LEVEL: 'info',
+    PREDICTION_CACHE_SIZE: cache ? '100' : '0', ENV_FILE: '/dev/null', TORCH_NODE_ADDON: ADDON_113,
   });
+  const child = spawn(process.execPath, main, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   // The service as configured by default, request logs included (read and dropped here); its 'listening' line
@@ -427,8 +458,18 @@ async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<
   const url = await new Promise<string>((resolve, reject) => {
     let head = '';
     let listening = false;
-    const timer = setTimeout(() => reject(new Error('the service did not listen within 60 s')), 60_000);
-    child.once('exit', (code) => reject(new Error(`the service exited (${code}): ${stderr}`)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the service did not listen within 60 s: ${stderr}`));
+    }, 60_000);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the service exited (${code}): ${stderr}`));
+    });
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       if (listening) return;
       head += chunk;
@@ -445,15 +486,26 @@ async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<
     stop: () =>
       new Promise((resolve) => {
         child.removeAllListeners('exit');
+        if (exited()) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
   };
 }
 
+/** The process's peak resident memory since the last resetPeakRss (Linux: VmHWM). */
 function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
+}
+
+/** Resets VmHWM to the current RSS (writing 5 to clear_refs), so that each load level has its own peak. */
+function resetPeakRss(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // not permitted here: the peak is then the peak so far, which the report says
+  }
 }
 
 async function serviceLoad(): Promise<{ rows: ServiceRow[]; photo: string }> {
@@ -462,13 +514,20 @@ async function serviceLoad(): Promise<{ rows: ServiceRow[]; photo: string }> {
   const rows: ServiceRow[] = [];
   const plans = (['torch', 'onnx'] as const).flatMap((backend) => [false, true].map((cache) => ({ backend, cache })));
   for (const [i, plan] of plans.entries()) {
-    const service = await startService(plan.backend, plan.cache);
+    let service: Awaited<ReturnType<typeof startService>>;
+    try {
+      service = await startService(plan.backend, plan.cache);
+    } catch (err) {
+      progress(`   the service (BACKEND=${plan.backend}) did not start: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
     try {
       const fire = (connections: number, seconds: number) =>
         autocannon({ url: `${service.url}/predict`, method: 'POST', headers: { 'content-type': contentType }, body, connections, duration: seconds, pipelining: 1 });
       await fire(1, quick ? 1 : 2); // warm-up
       for (const connections of concurrencies) {
         progress(`[service ${i + 1}/${plans.length}] BACKEND=${plan.backend}, cache ${plan.cache ? 'hits' : 'off'}, concurrency ${connections}, ${duration} s`);
+        resetPeakRss(service.pid);
         const r = await fire(connections, duration);
         rows.push({
           backend: plan.backend,
@@ -477,11 +536,12 @@ async function serviceLoad(): Promise<{ rows: ServiceRow[]; photo: string }> {
           requests_per_s: r.requests.average,
           p50_ms: r.latency.p50,
           p99_ms: r.latency.p99,
-          errors: r.errors + r.timeouts + r.non2xx,
+          // autocannon's errors include its timeouts; non-2xx answers are errors too
+          errors: r.errors + r.non2xx,
           requests: r.requests.total,
           peak_rss_mb: peakRssMb(service.pid),
         });
-        progress(`   ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${r.errors + r.timeouts + r.non2xx}`);
+        progress(`   ${r.requests.average.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${r.errors + r.non2xx}`);
       }
     } finally {
       await service.stop();
@@ -521,7 +581,6 @@ const results: BenchResults = {
     OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? '(unset)',
     OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? '(unset)',
     OMP_NUM_THREADS: 'the thread count of each measurement',
-    OPENBLAS_NUM_THREADS: '1',
   },
   command: `npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   settings: { rounds, iters_default_model: demo.iters, iters_full_model: full?.iters, threads: threadCounts, batches, service_duration_s: duration },
@@ -532,7 +591,11 @@ const results: BenchResults = {
 };
 try {
   results.latency = await latencyMatrix(models, runners, inputsRoot);
-  if (!quick) results.options = await optionsStudy(full ?? demo, list, inputsRoot);
+  if (!quick) {
+    const model = full ?? demo;
+    results.options_model = model.label;
+    results.options = await optionsStudy(model, list, inputsRoot);
+  }
   if (!args['no-service']) {
     const { rows, photo } = await serviceLoad();
     results.service = rows;

@@ -43,6 +43,7 @@ export class FoodClassifier {
   readonly #maxPixels: number | undefined;
   #inFlight = 0;
   #retired: (() => void) | undefined;
+  #retiring: Promise<void> | undefined;
 
   private constructor(folder: ModelFolder, model: InferenceModel, tokenizer: TextTokenizer, maxPixels?: number) {
     this.folder = folder;
@@ -57,10 +58,17 @@ export class FoodClassifier {
    * workshop's inputs and has one logit per class of the mapping.
    */
   static async load(folder: ModelFolder, options: ClassifierOptions = {}): Promise<FoodClassifier> {
-    const [model, tokenizer] = await Promise.all([
+    const [loaded, vocab] = await Promise.allSettled([
       loadModel(folder.backend, folder.backendFile, options),
       TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }),
     ]);
+    if (vocab.status === 'rejected') {
+      // The model loaded (or not) beside a vocabulary that did not: free it, or a failed reload would leak it.
+      if (loaded.status === 'fulfilled') await loaded.value.dispose();
+      throw vocab.reason;
+    }
+    if (loaded.status === 'rejected') throw loaded.reason;
+    const [model, tokenizer] = [loaded.value, vocab.value];
     const classifier = new FoodClassifier(folder, model, tokenizer, options.maxPixels);
     try {
       const { crop } = folder.preprocessing;
@@ -103,7 +111,8 @@ export class FoodClassifier {
     this.#inFlight++;
     try {
       const { crop } = this.folder.preprocessing;
-      // Decoding (libuv pool) and tokenising go side by side; the forward runs on the addon's thread.
+      // Decoding (libuv pool) and tokenising go side by side; the forward runs off the event loop (on the
+      // addon's inference thread, or in ONNX Runtime's worker).
       const [pixels, textInputs] = await Promise.all([
         preprocessImage(image, { ...this.folder.preprocessing, ...(this.#maxPixels ? { maxPixels: this.#maxPixels } : {}) }),
         this.#textInputs(text),
@@ -124,12 +133,11 @@ export class FoodClassifier {
    * classifier and retires the old one); new predictions are refused.
    */
   retire(): Promise<void> {
-    if (this.#retired) return this.#model.dispose();
-    const idle = new Promise<void>((resolve) => {
+    this.#retiring ??= new Promise<void>((resolve) => {
       this.#retired = resolve;
       if (this.#inFlight === 0) resolve();
-    });
-    return idle.then(() => this.#model.dispose());
+    }).then(() => this.#model.dispose());
+    return this.#retiring;
   }
 
   async #textInputs(text: string): Promise<[Tensor<'int64'>, Tensor<'int64'>]> {

@@ -160,6 +160,9 @@ class WorkerRunner implements Runner {
   #nextId = 1;
   #exited: Promise<void>;
   #disposed: ((value: void) => void) | undefined;
+  #disposing = false;
+  /** Set when the worker failed or stopped: every later call rejects with it at once. */
+  #dead: TorchError | undefined;
   inputNames: string[] = [];
   outputNames: string[] = [];
 
@@ -167,8 +170,8 @@ class WorkerRunner implements Runner {
     this.#worker = worker;
     this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (reply: Reply) => this.#receive(reply));
-    worker.on('error', (err) => this.#failAll(new TorchError(`The ONNX Runtime worker failed: ${err.message}`, 'ERR_FORWARD')));
-    worker.once('exit', () => this.#failAll(new TorchError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
+    worker.on('error', (err) => this.#die(new TorchError(`The ONNX Runtime worker failed: ${err.message}`, 'ERR_FORWARD')));
+    worker.once('exit', () => this.#die(new TorchError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
   }
 
   static async start(file: string, threads: number): Promise<WorkerRunner> {
@@ -191,6 +194,7 @@ class WorkerRunner implements Runner {
   }
 
   run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
+    if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -201,8 +205,10 @@ class WorkerRunner implements Runner {
   }
 
   async dispose(): Promise<void> {
+    if (this.#dead) return;
     // The worker handles requests in order: the runs already posted finish first.
     const disposed = new Promise<void>((resolve) => (this.#disposed = resolve));
+    this.#disposing = true;
     this.#worker.ref();
     this.#post({ type: 'dispose' });
     await Promise.race([disposed, this.#exited]);
@@ -222,13 +228,16 @@ class WorkerRunner implements Runner {
     const pending = reply.id === undefined ? undefined : this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id!);
-    if (this.#pending.size === 0) this.#worker.unref();
+    // Idle, the worker must not keep the process alive; while disposing it must, until it is done.
+    if (this.#pending.size === 0 && !this.#disposing) this.#worker.unref();
     if (reply.type === 'result') pending.resolve(reply.outputs);
     else pending.reject(new TorchError(reply.message, reply.code));
   }
 
-  #failAll(err: TorchError): void {
+  #die(err: TorchError): void {
+    this.#dead ??= err;
     for (const { reject } of this.#pending.values()) reject(err);
     this.#pending.clear();
+    this.#disposed?.();
   }
 }

@@ -25,7 +25,7 @@ export interface ServiceConfig {
   classMappingFile: string | undefined;
   vocabFile: string | undefined;
   device: Device;
-  /** LibTorch intra-op threads; undefined: the library's default. */
+  /** Intra-op threads of LibTorch or ONNX Runtime; undefined: the available CPUs. */
   threads: number | undefined;
   predictionCacheSize: number;
   tokenCacheSize: number;
@@ -55,7 +55,7 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'CLASS_MAPPING_PATH', default: '$MODEL_DIR/class_mapping.json', help: 'the class mapping, when not in MODEL_DIR' },
   { name: 'VOCAB_PATH', default: '$MODEL_DIR/vocab.txt', help: 'the WordPiece vocabulary, when not in MODEL_DIR' },
   { name: 'DEVICE', default: 'auto', help: 'auto (CUDA when available), cpu, cuda or cuda:N' },
-  { name: 'THREADS', default: 'available CPUs', help: 'LibTorch intra-op threads' },
+  { name: 'THREADS', default: 'available CPUs', help: 'intra-op threads of LibTorch or ONNX Runtime' },
   { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
   { name: 'TOKEN_CACHE_SIZE', default: '1000', help: 'tokenised texts kept (LRU); 0 turns the cache off' },
   { name: 'MAX_UPLOAD_MB', default: '10', help: 'largest image upload, in MiB (larger: 413)' },

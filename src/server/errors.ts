@@ -69,8 +69,15 @@ function toResponse(err: unknown, maxUploadBytes: number): { status: number; det
           status: 422,
           detail: [{ type: 'unexpected_file', loc: ['body', err.field ?? ''], msg: "Unexpected file field: send one file, as 'image'", input: null }],
         };
-      default:
+      case 'LIMIT_PART_COUNT':
+      case 'LIMIT_FILE_COUNT':
+      case 'LIMIT_FIELD_KEY':
+      case 'LIMIT_FIELD_VALUE':
+      case 'LIMIT_FIELD_COUNT':
         return { status: 413, detail: `The form is larger than allowed: ${err.message.toLowerCase()}` };
+      default:
+        // A malformed form: a part without a name, an unusable field name, an aborted stream.
+        return { status: 400, detail: `The form cannot be read: ${err.message.toLowerCase()}` };
     }
   }
   // body parsing errors from busboy (through multer) and from Express carry a 4xx status, or none at all

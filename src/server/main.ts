@@ -81,7 +81,8 @@ logger.info(
     model: classifier.folder.backendFile,
     classes: classifier.numClasses,
     device: classifier.device,
-    libtorch: runtimeInfo().libtorchVersion,
+    // The ONNX backend never loads LibTorch: no version to ask it for.
+    libtorch: classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null,
     version,
     env_file: config.envFile ?? null,
     startup_ms: Math.round(performance.now() - started),

@@ -38,14 +38,22 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     await models.close();
     throw err;
   }
+  // Listening, the server can still fail (e.g. EMFILE when accepting under a connection flood): log it, live on.
+  server.on('error', (err) => logger.error({ err }, 'server error'));
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
 
   let closing: Promise<boolean> | undefined;
   const close = (): Promise<boolean> => {
+    const deadline = Date.now() + config.shutdownTimeoutMs;
     closing ??= stop(server, config.shutdownTimeoutMs).then(async (finished) => {
-      await models.close();
-      return finished;
+      // Freeing the models waits for a reload under way and for predictions still running: within the same
+      // SHUTDOWN_TIMEOUT, or the stop is reported as cut.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+      const freed = await Promise.race([models.close().then(() => true), timeout]);
+      clearTimeout(timer);
+      return finished && freed;
     });
     return closing;
   };

@@ -291,6 +291,14 @@ describe('bad uploads get a clear 4xx, and the service keeps running', () => {
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ detail: 'There was an error parsing the body' });
+
+    const nameless = await fetch(`${server.url}/predict`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'multipart/form-data; boundary=XYZ' },
+      body: '--XYZ\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--XYZ--\r\n',
+    });
+    expect(nameless.status).toBe(400);
+    expect(await nameless.json()).toEqual({ detail: 'The form cannot be read: field name missing' });
   });
 
   it('after all of them the service is alive and answers as before', async () => {

@@ -30,7 +30,7 @@ export function statusRoutes({ models, cache }: AppContext): Router {
       model_generation: models.generation,
       prediction_cache: cache.stats,
       token_cache: classifier.tokenCache,
-      libtorch_version: runtimeInfo().libtorchVersion,
+      libtorch_version: classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null,
       uptime_s: Math.round(process.uptime()),
     });
   });
