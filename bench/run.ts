@@ -40,9 +40,11 @@ const USAGE = `Usage: npm run bench [-- options]
   --no-torch2        skip the pip torch 2.x (TORCH2_PYTHON names its python; default the one of
                      npm run test:libtorch2, ~/.cache/torchscript-node/torch-2.15.0/bin/python)
   --no-service       skip the HTTP service
-  --rounds N         interleaved rounds of every latency measurement (default 3; quick 1)
-  --iters N          timed forwards a measurement on the default model (default 30, quick 20; the full
-                     model: a third)
+  --rounds N         interleaved rounds of every latency measurement on the default model (default 4;
+                     quick 1; the full model: 3 at batch 1, 2 at batch 8)
+  --iters N          timed forwards a measurement on the default model (default 20; the full model: 5
+                     at batch 1, 3 at batch 8). Many short rounds rather than few long ones: this
+                     machine's speed drifts by minutes (a shared VM), and interleaving spreads it evenly
   --duration S       seconds of each autocannon run (default 10; quick 3)
   --out DIR          where the results go (default bench/results)`;
 
@@ -73,8 +75,8 @@ function positiveInteger(value: string | undefined, name: string, fallback: numb
   }
   return n;
 }
-const rounds = positiveInteger(args.rounds, 'rounds', quick ? 1 : 3);
-const iters = positiveInteger(args.iters, 'iters', quick ? 20 : 30);
+const rounds = positiveInteger(args.rounds, 'rounds', quick ? 1 : 4);
+const iters = positiveInteger(args.iters, 'iters', 20);
 const duration = positiveInteger(args.duration, 'duration', quick ? 3 : 10);
 const threadCounts = quick ? [2] : [1, 2];
 const batches = quick ? [1] : [1, 8];
@@ -135,9 +137,8 @@ interface BenchModel {
   key: 'demo' | 'full';
   label: string;
   dir: string;
-  /** Timed forwards per measurement. */
-  iters: number;
-  warmup: number;
+  /** Rounds, timed forwards and warm-up forwards of one measurement at a batch size. */
+  plan(batch: number): { rounds: number; iters: number; warmup: number };
 }
 
 async function fullModel(): Promise<BenchModel | undefined> {
@@ -160,7 +161,13 @@ async function fullModel(): Promise<BenchModel | undefined> {
   } else {
     progress(`full-size model: reusing ${dir}`);
   }
-  return { key: 'full', label: 'full-size workshop model (ResNet18 + BERT-base, 132.5 M parameters, random weights)', dir, iters: Math.max(5, Math.round(iters / 3)), warmup: 3 };
+  return {
+    key: 'full',
+    label: 'full-size workshop model (ResNet18 + BERT-base, 132.5 M parameters, random weights)',
+    dir,
+    // A forward takes 0.2-1 s at batch 1 and several seconds at batch 8 here.
+    plan: (batch) => (batch === 1 ? { rounds: Math.min(rounds, 3), iters: 5, warmup: 2 } : { rounds: Math.min(rounds, 2), iters: 3, warmup: 1 }),
+  };
 }
 
 function runStreaming(command: string, argv: string[]): Promise<void> {
@@ -317,13 +324,14 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
         const times = new Map<Runner, number[]>(active.map((r) => [r, []]));
         const outputs = new Map<Runner, RunnerOutput>();
         const failures = new Map<Runner, string>();
-        for (let round = 0; round < rounds; round++) {
+        const plan = model.plan(batch);
+        for (let round = 0; round < plan.rounds; round++) {
           // Rotated each round, so that no runner always goes first (or last) on a machine whose load drifts.
           const order = active.map((_, i) => active[(i + round) % active.length]);
           for (const runner of order) {
             if (failures.has(runner)) continue;
-            progress(`[${step}/${total}] ${model.key} model, batch ${batch}, ${threads} thread(s), round ${round + 1}/${rounds}: ${runner.name}`);
-            const [command, argv, env] = runner.command(model.dir, inputs, threads, { iters: model.iters, warmup: model.warmup });
+            progress(`[${step}/${total}] ${model.key} model, batch ${batch}, ${threads} thread(s), round ${round + 1}/${plan.rounds}: ${runner.name}`);
+            const [command, argv, env] = runner.command(model.dir, inputs, threads, plan);
             try {
               const out = await measure(command, argv, measurementEnv(threads, env));
               times.get(runner)!.push(...out.times_ms);
@@ -378,7 +386,8 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
 async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string): Promise<OptionRow[]> {
   const inputs = await writeInputs(model, 1, inputsRoot);
   const threads = 2;
-  const o = { iters: model.iters, warmup: model.warmup };
+  // Three times a batch-1 measurement: each option runs once, so it gets the longer sample.
+  const o = { iters: model.plan(1).iters * 3, warmup: model.plan(1).warmup };
   const variants: { stack: Stack | undefined; option: string; argv: (file: string) => [string, string[]]; env: NodeJS.ProcessEnv }[] = [];
   const common = (file: string, extra: string[] = []) => ['--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...extra];
   for (const s of list) {
@@ -395,8 +404,11 @@ async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string
       // OpenBLAS picks its kernels by CPU; OPENBLAS_CORETYPE overrides that (some environments pin Haswell, as
       // older OpenBLAS builds can compute wrong results on newer CPUs). Both are run; outputs are compared.
       const current = process.env.OPENBLAS_CORETYPE;
-      if (current) floor(`frozen + optimized, OPENBLAS_CORETYPE unset (environment: ${current})`, [], { OPENBLAS_CORETYPE: '' });
-      else floor('frozen + optimized, OPENBLAS_CORETYPE=Haswell (environment: unset)', [], { OPENBLAS_CORETYPE: 'Haswell' });
+      const environment = `(environment: ${current ?? 'unset'})`;
+      if (current) floor(`frozen + optimized, OPENBLAS_CORETYPE unset ${environment}`, [], { OPENBLAS_CORETYPE: '' });
+      for (const core of ['Haswell', 'SkylakeX']) {
+        if (core !== current) floor(`frozen + optimized, OPENBLAS_CORETYPE=${core} ${environment}`, [], { OPENBLAS_CORETYPE: core });
+      }
     }
   }
   variants.push({
@@ -567,7 +579,12 @@ function versions(list: Stack[]): Record<string, string> {
 
 const list = stacks();
 const runners = runnersFor(list);
-const demo: BenchModel = { key: 'demo', label: 'default model (models/: ResNet18-small + small BERT, 0.7 M parameters)', dir: path.join(REPO, 'models'), iters, warmup: 5 };
+const demo: BenchModel = {
+  key: 'demo',
+  label: 'default model (models/: a small ResNet + a small BERT, 0.7 M parameters)',
+  dir: path.join(REPO, 'models'),
+  plan: () => ({ rounds, iters, warmup: 5 }),
+};
 const full = quick || args['no-full-model'] ? undefined : await fullModel();
 const models = full ? [demo, full] : [demo];
 const inputsRoot = path.join(os.tmpdir(), `torchscript-node-bench-inputs-${process.pid}`);
@@ -583,7 +600,14 @@ const results: BenchResults = {
     OMP_NUM_THREADS: 'the thread count of each measurement',
   },
   command: `npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-  settings: { rounds, iters_default_model: demo.iters, iters_full_model: full?.iters, threads: threadCounts, batches, service_duration_s: duration },
+  settings: {
+    default_model: demo.plan(1),
+    full_model_batch_1: full?.plan(1),
+    full_model_batch_8: full?.plan(8),
+    threads: threadCounts,
+    batches,
+    service_duration_s: duration,
+  },
   models: models.map((m) => ({ key: m.key, label: m.label })),
   latency: [],
   options: [],

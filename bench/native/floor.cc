@@ -33,6 +33,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(FLOOR_WITH_ONEDNN_GRAPH) && FLOOR_WITH_ONEDNN_GRAPH && \
@@ -366,10 +367,14 @@ struct Options {
   int iters = 30;
   bool optimize = true;
   bool onednn = false;
+  // Run the forwards on a second thread, as the addon does on its inference thread (to tell the cost of
+  // that from the cost of Node).
+  bool in_thread = false;
 };
 
 const char kUsage[] =
-    "usage: floor --model FILE --inputs DIR [--threads 2] [--warmup 5] [--iters 30] [--no-optimize] [--onednn]";
+    "usage: floor --model FILE --inputs DIR [--threads 2] [--warmup 5] [--iters 30] [--no-optimize] [--onednn]\n"
+    "             [--in-thread]   (forwards on a thread of their own, as the addon runs them)";
 
 int ParseInt(const std::string& flag, const std::string& value, int min) {
   size_t used = 0;
@@ -407,6 +412,8 @@ Options ParseArgs(int argc, char** argv) {
       o.optimize = false;
     } else if (arg == "--onednn") {
       o.onednn = true;
+    } else if (arg == "--in-thread") {
+      o.in_thread = true;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage << "\n";
       std::exit(0);
@@ -583,15 +590,32 @@ int Run(const Options& o) {
     }
   }
 
-  start = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.warmup; ++i) model->Forward();
-  const double warmup_ms = MsSince(start);
+  double warmup_ms = 0;
   std::vector<double> times;
   times.reserve(static_cast<size_t>(o.iters));
-  for (int i = 0; i < o.iters; ++i) {
-    start = std::chrono::steady_clock::now();
-    model->Forward();
-    times.push_back(MsSince(start));
+  auto timed = [&]() {
+    auto begin = std::chrono::steady_clock::now();
+    for (int i = 0; i < o.warmup; ++i) model->Forward();
+    warmup_ms = MsSince(begin);
+    for (int i = 0; i < o.iters; ++i) {
+      begin = std::chrono::steady_clock::now();
+      model->Forward();
+      times.push_back(MsSince(begin));
+    }
+  };
+  if (o.in_thread) {
+    std::exception_ptr failure;
+    std::thread worker([&]() {
+      try {
+        timed();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    });
+    worker.join();
+    if (failure) std::rethrow_exception(failure);
+  } else {
+    timed();
   }
   const Summary out = model->Last();
   std::vector<double> sorted = times;
@@ -603,7 +627,7 @@ int Run(const Options& o) {
   json << "{\"runner\": \"cpp\", \"libtorch\": " << JsonString(version) << ", \"threads\": " << at::get_num_threads()
        << ", \"optimized\": " << (model->Optimization() != "none" ? "true" : "false")
        << ", \"optimization\": " << JsonString(model->Optimization())
-       << ", \"onednn\": " << (o.onednn ? "true" : "false") << ", \"mkldnn\": " << (mkldnn ? "true" : "false")
+       << ", \"onednn\": " << (o.onednn ? "true" : "false") << ", \"in_thread\": " << (o.in_thread ? "true" : "false") << ", \"mkldnn\": " << (mkldnn ? "true" : "false")
        << ", \"warmup\": " << o.warmup << ", \"load_ms\": " << JsonNumber(load_ms) << ", \"times_ms\": [";
   for (size_t i = 0; i < times.size(); ++i) json << (i ? ", " : "") << JsonNumber(times[i]);
   json << "], \"output_sum\": " << JsonNumber(out.sum) << ", \"output_first\": [";

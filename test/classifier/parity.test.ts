@@ -4,7 +4,6 @@
 // (models/) and the photos of ../shared/data (skipped, with a message, where it is absent). The token ids
 // are the project's own, handed to Python, so what differs is only the image preprocessing and the runtime.
 // The tensors themselves are compared in preprocess.test.ts; this is about what the user sees: the class.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,12 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TEXT, FoodClassifier, softmax } from '../../src/classifier/classifier.js';
 import { readModelFolder, type ModelFolder } from '../../src/classifier/model-folder.js';
 import { TextTokenizer } from '../../src/classifier/tokenizer.js';
-import { SHARED_DATA, sharedPhotos } from '../helpers/torchvision.js';
+import { SHARED_DATA, runTorchPython, sharedPhotos } from '../helpers/torchvision.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = path.join(REPO, 'test', 'classifier', 'torchvision_predict.py');
-/** Debian's torch and torchvision are installed for the system Python (as in test/helpers/torchvision.ts). */
-const PYTHON = process.env.TORCH_NODE_TEST_PYTHON || '/usr/bin/python3';
 /** Both sides run LibTorch on 2 threads: the machine is small and shared. */
 const THREADS = 2;
 
@@ -55,21 +52,7 @@ async function referenceLogits(
       threads: THREADS,
     }),
   );
-  const child = spawn(PYTHON, [SCRIPT, request, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (code !== 0) {
-    throw new Error(
-      `${PYTHON} ${path.relative(REPO, SCRIPT)} failed (exit ${code}): ` +
-        `${output.trim().split('\n').slice(-3).join(' | ')}. It needs torch, torchvision and PIL: run ` +
-        'scripts/setup.sh, or point TORCH_NODE_TEST_PYTHON at a Python that has them.',
-    );
-  }
+  await runTorchPython([SCRIPT, request, dir]);
   const results = JSON.parse(readFileSync(path.join(dir, 'logits.json'), 'utf8')) as Array<
     { file: string; logits: number[] } | { file: string; error: string }
   >;

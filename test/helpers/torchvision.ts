@@ -38,6 +38,31 @@ export type TorchvisionResult =
   | { file: string; error: string };
 
 /**
+ * Runs a Python script of the tests (`[script, ...args]`) with the Python that has Debian's torch and
+ * torchvision, feeding it `stdin`; resolves to its stdout, or rejects saying what failed and what it needs.
+ */
+export async function runTorchPython(args: readonly string[], stdin = ''): Promise<string> {
+  const child = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin.end(stdin);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) {
+    throw new Error(
+      `${PYTHON} ${path.relative(REPO, args[0])} failed (exit ${code}): ` +
+        `${stderr.trim().split('\n').slice(-3).join(' | ')}. It needs torch, torchvision and PIL: run ` +
+        'scripts/setup.sh, or point TORCH_NODE_TEST_PYTHON at a Python that has them.',
+    );
+  }
+  return stdout;
+}
+
+/**
  * Runs the workshop's transform (Image.open(f).convert('RGB'), Resize, CenterCrop, ToTensor, Normalize) on
  * each file, in one Python process (about 2 s to start, for torch).
  */
@@ -48,23 +73,7 @@ export async function torchvisionPreprocess(
   const out = mkdtempSync(path.join(os.tmpdir(), 'torchvision-preprocess-'));
   try {
     const args = [SCRIPT, out, '--resize', String(options.resize ?? 256), '--crop', String(options.crop ?? 224)];
-    const child = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdin.end(files.map((f) => `${f}\n`).join(''));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
-    if (code !== 0) {
-      throw new Error(
-        `${PYTHON} ${path.relative(REPO, SCRIPT)} failed (exit ${code}): ` +
-          `${stderr.trim().split('\n').slice(-3).join(' | ')}. It needs torch, torchvision and PIL: run ` +
-          'scripts/setup.sh, or point TORCH_NODE_TEST_PYTHON at a Python that has them.',
-      );
-    }
+    const stdout = await runTorchPython(args, files.map((f) => `${f}\n`).join(''));
     const lines = stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     return files.map((file, index) => {
       const line = lines.find((l) => l.index === index);
