@@ -5,8 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { BenchResults, LatencyRow } from './results.js';
 
 const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-// Below 0.9× its own floor a runner beat the executable that does strictly less: the machine's noise, flagged.
-const ratio = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}×${v < 0.9 ? ' †' : ''}`);
+const ratio = (v: number | undefined, flag = false) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}×${flag ? ' †' : ''}`);
+/** A LibTorch runner below 0.9× its own floor beat an executable that does strictly less: noise, flagged. */
+const belowFloor = (r: LatencyRow) => r.kind !== 'onnx' && r.kind !== 'onnx-main' && r.vs_floor !== undefined && r.vs_floor < 0.9;
 
 function modelLabel(results: BenchResults, key: string): string {
   return results.models.find((m) => m.key === key)?.label ?? key;
@@ -23,7 +24,7 @@ function latencyTable(rows: LatencyRow[]): string {
       continue;
     }
     lines.push(
-      `| ${r.runner} | ${r.threads} | ${r.batch} | **${ms(r.p50)}** | ${ms(r.p95)} | ${ms(r.p99)} | ${ratio(r.vs_floor)} | ${ms(r.eventloop_p99_ms)} | ${r.output_matches ? 'yes' : '**no**'} |`,
+      `| ${r.runner} | ${r.threads} | ${r.batch} | **${ms(r.p50)}** | ${ms(r.p95)} | ${ms(r.p99)} | ${ratio(r.vs_floor, belowFloor(r))} | ${ms(r.eventloop_p99_ms)} | ${r.output_matches ? 'yes' : '**no**'} |`,
     );
   }
   return lines.join('\n');
@@ -42,7 +43,7 @@ export function headlineTable(results: BenchResults): string {
     const cells = models.map((m) => {
       const r = results.latency.find((x) => x.runner === runner && x.model === m && x.batch === 1 && x.threads === threads);
       if (r?.error) return 'failed';
-      return r ? `${ms(r.p50)} ms (${ratio(r.vs_floor)})` : '–';
+      return r ? `${ms(r.p50)} ms (${ratio(r.vs_floor, belowFloor(r))})` : '–';
     });
     lines.push(`| ${runner} | ${cells.join(' | ')} |`);
   }
@@ -73,8 +74,8 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     '"× floor": p50 divided by the p50 of the C++ executable calling the same LibTorch directly (for ONNX Runtime: ' +
       "Debian's LibTorch). Every runner is a separate process: warm-up forwards first, then timed forwards one after " +
       'another, in rounds whose order rotates. "event loop p99": the delay of the event loop while the forwards ran ' +
-      '(sampled at 1 ms: a free loop shows 1–2 ms). † marks a runner below 0.9× the floor, which does strictly less ' +
-      'work: the noise of this shared machine.',
+      '(sampled at 1 ms: a free loop shows 1–2 ms). † marks a LibTorch runner below 0.9× its floor, which does ' +
+      'strictly less work: the noise of this shared machine.',
     '',
   );
   for (const m of results.models) {
@@ -108,7 +109,7 @@ export function renderSvg(results: BenchResults): string {
     .filter((p) => p.rows.length);
   const width = 960;
   const labelWidth = 330;
-  const barArea = width - labelWidth - 120;
+  const barArea = width - labelWidth - 230;
   const rowHeight = 24;
   const colour: Record<string, string> = { cpp: '#4c566a', addon: '#d08770', onnx: '#5e81ac', 'onnx-main': '#88c0d0', python: '#a3be8c' };
   const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -116,7 +117,8 @@ export function renderSvg(results: BenchResults): string {
   let y = 40;
   parts.push(`<text x="16" y="24" font-size="16" font-weight="bold">Model latency, batch 1, ${threads} threads: p50 (bar) and p99 (tick), milliseconds</text>`);
   for (const { model, rows } of panels) {
-    const max = Math.max(...rows.map((r) => r.p99)) * 1.05;
+    // The scale follows the medians: one runner's stray p99 must not squeeze every bar (a clipped tick says so).
+    const max = Math.max(...rows.map((r) => r.p50)) * 1.5;
     const scale = barArea / max;
     parts.push(`<text x="16" y="${y + 16}" font-size="13" font-weight="bold">${escape(model.label)}</text>`);
     y += 26;
@@ -124,9 +126,10 @@ export function renderSvg(results: BenchResults): string {
       const w = Math.max(1, r.p50 * scale);
       parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escape(r.runner)}</text>`);
       parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${colour[r.kind] ?? '#999'}"/>`);
-      const tick = labelWidth + r.p99 * scale;
-      parts.push(`<line x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="${y + 2}" y2="${y + rowHeight - 2}" stroke="#2e3440" stroke-width="1.5"/>`);
-      const note = r.vs_floor === undefined ? '' : ` (${r.vs_floor.toFixed(2)}× floor)`;
+      const clipped = r.p99 > max;
+      const tick = labelWidth + Math.min(r.p99, max) * scale;
+      parts.push(`<line x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="${y + 2}" y2="${y + rowHeight - 2}" stroke="#2e3440" stroke-width="1.5"${clipped ? ' stroke-dasharray="3 2"' : ''}/>`);
+      const note = (r.vs_floor === undefined ? '' : ` (${r.vs_floor.toFixed(2)}× floor)`) + (clipped ? `, p99 ${ms(r.p99)}` : '');
       parts.push(`<text x="${(tick + 6).toFixed(1)}" y="${y + 16}" font-size="12">${ms(r.p50)}${note}</text>`);
       y += rowHeight;
     }

@@ -46,7 +46,9 @@ const USAGE = `Usage: npm run bench [-- options]
                      at batch 1, 3 at batch 8). Many short rounds rather than few long ones: this
                      machine's speed drifts by minutes (a shared VM), and interleaving spreads it evenly
   --duration S       seconds of each autocannon run (default 10; quick 3)
-  --out DIR          where the results go (default bench/results)`;
+  --out DIR          where the results go (default bench/results)
+  --render           measure nothing: write latest.md, latest.svg and the README's table again from
+                     latest.json (after a change to the report's format)`;
 
 const { values: args } = parseArgs({
   options: {
@@ -58,11 +60,20 @@ const { values: args } = parseArgs({
     iters: { type: 'string' },
     duration: { type: 'string' },
     out: { type: 'string', default: path.join(REPO, 'bench', 'results') },
+    render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (args.render) {
+  const saved = JSON.parse(readFileSync(path.join(args.out, 'latest.json'), 'utf8')) as BenchResults;
+  writeFileSync(path.join(args.out, 'latest.svg'), renderSvg(saved));
+  writeFileSync(path.join(args.out, 'latest.md'), renderMarkdown(saved, 'latest.svg'));
+  if (args.out === path.join(REPO, 'bench', 'results')) updateReadme(path.join(REPO, 'README.md'), saved, 'bench/results/latest.svg');
+  console.error(`bench: rendered ${path.join(args.out, 'latest')}.{md,svg} from latest.json`);
   process.exit(0);
 }
 const quick = args.quick;
