@@ -57,6 +57,26 @@ describe('the two backends through the HTTP API', () => {
     expect((await predict(onnx.url, Buffer.from('not an image'))).status).toBe(400);
   });
 
+  it('reloads under load on the ONNX backend (two sessions in two workers at once): no failed request', async () => {
+    let stop = false;
+    const answers: number[] = [];
+    const loops = Array.from({ length: 4 }, async (_, k) => {
+      for (let i = 0; !stop; i++) answers.push((await predict(onnx.url, images[(k + i) % images.length], `reload load ${k} ${i}`)).status);
+    });
+    const reloads: number[] = [];
+    for (let r = 0; r < 4; r++) {
+      const pair = await Promise.all([getJson(onnx.url, '/reload_model', { method: 'POST' }), r % 2 ? getJson(onnx.url, '/reload_model', { method: 'POST' }) : undefined]);
+      for (const res of pair) if (res) reloads.push(res.status);
+    }
+    stop = true;
+    await Promise.all(loops);
+    expect(reloads.every((status) => status === 200)).toBe(true);
+    expect(answers.length).toBeGreaterThan(8);
+    expect(answers.every((status) => status === 200)).toBe(true);
+    expect(onnx.alive()).toBe(true);
+    expect((await getJson(onnx.url, '/system_status')).body.model_generation).toBe(2 + reloads.length);
+  });
+
   it('50 predictions at once on the ONNX backend all answer 200', async () => {
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => predict(onnx.url, images[i % images.length], `many ${i}`)));
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
