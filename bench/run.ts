@@ -119,13 +119,12 @@ interface Stack {
   addon: string;
   floor: string;
   python: string;
-  floorEnv: NodeJS.ProcessEnv;
 }
 
 function stacks(): Stack[] {
   progress('building the C++ floor against Debian\'s LibTorch (bench/build-floor.mjs)');
   sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_113], { LIBTORCH_DIR: '', TORCH_PYTHON: '' });
-  const list: Stack[] = [{ label: 'LibTorch 1.13 (Debian)', key: 'debian', addon: ADDON_113, floor: FLOOR_113, python: DEBIAN_PYTHON, floorEnv: {} }];
+  const list: Stack[] = [{ label: 'LibTorch 1.13 (Debian)', key: 'debian', addon: ADDON_113, floor: FLOOR_113, python: DEBIAN_PYTHON }];
   if (quick || args['no-torch2']) return list;
   if (!existsSync(TORCH2_PYTHON)) {
     progress(`no pip torch 2.x to compare (${TORCH2_PYTHON}: npm run test:libtorch2 installs one, or set TORCH2_PYTHON): skipped`);
@@ -138,7 +137,7 @@ function stacks(): Stack[] {
   progress(`building the C++ floor against ${TORCH2_PYTHON}'s LibTorch`);
   sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_2], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
   const version = sh(TORCH2_PYTHON, ['-c', 'import torch; print(torch.__version__.split("+")[0])']).trim();
-  list.push({ label: `LibTorch ${version} (PyPI torch)`, key: 'torch2', addon: ADDON_2, floor: FLOOR_2, python: TORCH2_PYTHON, floorEnv: {} });
+  list.push({ label: `LibTorch ${version} (PyPI torch)`, key: 'torch2', addon: ADDON_2, floor: FLOOR_2, python: TORCH2_PYTHON });
   return list;
 }
 
@@ -256,7 +255,7 @@ function runnersFor(list: Stack[]): Runner[] {
       name: `C++ floor, ${s.label}`,
       kind: 'cpp',
       stack: s.key,
-      command: (dir, inputs, threads, o) => [s.floor, common(path.join(dir, 'best_model.pth'), inputs, threads, o), s.floorEnv],
+      command: (dir, inputs, threads, o) => [s.floor, common(path.join(dir, 'best_model.pth'), inputs, threads, o), {}],
     });
     runners.push({
       name: `addon from Node, ${s.label}`,
@@ -399,12 +398,12 @@ async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string
   const threads = 2;
   // Three times a batch-1 measurement: each option runs once, so it gets the longer sample.
   const o = { iters: model.plan(1).iters * 3, warmup: model.plan(1).warmup };
-  const variants: { stack: Stack | undefined; option: string; argv: (file: string) => [string, string[]]; env: NodeJS.ProcessEnv }[] = [];
+  const variants: { stack: Stack | undefined; option: string; command: [string, string[]]; env: NodeJS.ProcessEnv }[] = [];
   const common = (file: string, extra: string[] = []) => ['--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...extra];
   for (const s of list) {
     const pth = path.join(model.dir, 'best_model.pth');
     const floor = (option: string, extra: string[], env: NodeJS.ProcessEnv = {}) =>
-      variants.push({ stack: s, option, argv: () => [s.floor, common(pth, extra)], env });
+      variants.push({ stack: s, option, command: [s.floor, common(pth, extra)], env });
     floor('traced only (no freeze, no optimize_for_inference)', ['--no-optimize']);
     floor('frozen + optimize_for_inference (the addon\'s default)', []);
     // oneDNN Graph fusion goes with freezing alone: with optimize_for_inference as well, torch 2.x fails on the
@@ -425,13 +424,13 @@ async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string
   variants.push({
     stack: undefined,
     option: 'onnxruntime-node, all graph optimisations (the default)',
-    argv: () => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(model.dir, 'best_model.onnx'))]],
+    command: [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(model.dir, 'best_model.onnx'))]],
     env: {},
   });
   const rows: OptionRow[] = [];
   for (const [i, v] of variants.entries()) {
     progress(`[options ${i + 1}/${variants.length}] ${model.key} model, batch 1, ${threads} threads: ${v.stack?.label ?? 'ONNX Runtime'}: ${v.option}`);
-    const [command, argv] = v.argv('');
+    const [command, argv] = v.command;
     try {
       const env = measurementEnv(threads, v.env);
       for (const [k, value] of Object.entries(v.env)) if (value === '') delete env[k];

@@ -9,7 +9,7 @@ import { requestLogger } from './logger.js';
 import type { ModelManager } from './model-manager.js';
 import type { PredictionCache } from './prediction-cache.js';
 import { docsRoutes } from './routes/docs.js';
-import { statusRoutes } from './routes/health.js';
+import { statusRoutes } from './routes/status.js';
 import { predictRoutes } from './routes/predict.js';
 import { reloadRoutes } from './routes/reload-model.js';
 import { webRoutes } from './routes/web.js';

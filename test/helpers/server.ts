@@ -1,8 +1,6 @@
 // A real service for the tests: `src/server/main.ts` in its own Node process (as `npm start` runs it), on a free
 // port, with the real addon and a real model folder; and small HTTP helpers to talk to it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,16 +27,12 @@ export interface TestServer {
   alive(): boolean;
 }
 
-/** An empty .env, so that a developer's own .env in the repository never reaches a test server. */
-function emptyEnvFile(): string {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'torch-node-env-')), '.env');
-  writeFileSync(file, '');
-  return file;
-}
-
-/** The process's environment for a server: PORT 0 (a free one), the default model, 2 threads; `env` overrides. */
+/**
+ * The process's environment for a server: PORT 0 (a free one), the default model, 2 threads, and an empty
+ * ENV_FILE, so that a developer's own .env in the repository never reaches a test server; `env` overrides.
+ */
 export function serverEnv(env: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: emptyEnvFile(), ...env };
+  return { ...process.env, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: '/dev/null', ...env };
 }
 
 /** Spawns the service with `args`; does not wait for it to listen. */
@@ -115,8 +109,4 @@ export async function predict(url: string, image: Uint8Array | undefined, text?:
 export async function getJson(url: string, pathname: string, init?: RequestInit): Promise<{ status: number; body: any }> {
   const res = await fetch(`${url}${pathname}`, init);
   return { status: res.status, body: await res.json() };
-}
-
-export function readBytes(file: string): Buffer {
-  return readFileSync(file);
 }

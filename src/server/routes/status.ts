@@ -8,6 +8,9 @@ import { methodNotAllowed } from '../errors.js';
 export function statusRoutes({ models, cache }: AppContext): Router {
   const router = Router();
   const device = (): string => (models.classifier.device.startsWith('cuda') ? 'cuda' : 'cpu');
+  // Asked once: a reload changes the model, not the LibTorch of the process (nor BACKEND). The ONNX backend
+  // never loads LibTorch, so it has no version to give.
+  const libtorchVersion = models.classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null;
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'healthy', device: device() });
@@ -30,7 +33,7 @@ export function statusRoutes({ models, cache }: AppContext): Router {
       model_generation: models.generation,
       prediction_cache: cache.stats,
       token_cache: classifier.tokenCache,
-      libtorch_version: classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null,
+      libtorch_version: libtorchVersion,
       uptime_s: Math.round(process.uptime()),
     });
   });
