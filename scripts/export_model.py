@@ -23,12 +23,13 @@ weights at the workshop's size (full) or a reduced one (small, for benchmarks).
 The folder gets: best_model.pth (TorchScript, traced in eval mode: forward(image, input_ids,
 attention_mask) -> logits, dynamic batch), best_model.onnx (opset 14, dynamic batch), text_encoder.pth
 (input_ids, attention_mask -> text features) and head.pth (image, text features -> logits), the two halves
-of the model, class_mapping.json, vocab.txt (copied) and model.json (inputs, outputs, preprocessing,
+of the model (the service computes a text's features once and runs only the head for each photo), the
+same two halves as text_encoder.onnx and head.onnx, class_mapping.json, vocab.txt (copied) and model.json (inputs, outputs, preprocessing,
 classes, config, versions, check results, sha256 of every file).
 
 The architecture is inferred from the checkpoint's weights (BERT heads = hidden / 64 and 8 fusion heads,
 the workshop's, unless the checkpoint holds a 'config' dict). Every file is checked against the eager model
-on seeded inputs at batch 1 and 3 (TorchScript, ONNX with onnxruntime, text_encoder then head); a
+on seeded inputs at batch 1 and 3 (TorchScript, ONNX with onnxruntime, text_encoder then head in both); a
 difference above the tolerance fails the export and model.json is not written."""
 
 EPILOG = """\

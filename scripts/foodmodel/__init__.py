@@ -16,6 +16,7 @@ from .architecture import (
     HeadPart,
     SmallCNN,
     TextEncoderPart,
+    WholeModelPart,
     infer_config,
     load_checkpoint,
     read_checkpoint,
@@ -26,5 +27,5 @@ from .bert import PlainBert
 __all__ = [
     'CROP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'RESIZE', 'CheckpointError', 'FoodClassifier', 'FoodClassifierConfig',
     'HeadPart', 'PlainBert', 'SmallCNN', 'TextEncoderPart', 'infer_config', 'load_checkpoint', 'read_checkpoint',
-    'transformers_available',
+    'transformers_available', 'WholeModelPart',
 ]

@@ -27,6 +27,8 @@ from foodmodel.architecture import (  # noqa: E402
     FoodClassifier,
     FoodClassifierConfig,
     fusion_forward,
+    HeadPart,
+    WholeModelPart,
     infer_config,
     load_checkpoint,
     read_checkpoint,
@@ -215,6 +217,29 @@ def test_the_fusion_equals_nn_transformer_encoder_on_both_of_its_paths():
     slow = model.fusion(x)      # grad enabled: the regular path
     assert (ours - fast).abs().max() < 1e-5
     assert (ours - slow).abs().max() < 1e-5
+
+
+def test_the_exported_parts_compute_the_last_fusion_layer_for_the_image_token_alone():
+    torch.manual_seed(3)
+    model = FoodClassifier(small_config(), bert='plain').eval()
+    x = torch.randn(3, 129, 256)
+    image = torch.randn(3, 3, 224, 224)
+    ids = torch.randint(5, 300, (3, 128))
+    mask = torch.zeros(3, 128, dtype=torch.long)
+    mask[:, :7] = 1
+    with torch.no_grad():
+        first = fusion_forward(model.fusion, x, first_token_only=True)
+        stock = model.fusion(x)
+        assert first.shape == (3, 1, 256)
+        assert (first[:, 0] - stock[:, 0]).abs().max() < 1e-5
+        # a change to another token's input changes the first token's output (its key and value count)
+        x2 = x.clone()
+        x2[:, 50] += 1
+        assert (fusion_forward(model.fusion, x2, first_token_only=True) - first).abs().max() > 1e-4
+        logits = model(image, ids, mask)
+        features = model.encode_text(ids, mask)
+        assert (HeadPart(model).eval()(image, features) - logits).abs().max() < 1e-5
+        assert (WholeModelPart(model).eval()(image, ids, mask) - logits).abs().max() < 1e-5
 
 
 def test_config_json_round_trip_and_validation():

@@ -82,7 +82,8 @@ def check_folder(folder: Path, config: FoodClassifierConfig, classes: list[str])
     assert time.time() - time.mktime(time.strptime(info['created'][:19], '%Y-%m-%dT%H:%M:%S')) < 86400 * 2
     diffs = info['checks']['max_abs_diff']
     assert sorted(diffs) == sorted(f'{kind}_batch{b}' for b in (1, 3) for kind in
-                                   ('torchscript', 'onnx', 'text_encoder', 'text_encoder_then_head'))
+                                   ('torchscript', 'onnx', 'text_encoder', 'text_encoder_then_head',
+                                    'onnx_text_encoder', 'onnx_text_encoder_then_head'))
     assert all(0 <= d <= 1e-4 for d in diffs.values()), diffs
     assert json.loads((folder / 'class_mapping.json').read_text()) == {n: i for i, n in enumerate(classes)}
     assert info['tokenizer']['cls_id'] == 101 and info['tokenizer']['pad_id'] == 0
@@ -108,6 +109,12 @@ def check_dynamic_batch(folder: Path, model: FoodClassifier, batch: int = 4) -> 
     assert [i.name for i in session.get_inputs()] == ['image', 'input_ids', 'attention_mask']
     assert [o.name for o in session.get_outputs()] == ['logits']
     (got,) = session.run(None, {'image': image.numpy(), 'input_ids': ids.numpy(), 'attention_mask': mask.numpy()})
+    assert (torch.from_numpy(got) - want).abs().max() <= 1e-4
+    text = ort.InferenceSession(str(folder / 'text_encoder.onnx'), providers=['CPUExecutionProvider'])
+    head = ort.InferenceSession(str(folder / 'head.onnx'), providers=['CPUExecutionProvider'])
+    assert [i.name for i in head.get_inputs()] == ['image', 'text_features']
+    (onnx_features,) = text.run(None, {'input_ids': ids.numpy(), 'attention_mask': mask.numpy()})
+    (got,) = head.run(None, {'image': image.numpy(), 'text_features': onnx_features})
     assert (torch.from_numpy(got) - want).abs().max() <= 1e-4
 
 
