@@ -6,6 +6,7 @@
       "target_name": "torch_node",
       "sources": [
         "native/addon.cc",
+        "native/blas.cc",
         "native/js_tensors.cc",
         "native/inference_thread.cc",
         "native/script_model.cc"
@@ -28,6 +29,15 @@
       ],
       "ldflags": ["<!@(node scripts/find-libtorch.mjs --gyp ldflags)"],
       "libraries": ["<!@(node scripts/find-libtorch.mjs --gyp libraries)"]
+    },
+    {
+      "target_name": "torch_node_memory",
+      "sources": ["native/memory/memory.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-fexceptions", "-fvisibility=hidden", "-Wno-unused-parameter"]
     }
   ]
 }

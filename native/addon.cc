@@ -8,6 +8,7 @@
 //   NativeModel#info() -> {path, device, threads, optimized, forwardSchema, inputNames, disposed}
 //   NativeModel#dispose() -> Promise<void>  (after the forwards already queued)
 //   stopForExit()                       on process exit: wait for the running forward, start no other
+//   checkBlas(threads) -> Promise<{cases, maxRelativeErrorFloat32, ...}>  (libuv pool; see blas.h)
 #include <napi.h>
 
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "blas.h"
 #include "inference_thread.h"
 #include "js_tensors.h"
 #include "script_model.h"
@@ -154,8 +156,17 @@ class Addon : public Napi::Addon<Addon> {
     out.Set("cudaDeviceCount", ri.cuda_device_count);
     out.Set("cudaDeviceName", ri.cuda_device_name.empty() ? env.Null() : Napi::String::New(env, ri.cuda_device_name));
     out.Set("defaultThreads", ri.default_threads);
+    BlasInfo blas = GetBlasInfo();
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("library", blas.library.empty() ? env.Null() : Napi::String::New(env, blas.library));
+    b.Set("config", blas.config.empty() ? env.Null() : Napi::String::New(env, blas.config));
+    b.Set("kernel", blas.kernel.empty() ? env.Null() : Napi::String::New(env, blas.kernel));
+    b.Set("path", blas.path.empty() ? env.Null() : Napi::String::New(env, blas.path));
+    out.Set("blas", b);
     return out;
   }
+
+  Napi::Value CheckBlasJs(const Napi::CallbackInfo& info);
 
   Napi::Value Load(const Napi::CallbackInfo& info);
 
@@ -311,6 +322,58 @@ class LoadWorker : public Napi::AsyncWorker {
   std::unique_ptr<Error> error_;
 };
 
+// The BLAS check (blas.h) on the libuv pool: it takes about a second.
+class BlasCheckWorker : public Napi::AsyncWorker {
+ public:
+  BlasCheckWorker(Napi::Env env, int threads)
+      : Napi::AsyncWorker(env, "torch-node:blas-check"), deferred_(Napi::Promise::Deferred::New(env)), threads_(threads) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      result_ = CheckBlas(threads_);
+    } catch (const std::exception& e) {
+      error_ = e.what();
+    } catch (...) {
+      error_ = "unknown C++ exception";
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!error_.empty()) {
+      deferred_.Reject(env.GetInstanceData<Addon>()->MakeError(env, Error("ERR_BLAS_CHECK", "The BLAS check failed: " + error_)));
+      return;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("cases", result_.cases);
+    out.Set("maxRelativeErrorFloat32", result_.max_relative_error_float32);
+    out.Set("maxRelativeErrorFloat64", result_.max_relative_error_float64);
+    out.Set("worstCase", result_.worst_case);
+    out.Set("gflops", result_.gflops);
+    deferred_.Resolve(out);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int threads_;
+  BlasCheck result_;
+  std::string error_;
+};
+
+Napi::Value Addon::CheckBlasJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double threads = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads))) {
+    throw Napi::RangeError::New(env, "Expected an integer between 1 and 1024 for threads");
+  }
+  auto* worker = new BlasCheckWorker(env, static_cast<int>(threads));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected a string for path");
@@ -356,7 +419,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       hook_channel);
   DefineAddon(exports, {InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
                         InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"), InstanceMethod<&Addon::Load>("load"),
-                        InstanceMethod<&Addon::StopForExit>("stopForExit")});
+                        InstanceMethod<&Addon::StopForExit>("stopForExit"),
+                        InstanceMethod<&Addon::CheckBlasJs>("checkBlas")});
 }
 
 }  // namespace torchnode

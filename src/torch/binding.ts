@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
+import { chooseBlasKernel, type BlasChoice } from './blas-kernel.js';
 import { TorchError } from './errors.js';
 import type { DType } from './tensor.js';
 
@@ -36,6 +37,25 @@ export interface NativeModel {
   dispose(): Promise<void>;
 }
 
+export interface NativeBlasInfo {
+  /** OpenBLAS, MKL, or null when unknown. */
+  library: string | null;
+  /** openblas_get_config(). */
+  config: string | null;
+  /** The kernel OpenBLAS runs (openblas_get_corename()). */
+  kernel: string | null;
+  /** The shared library OpenBLAS was loaded from. */
+  path: string | null;
+}
+
+export interface NativeBlasCheck {
+  cases: number;
+  maxRelativeErrorFloat32: number;
+  maxRelativeErrorFloat64: number;
+  worstCase: string;
+  gflops: number;
+}
+
 export interface NativeRuntimeInfo {
   libtorchVersion: string;
   builtWithCuda: boolean;
@@ -43,6 +63,7 @@ export interface NativeRuntimeInfo {
   cudaDeviceCount: number;
   cudaDeviceName: string | null;
   defaultThreads: number;
+  blas: NativeBlasInfo;
 }
 
 interface NativeBinding {
@@ -50,9 +71,10 @@ interface NativeBinding {
   runtimeInfo(): NativeRuntimeInfo;
   load(path: string, options: { device: string; threads: number; optimize?: boolean }): Promise<NativeModel>;
   stopForExit(): void;
+  checkBlas(threads: number): Promise<NativeBlasCheck>;
 }
 
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = path.join(dir, 'package.json');
@@ -74,9 +96,9 @@ export function addonCandidates(): string[] {
   ];
 }
 
-let cached: { binding: NativeBinding; path: string } | undefined;
+let cached: { binding: NativeBinding; path: string; blas: BlasChoice } | undefined;
 
-export function binding(): { binding: NativeBinding; path: string } {
+export function binding(): { binding: NativeBinding; path: string; blas: BlasChoice } {
   if (cached) return cached;
   const candidates = addonCandidates();
   const found = candidates.find((p) => existsSync(p));
@@ -87,6 +109,8 @@ export function binding(): { binding: NativeBinding; path: string } {
       'ERR_ADDON_NOT_BUILT',
     );
   }
+  // Before the addon (and with it OpenBLAS) loads: OpenBLAS reads OPENBLAS_CORETYPE once, as it starts.
+  const blas = chooseBlasKernel(found);
   let native: NativeBinding;
   try {
     native = createRequire(import.meta.url)(found) as NativeBinding;
@@ -102,6 +126,6 @@ export function binding(): { binding: NativeBinding; path: string } {
   // process.exit() during a forward: let the forward finish before exit() tears LibTorch down under it.
   // (A worker thread's end is handled in the addon; the inference thread serves the whole process.)
   if (isMainThread) process.once('exit', () => native.stopForExit());
-  cached = { binding: native, path: found };
+  cached = { binding: native, path: found, blas };
   return cached;
 }

@@ -1,4 +1,18 @@
+import type { BlasKernelSource, KernelTrial } from './blas-kernel.js';
 import { binding } from './binding.js';
+
+export interface BlasRuntimeInfo {
+  /** `OpenBLAS`, `MKL`, or null when unknown. */
+  library: string | null;
+  /** e.g. `OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY USE_OPENMP SkylakeX MAX_THREADS=64`. */
+  config: string | null;
+  /** The OpenBLAS kernel in use (`SkylakeX`, `Haswell`, ...); null when not OpenBLAS. */
+  kernel: string | null;
+  /** Why that kernel: OPENBLAS_CORETYPE from the environment, measured by the library, OpenBLAS's own pick. */
+  source: BlasKernelSource;
+  /** The kernels tried, with their speed and their largest error against a double-precision reference. */
+  trials: KernelTrial[];
+}
 
 export interface RuntimeInfo {
   /** The LibTorch version the addon was compiled against. */
@@ -14,10 +28,17 @@ export interface RuntimeInfo {
   defaultThreads: number;
   /** The native addon file in use (cmake-js's or node-gyp's build). */
   addonPath: string;
+  /** The BLAS LibTorch's matrix products run on, and its kernel (see src/torch/blas-kernel.ts). */
+  blas: BlasRuntimeInfo;
 }
 
 /** What LibTorch this process runs, and which devices it can use. Loads the addon on first call. */
 export function runtimeInfo(): RuntimeInfo {
-  const { binding: native, path } = binding();
-  return { ...native.runtimeInfo(), addonPath: path };
+  const { binding: native, path, blas } = binding();
+  const info = native.runtimeInfo();
+  return {
+    ...info,
+    addonPath: path,
+    blas: { library: info.blas.library, config: info.blas.config, kernel: info.blas.kernel, source: blas.source, trials: blas.trials },
+  };
 }
