@@ -2,17 +2,20 @@
 // Usable from a script without HTTP:
 //   const classifier = await FoodClassifier.load(await readModelFolder('models'));
 //   const top5 = await classifier.predict(jpegBytes, 'Image of food');
+//
+// A prediction decodes the photo (sharp, on the libuv pool) while the text is tokenised and, with a model in two
+// parts, its features are looked up or computed (once per distinct text); the photo then waits for the next
+// forward, which takes every request waiting at that moment, up to maxBatch (pipelines.ts).
 import { Tensor, TorchError, TorchModel, type Device } from '../index.js';
+import type { InferenceModel, ModelRuntime } from '../model.js';
+import type { BatchRecord } from './batch-scheduler.js';
 import { type Backend, type ModelFolder } from './model-folder.js';
+import { SplitPipeline, WholePipeline, type Pipeline } from './pipelines.js';
 import { preprocessImage } from './preprocess.js';
+import type { TextFeatureStats } from './text-features.js';
 import { TextTokenizer } from './tokenizer.js';
 
-/** What FoodClassifier needs of a model: TorchModel (LibTorch) and OnnxModel (ONNX Runtime) both are one. */
-export interface InferenceModel {
-  readonly device: string;
-  forward(inputs: readonly Tensor[]): Promise<Tensor[]>;
-  dispose(): Promise<void>;
-}
+export type { InferenceModel } from '../model.js';
 
 export interface ClassifierOptions {
   /** Default `auto`. LibTorch only: ONNX Runtime runs on the CPU. */
@@ -23,7 +26,20 @@ export interface ClassifierOptions {
   maxPixels?: number;
   /** Texts whose tokens are cached. Default 1000, as the workshop's lru_cache. */
   tokenCacheSize?: number;
+  /** With a model in two parts: texts whose features are kept (LRU). Default 128 (see DEFAULT_TEXT_FEATURE_CACHE_SIZE). */
+  textFeatureCacheSize?: number;
+  /** The most photos (or texts) one forward computes. Default 8. */
+  maxBatch?: number;
+  /** How long a request that finds the model idle waits for others to batch with, in ms. Default 0. */
+  maxBatchDelayMs?: number;
+  /** Called after every forward (for metrics): which queue, how many requests, their waits, the forward's time. */
+  onBatch?: (record: BatchRecord) => void;
 }
+
+/** 128 texts: 48 MiB with BERT-base's features (128 tokens x 768 x 4 bytes = 384 KiB a text). */
+export const DEFAULT_TEXT_FEATURE_CACHE_SIZE = 128;
+export const DEFAULT_MAX_BATCH = 8;
+export const DEFAULT_MAX_BATCH_DELAY_MS = 0;
 
 export interface Prediction {
   /** The class mapping's name, as is (e.g. `apple_pie`). */
@@ -34,91 +50,183 @@ export interface Prediction {
   probability: number;
 }
 
+export interface ClassifyOptions {
+  /** How many classes, most probable first. Default 5. */
+  topK?: number;
+  /** performance.now() after which a request still waiting for a forward is rejected (QueueError ERR_QUEUE_TIMEOUT). */
+  deadline?: number;
+  /** Called when the forward that computes this photo starts. */
+  onForwardStart?: () => void;
+}
+
+export interface Classification {
+  predictions: Prediction[];
+  /** Milliseconds spent decoding and preprocessing the photo (on the libuv pool). */
+  preprocessMs: number;
+  /** With a model in two parts: whether the text's features came from the cache (or a computation in flight). */
+  textFeaturesCached: boolean | undefined;
+}
+
 export const DEFAULT_TEXT = 'Image of food';
 
 export class FoodClassifier {
   readonly folder: ModelFolder;
-  readonly #model: InferenceModel;
+  readonly #pipeline: Pipeline;
+  readonly #runtime: ModelRuntime;
+  readonly #device: string;
   readonly #tokenizer: TextTokenizer;
   readonly #maxPixels: number | undefined;
   #inFlight = 0;
   #retired: (() => void) | undefined;
   #retiring: Promise<void> | undefined;
 
-  private constructor(folder: ModelFolder, model: InferenceModel, tokenizer: TextTokenizer, maxPixels?: number) {
+  private constructor(folder: ModelFolder, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, maxPixels?: number) {
     this.folder = folder;
-    this.#model = model;
+    this.#pipeline = pipeline;
+    this.#runtime = model.runtime;
+    this.#device = model.device;
     this.#tokenizer = tokenizer;
     this.#maxPixels = maxPixels;
   }
 
   /**
-   * Loads the model (off the JavaScript thread) with the backend the folder was read for (folder.backend),
-   * and the vocabulary, then runs one warm-up prediction, which also checks that the model takes the
-   * workshop's inputs and has one logit per class of the mapping.
+   * Loads the model files (off the JavaScript thread) with the backend and layout the folder was read for, and
+   * the vocabulary, then runs one warm-up prediction, which also checks that the model takes the workshop's
+   * inputs and has one logit per class of the mapping.
    */
   static async load(folder: ModelFolder, options: ClassifierOptions = {}): Promise<FoodClassifier> {
-    const [loaded, vocab] = await Promise.allSettled([
-      loadModel(folder.backend, folder.backendFile, options),
-      TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }),
+    const files = folder.layout.kind === 'whole' ? [folder.layout.modelFile] : [folder.layout.textEncoderFile, folder.layout.headFile];
+    const [loaded, vocab] = await Promise.all([
+      Promise.allSettled(files.map((file) => loadModel(folder.backend, file, options))),
+      TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }).then(
+        (tokenizer) => ({ status: 'fulfilled' as const, value: tokenizer }),
+        (reason: unknown) => ({ status: 'rejected' as const, reason }),
+      ),
     ]);
-    if (vocab.status === 'rejected') {
-      // The model loaded (or not) beside a vocabulary that did not: free it, or a failed reload would leak it.
-      if (loaded.status === 'fulfilled') await loaded.value.dispose();
-      throw vocab.reason;
+    const models = loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = [...loaded, vocab].find((r) => r.status === 'rejected');
+    if (failed) {
+      // Free what did load, or a failed reload would leak it.
+      await Promise.all(models.map((m) => m.dispose()));
+      throw failed.reason;
     }
-    if (loaded.status === 'rejected') throw loaded.reason;
-    const [model, tokenizer] = [loaded.value, vocab.value];
-    const classifier = new FoodClassifier(folder, model, tokenizer, options.maxPixels);
+    const tokenizer = (vocab as { value: TextTokenizer }).value;
     try {
-      const { crop } = folder.preprocessing;
-      const image = Tensor.float32(new Float32Array(3 * crop * crop), [1, 3, crop, crop]);
-      const [logits] = await model.forward([image, ...(await classifier.#textInputs(DEFAULT_TEXT))]);
-      const expected = [1, folder.classNames.length];
-      if (logits === undefined || logits.shape.join() !== expected.join()) {
-        throw new TorchError(
-          `${folder.backendFile} answers logits of shape [${logits?.shape.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
-            `has ${folder.classNames.length} classes (expected [${expected.join(', ')}]): the model and the class mapping do not belong together`,
-          'ERR_MODEL_MISMATCH',
-        );
-      }
+      const pipeline = await FoodClassifier.#warmUp(folder, models, tokenizer, options);
+      return new FoodClassifier(folder, pipeline, models[0], tokenizer, options.maxPixels);
     } catch (err) {
-      await model.dispose();
+      await Promise.all(models.map((m) => m.dispose()));
       throw err;
     }
-    return classifier;
+  }
+
+  /** One forward of each file on a blank photo and the default text: checks the shapes, builds the pipeline. */
+  static async #warmUp(folder: ModelFolder, models: InferenceModel[], tokenizer: TextTokenizer, options: ClassifierOptions): Promise<Pipeline> {
+    const { crop } = folder.preprocessing;
+    const C = folder.classNames.length;
+    const L = folder.maxLength;
+    const settings = {
+      maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
+      maxBatchDelayMs: options.maxBatchDelayMs ?? DEFAULT_MAX_BATCH_DELAY_MS,
+      textFeatureCacheSize: options.textFeatureCacheSize ?? DEFAULT_TEXT_FEATURE_CACHE_SIZE,
+      onBatch: options.onBatch,
+    };
+    const image = Tensor.float32(new Float32Array(3 * crop * crop), [1, 3, crop, crop]);
+    const encoded = await tokenizer.encode(DEFAULT_TEXT);
+    const ids = Tensor.int64(encoded.inputIds, [1, L]);
+    const mask = Tensor.int64(encoded.attentionMask, [1, L]);
+    const mismatch = (file: string, shape: readonly number[] | undefined) =>
+      new TorchError(
+        `${file} answers logits of shape [${shape?.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
+          `has ${C} classes (expected [1, ${C}]): the model and the class mapping do not belong together`,
+        'ERR_MODEL_MISMATCH',
+      );
+    if (folder.layout.kind === 'whole') {
+      const [logits] = await models[0].forward([image, ids, mask]);
+      if (logits?.shape.join() !== [1, C].join()) throw mismatch(folder.layout.modelFile, logits?.shape);
+      return new WholePipeline(models[0], { crop, maxLength: L }, C, settings);
+    }
+    const [textEncoder, head] = models;
+    const [features] = await textEncoder.forward([ids, mask]);
+    if (features?.dtype !== 'float32' || features.shape.length !== 3 || features.shape[0] !== 1 || features.shape[1] !== L) {
+      throw new TorchError(
+        `${folder.layout.textEncoderFile} answers text features of shape [${features?.shape.join(', ') ?? ''}] ` +
+          `(${features?.dtype ?? 'no output'}); expected float32 [1, ${L}, hidden]: it is not the text encoder of this folder's model`,
+        'ERR_MODEL_MISMATCH',
+      );
+    }
+    const [logits] = await head.forward([image, features]);
+    if (logits?.shape.join() !== [1, C].join()) throw mismatch(folder.layout.headFile, logits?.shape);
+    const pipeline = new SplitPipeline(textEncoder, head, { crop, maxLength: L, hidden: features.shape[2] }, C, settings);
+    // The default text comes with almost every request: its features are known already.
+    pipeline.remember(encoded, (features.data as Float32Array).slice());
+    return pipeline;
   }
 
   get device(): string {
-    return this.#model.device;
+    return this.#device;
   }
 
   get backend(): Backend {
     return this.folder.backend;
   }
 
+  /** The backend's version and the threads of its forwards. */
+  get runtime(): ModelRuntime {
+    return this.#runtime;
+  }
+
+  /** `whole` (best_model.*) or `parts` (text_encoder.* + head.*). */
+  get layout(): 'whole' | 'parts' {
+    return this.#pipeline.kind;
+  }
+
   get numClasses(): number {
     return this.folder.classNames.length;
   }
 
-  get tokenCache(): { size: number; hits: number; misses: number } {
+  get tokenCache(): { size: number; maxSize: number; hits: number; misses: number } {
     return this.#tokenizer.cacheStats;
+  }
+
+  /** The text feature cache's figures, with a model in two parts. */
+  get textFeatureCache(): TextFeatureStats | undefined {
+    return this.#pipeline.textFeatures;
+  }
+
+  /** Photos (and texts) waiting for a forward. */
+  get waiting(): number {
+    return this.#pipeline.waiting;
   }
 
   /** The top `topK` classes for an image (its encoded bytes: JPEG, PNG, ...) and a text, most probable first. */
   async predict(image: Uint8Array, text: string = DEFAULT_TEXT, topK = 5): Promise<Prediction[]> {
+    return (await this.classify(image, text, { topK })).predictions;
+  }
+
+  /** predict(), with a deadline for the wait, and what it took. */
+  async classify(image: Uint8Array, text: string = DEFAULT_TEXT, options: ClassifyOptions = {}): Promise<Classification> {
     if (this.#retired) throw new TorchError('This classifier has been replaced and retired', 'ERR_MODEL_DISPOSED');
     this.#inFlight++;
     try {
       const { crop } = this.folder.preprocessing;
-      // Decoding (libuv pool) and tokenising go side by side; the forward runs off the event loop (on the
-      // addon's inference thread, or in ONNX Runtime's worker).
-      const [pixels, textInputs] = await Promise.all([
-        preprocessImage(image, { ...this.folder.preprocessing, ...(this.#maxPixels ? { maxPixels: this.#maxPixels } : {}) }),
-        this.#textInputs(text),
+      const started = performance.now();
+      let preprocessMs = 0;
+      // Decoding (libuv pool) and the text (tokens, then features) go side by side.
+      const [pixels, textInput] = await Promise.all([
+        preprocessImage(image, { ...this.folder.preprocessing, ...(this.#maxPixels ? { maxPixels: this.#maxPixels } : {}) }).then((p) => {
+          preprocessMs = performance.now() - started;
+          return p;
+        }),
+        this.#tokenizer.encode(text).then((encoded) => this.#pipeline.prepareText(encoded, { deadline: options.deadline })),
       ]);
-      const [logits] = await this.#model.forward([Tensor.float32(pixels, [1, 3, crop, crop]), ...textInputs]);
-      return topClasses(softmax(logits.data as Float32Array), this.folder.classNames, topK);
+      if (pixels.length !== 3 * crop * crop) throw new TorchError(`Preprocessing gave ${pixels.length} values, expected ${3 * crop * crop}`, 'ERR_INVALID_INPUT');
+      const logits = await this.#pipeline.logits(pixels, textInput, { deadline: options.deadline, onStart: options.onForwardStart });
+      return {
+        predictions: topClasses(softmax(logits), this.folder.classNames, options.topK ?? 5),
+        preprocessMs,
+        textFeaturesCached: textInput.kind === 'features' ? textInput.cached : undefined,
+      };
     } finally {
       this.#settled();
     }
@@ -129,21 +237,15 @@ export class FoodClassifier {
   }
 
   /**
-   * Frees the model once the predictions already started have finished (a reload swaps in a new
+   * Frees the models once the predictions already started have finished (a reload swaps in a new
    * classifier and retires the old one); new predictions are refused.
    */
   retire(): Promise<void> {
     this.#retiring ??= new Promise<void>((resolve) => {
       this.#retired = resolve;
       if (this.#inFlight === 0) resolve();
-    }).then(() => this.#model.dispose());
+    }).then(() => this.#pipeline.dispose());
     return this.#retiring;
-  }
-
-  async #textInputs(text: string): Promise<[Tensor<'int64'>, Tensor<'int64'>]> {
-    const { inputIds, attentionMask } = await this.#tokenizer.encode(text);
-    const shape = [1, this.folder.maxLength];
-    return [Tensor.int64(inputIds, shape), Tensor.int64(attentionMask, shape)];
   }
 }
 

@@ -1,10 +1,16 @@
 // A model folder as the workshop's users have one, and as scripts/export_model.py writes one:
-//   best_model.pth       TorchScript: forward(image, input_ids, attention_mask) -> logits   (required for LibTorch)
-//   best_model.onnx      the same model in ONNX                                             (required for ONNX Runtime)
+//   best_model.pth       TorchScript: forward(image, input_ids, attention_mask) -> logits
+//   best_model.onnx      the same model in ONNX
+//   text_encoder.pth     the model in two parts: forward(input_ids, attention_mask) -> text features,
+//   head.pth             and forward(image, text features) -> logits (a text's features are computed once)
+//   text_encoder.onnx    the same two parts in ONNX
+//   head.onnx
 //   class_mapping.json   {"pizza": 0, "steak": 1, ...}                                        (required)
 //   vocab.txt            the WordPiece vocabulary of the text encoder                         (required)
 //   model.json           what the exporter knows: preprocessing, max_length, classes, files    (optional)
-// Reading it checks everything that can be checked without LibTorch, and names the file at fault.
+// One of the four ways to run the model must be there: the two parts or the whole model, for LibTorch or ONNX
+// Runtime. Reading the folder picks the way (see chooseLayout), checks everything that can be checked without
+// loading a model, and names the file at fault.
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -18,12 +24,19 @@ export const WORKSHOP_PREPROCESSING: Readonly<Preprocessing> = Object.freeze(wor
 
 export const WORKSHOP_MAX_LENGTH = 128;
 
+/** How the model runs: whole, or as a text encoder (once per distinct text) and a head (once per photo). */
+export type ModelLayout =
+  | { kind: 'whole'; modelFile: string }
+  | { kind: 'parts'; textEncoderFile: string; headFile: string };
+
 export interface ModelFolder {
   /** The folder, absolute. */
   dir: string;
-  /** The backend the folder was read for: its model file is there. */
+  /** The backend the folder was read for: its model files are there. */
   backend: Backend;
-  /** The model file the backend loads: modelFile (LibTorch) or onnxFile (ONNX Runtime). */
+  /** The files the backend loads. */
+  layout: ModelLayout;
+  /** The model file named in messages: the whole model, or the head of the two parts. */
   backendFile: string;
   /** The TorchScript model, absolute (with the ONNX backend it need not exist). */
   modelFile: string;
@@ -57,12 +70,19 @@ export class ModelFolderError extends Error {
 export type Backend = 'torch' | 'onnx';
 
 export interface ModelFolderFiles {
-  /** Default `torch`: the TorchScript file is required; with `onnx`, the ONNX file instead. */
-  backend?: Backend;
-  /** Default `<dir>/best_model.pth`. */
+  /**
+   * Default `torch`. `auto` picks the fastest way the folder allows (see chooseLayout): ONNX Runtime, unless
+   * `preferTorch` (a CUDA device is wanted: ONNX Runtime's Node build runs on the CPU only).
+   */
+  backend?: Backend | 'auto';
+  /** With backend `auto`: use LibTorch whatever the folder holds (default false). */
+  preferTorch?: boolean;
+  /** Default `<dir>/best_model.pth`. Given explicitly, the whole model is used, not the parts. */
   modelFile?: string;
-  /** Default `<dir>/best_model.onnx`. */
+  /** Default `<dir>/best_model.onnx`. Given explicitly, the whole model is used, not the parts. */
   onnxFile?: string;
+  /** Default true: the two parts when the folder has them; false: the whole model always. */
+  useParts?: boolean;
   /** Default `<dir>/class_mapping.json`. */
   classMappingFile?: string;
   /** Default `<dir>/vocab.txt`. */
@@ -71,14 +91,13 @@ export interface ModelFolderFiles {
 
 export async function readModelFolder(dir: string, files: ModelFolderFiles = {}): Promise<ModelFolder> {
   const root = path.resolve(dir);
-  const backend = files.backend ?? 'torch';
   const modelFile = path.resolve(root, files.modelFile ?? 'best_model.pth');
   const onnxFile = path.resolve(root, files.onnxFile ?? 'best_model.onnx');
-  const backendFile = backend === 'onnx' ? onnxFile : modelFile;
   const classMappingFile = path.resolve(root, files.classMappingFile ?? 'class_mapping.json');
   const vocabFile = path.resolve(root, files.vocabFile ?? 'vocab.txt');
+  const { backend, layout } = await chooseLayout(root, { ...files, modelFile, onnxFile });
+  const backendFile = layout.kind === 'whole' ? layout.modelFile : layout.headFile;
   for (const [file, what] of [
-    [backendFile, backend === 'onnx' ? 'the model (ONNX)' : 'the model (TorchScript)'],
     [classMappingFile, 'the class mapping'],
     [vocabFile, 'the vocabulary'],
   ] as const) {
@@ -107,7 +126,53 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
       );
     }
   }
-  return { dir: root, backend, backendFile, modelFile, onnxFile, classMappingFile, vocabFile, metadataFile, classNames, preprocessing, maxLength };
+  return { dir: root, backend, layout, backendFile, modelFile, onnxFile, classMappingFile, vocabFile, metadataFile, classNames, preprocessing, maxLength };
+}
+
+/**
+ * The backend and the files to load. In order of preference (measured: bench/results), among the ways the
+ * backend allows and the folder has:
+ *   1. the two parts (text encoder + head): a text's features are computed once, each photo runs the head;
+ *   2. the whole model.
+ * And with backend `auto`: ONNX Runtime before LibTorch (on the CPUs measured, its kernels were the fastest or
+ * level with LibTorch's best, and it needs no LibTorch in the process), unless `preferTorch`. An explicit
+ * modelFile or onnxFile means that whole model. Rejects, naming the files looked for, when none is there.
+ */
+export async function chooseLayout(
+  root: string,
+  files: ModelFolderFiles & { modelFile: string; onnxFile: string },
+): Promise<{ backend: Backend; layout: ModelLayout }> {
+  const requested = files.backend ?? 'torch';
+  const backends: Backend[] = requested === 'auto' ? (files.preferTorch ? ['torch'] : ['onnx', 'torch']) : [requested];
+  const explicitWhole = files.modelFile !== path.resolve(root, 'best_model.pth') || files.onnxFile !== path.resolve(root, 'best_model.onnx');
+  const useParts = files.useParts !== false && !explicitWhole;
+  const candidates: { backend: Backend; layout: ModelLayout }[] = [];
+  if (useParts) {
+    for (const backend of backends) {
+      const ext = backend === 'onnx' ? 'onnx' : 'pth';
+      candidates.push({
+        backend,
+        layout: { kind: 'parts', textEncoderFile: path.join(root, `text_encoder.${ext}`), headFile: path.join(root, `head.${ext}`) },
+      });
+    }
+  }
+  for (const backend of backends) {
+    candidates.push({ backend, layout: { kind: 'whole', modelFile: backend === 'onnx' ? files.onnxFile : files.modelFile } });
+  }
+  for (const candidate of candidates) {
+    if ((await Promise.all(layoutFiles(candidate.layout).map(isFile))).every(Boolean)) return candidate;
+  }
+  // Nothing to run: name the whole model's file, as the workshop's users know it, and the parts looked for.
+  const whole = candidates.at(-1)!.layout as { kind: 'whole'; modelFile: string };
+  const what = backends.length > 1 ? 'the model' : backends[0] === 'onnx' ? 'the model (ONNX)' : 'the model (TorchScript)';
+  const parts = candidates.filter((c) => c.layout.kind === 'parts').map((c) => layoutFiles(c.layout).map((f) => path.basename(f)).join(' + '));
+  const orParts = parts.length > 0 ? ` (nor the two parts ${parts.join(' or ')})` : '';
+  throw new ModelFolderError(`Missing ${what}: ${whole.modelFile} does not exist or is not a file${orParts}`, 'ERR_MODEL_FILE_MISSING', whole.modelFile);
+}
+
+/** The model files of a layout. */
+export function layoutFiles(layout: ModelLayout): string[] {
+  return layout.kind === 'whole' ? [layout.modelFile] : [layout.textEncoderFile, layout.headFile];
 }
 
 /** `{"pizza": 0, "steak": 1}` -> ['pizza', 'steak']; the indices must be 0..N-1, each once. */

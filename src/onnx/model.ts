@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
+import type { ForwardOptions, ModelRuntime } from '../model.js';
 import { TorchError } from '../torch/errors.js';
 import { Tensor } from '../torch/tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
@@ -90,11 +91,18 @@ export class OnnxModel {
     return 'cpu';
   }
 
-  /** Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order. */
-  async forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  get runtime(): ModelRuntime {
+    return { backend: 'onnx', version: this.#info.onnxruntimeVersion, threads: this.#info.threads };
+  }
+
+  /**
+   * Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order.
+   * With `transfer`, the inputs' buffers are moved to the worker instead of copied (they are detached here).
+   */
+  async forward(inputs: readonly Tensor[], options: ForwardOptions = {}): Promise<Tensor[]> {
     if (!Array.isArray(inputs) || inputs.some((t) => !(t instanceof Tensor))) throw invalid('an array of Tensor', 'inputs', inputs);
     if (this.#disposed) throw new TorchError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED');
-    return (await this.#runner.run(inputs)).map(toTensor);
+    return (await this.#runner.run(inputs, options.transfer === true)).map(toTensor);
   }
 
   /** Frees the session once the forwards already called have finished; later calls reject. */
@@ -107,7 +115,7 @@ export class OnnxModel {
 interface Runner {
   inputNames: string[];
   outputNames: string[];
-  run(inputs: readonly Tensor[]): Promise<WireTensor[]>;
+  run(inputs: readonly Tensor[], transfer: boolean): Promise<WireTensor[]>;
   dispose(): Promise<void>;
 }
 
@@ -193,14 +201,17 @@ class WorkerRunner implements Runner {
     return runner;
   }
 
-  run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
+  run(inputs: readonly Tensor[], transfer: boolean): Promise<WireTensor[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       if (this.#pending.size === 1) this.#worker.ref();
-      // Inputs are copied (structured clone): the caller's arrays stay its own.
-      this.#post({ type: 'run', id, inputs: inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data })) });
+      // Inputs are copied (structured clone), so the caller's arrays stay its own; or, when the caller hands them
+      // over, moved (a batch of photos and text features is megabytes: copying it would hold the event loop).
+      const wire = inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data }));
+      const buffers = transfer ? [...new Set(inputs.map((t) => t.data.buffer))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer) : [];
+      this.#worker.postMessage({ type: 'run', id, inputs: wire } satisfies Request, buffers);
     });
   }
 

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
+import type { ModelRuntime } from '../model.js';
 import { binding, type NativeModel, type NativeResult } from './binding.js';
 import { TorchError } from './errors.js';
 import { Tensor, type DType, type DTypeArray } from './tensor.js';
@@ -111,6 +112,10 @@ export class TorchModel {
 
   get device(): string {
     return this.#info.device;
+  }
+
+  get runtime(): ModelRuntime {
+    return { backend: 'torch', version: this.#info.libtorchVersion, threads: this.#info.threads };
   }
 
   /**

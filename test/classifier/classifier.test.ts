@@ -62,7 +62,10 @@ describe('FoodClassifier', () => {
       classifier.predict(green, 'Image of food'),
       classifier.predict(red, 'a photo of sushi dishes'),
     ]);
-    expect(b).toEqual(a);
+    // The same classes in the same order, the same probabilities to float precision: a and b may have shared a
+    // batch (different rows of one forward), where the last bits of a float can differ.
+    expect(b.map((p) => p.className)).toEqual(a.map((p) => p.className));
+    b.forEach((p, i) => expect(Math.abs(p.probability - a[i].probability)).toBeLessThan(1e-6));
     const probabilities = (top: typeof a) => top.map((p) => `${p.className}:${p.probability}`).sort();
     expect(probabilities(otherImage)).not.toEqual(probabilities(a));
     expect(probabilities(otherText)).not.toEqual(probabilities(a));

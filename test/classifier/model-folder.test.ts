@@ -48,7 +48,58 @@ describe('readModelFolder', () => {
     const err = await folderError();
     expect(err.code).toBe('ERR_MODEL_FILE_MISSING');
     expect(err.file).toBe(path.join(dir, file));
-    expect(err.message).toBe(`Missing ${what}: ${path.join(dir, file)} does not exist or is not a file`);
+    const parts = file === 'best_model.pth' ? ' (nor the two parts text_encoder.pth + head.pth)' : '';
+    expect(err.message).toBe(`Missing ${what}: ${path.join(dir, file)} does not exist or is not a file${parts}`);
+  });
+
+  describe('the files the model runs from', () => {
+    const touch = (...names: string[]) => names.forEach((n) => writeFileSync(path.join(dir, n), 'not read here'));
+
+    it('the whole model when the folder has no parts', async () => {
+      const folder = await readModelFolder(dir);
+      expect(folder.backend).toBe('torch');
+      expect(folder.layout).toEqual({ kind: 'whole', modelFile: path.join(dir, 'best_model.pth') });
+    });
+
+    it('the two parts before the whole model; the whole model when both parts are not there or when told', async () => {
+      touch('text_encoder.pth', 'head.pth');
+      expect((await readModelFolder(dir)).layout).toEqual({
+        kind: 'parts',
+        textEncoderFile: path.join(dir, 'text_encoder.pth'),
+        headFile: path.join(dir, 'head.pth'),
+      });
+      expect((await readModelFolder(dir, { useParts: false })).layout.kind).toBe('whole');
+      expect((await readModelFolder(dir, { modelFile: 'best_model.pth' })).layout.kind).toBe('parts');
+      expect((await readModelFolder(dir, { modelFile: path.join(dir, 'elsewhere.pth') }).catch((e: Error) => e.message))).toContain('elsewhere.pth');
+      rmSync(path.join(dir, 'head.pth'));
+      expect((await readModelFolder(dir)).layout.kind).toBe('whole');
+    });
+
+    it('backend auto: ONNX Runtime parts, LibTorch parts, ONNX Runtime whole, LibTorch whole, in that order', async () => {
+      const pick = async () => {
+        const f = await readModelFolder(dir, { backend: 'auto' });
+        return `${f.backend} ${f.layout.kind}`;
+      };
+      expect(await pick()).toBe('torch whole');
+      touch('best_model.onnx');
+      expect(await pick()).toBe('onnx whole');
+      touch('text_encoder.pth', 'head.pth');
+      expect(await pick()).toBe('torch parts');
+      touch('text_encoder.onnx', 'head.onnx');
+      expect(await pick()).toBe('onnx parts');
+      // a CUDA device is wanted: LibTorch whatever the folder holds
+      const cuda = await readModelFolder(dir, { backend: 'auto', preferTorch: true });
+      expect(`${cuda.backend} ${cuda.layout.kind}`).toBe('torch parts');
+    });
+
+    it('names what it looked for when nothing can run', async () => {
+      rmSync(path.join(dir, 'best_model.pth'));
+      const err = await folderError({ backend: 'auto' });
+      expect(err.message).toBe(
+        `Missing the model: ${path.join(dir, 'best_model.pth')} does not exist or is not a file ` +
+          '(nor the two parts text_encoder.onnx + head.onnx or text_encoder.pth + head.pth)',
+      );
+    });
   });
 
   it('takes files from elsewhere when named', async () => {

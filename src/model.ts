@@ -1,0 +1,29 @@
+// The contract both backends keep: TorchModel (LibTorch, through the addon) and OnnxModel (ONNX Runtime).
+// Positional tensors in, a list of tensors out; forwards run off the event loop; dispose() after the forwards
+// already called.
+import type { Tensor } from './torch/tensor.js';
+
+export interface ForwardOptions {
+  /**
+   * The caller hands the inputs' buffers over and will not touch them again: a backend that would copy them
+   * (ONNX Runtime's worker thread) may move them instead (their ArrayBuffers are then detached).
+   */
+  transfer?: boolean;
+}
+
+/** What runs a model: for logs and /system_status. */
+export interface ModelRuntime {
+  backend: 'torch' | 'onnx';
+  /** LibTorch's or ONNX Runtime's version. */
+  version: string;
+  /** Intra-op threads of the model's forwards. */
+  threads: number;
+}
+
+export interface InferenceModel {
+  /** `cpu` or `cuda:N`. */
+  readonly device: string;
+  readonly runtime: ModelRuntime;
+  forward(inputs: readonly Tensor[], options?: ForwardOptions): Promise<Tensor[]>;
+  dispose(): Promise<void>;
+}
