@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 
 import type { Device } from '../index.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_DELAY_MS, DEFAULT_TEXT_FEATURE_CACHE_SIZE } from '../classifier/classifier.js';
 import type { Backend } from '../classifier/model-folder.js';
 import { MAX_PIXELS } from '../classifier/preprocess.js';
 
@@ -17,8 +18,8 @@ export interface ServiceConfig {
   port: number;
   /** The model folder (best_model.pth, class_mapping.json, vocab.txt, model.json), absolute. */
   modelDir: string;
-  /** What runs the model: LibTorch (best_model.pth) or ONNX Runtime (best_model.onnx). */
-  backend: Backend;
+  /** What runs the model: LibTorch (.pth files), ONNX Runtime (.onnx files), or auto (see model-folder.ts). */
+  backend: Backend | 'auto';
   /** Files that live elsewhere than in modelDir; undefined: the folder's. Absolute. */
   modelFile: string | undefined;
   onnxFile: string | undefined;
@@ -29,6 +30,11 @@ export interface ServiceConfig {
   threads: number | undefined;
   predictionCacheSize: number;
   tokenCacheSize: number;
+  textFeatureCacheSize: number;
+  maxBatch: number;
+  maxBatchDelayMs: number;
+  maxQueue: number;
+  requestTimeoutMs: number;
   maxUploadBytes: number;
   maxImagePixels: number;
   keepAliveTimeoutMs: number;
@@ -49,7 +55,11 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'PORT', default: '8000', help: 'TCP port (0: any free port)' },
   { name: 'HOST', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 or :: for every interface)' },
   { name: 'MODEL_DIR', default: 'models', help: 'model folder: best_model.pth, class_mapping.json, vocab.txt, model.json' },
-  { name: 'BACKEND', default: 'torch', help: 'torch (LibTorch, best_model.pth) or onnx (ONNX Runtime, best_model.onnx)' },
+  {
+    name: 'BACKEND',
+    default: 'auto',
+    help: 'auto (ONNX Runtime on the CPU when the folder has .onnx files, LibTorch on a GPU), torch (LibTorch, .pth) or onnx (ONNX Runtime, .onnx)',
+  },
   { name: 'MODEL_PATH', default: '$MODEL_DIR/best_model.pth', help: 'the TorchScript model, when not in MODEL_DIR' },
   { name: 'ONNX_MODEL_PATH', default: '$MODEL_DIR/best_model.onnx', help: 'the ONNX model, when not in MODEL_DIR' },
   { name: 'CLASS_MAPPING_PATH', default: '$MODEL_DIR/class_mapping.json', help: 'the class mapping, when not in MODEL_DIR' },
@@ -58,6 +68,15 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'THREADS', default: 'available CPUs', help: 'intra-op threads of LibTorch or ONNX Runtime' },
   { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
   { name: 'TOKEN_CACHE_SIZE', default: '1000', help: 'tokenised texts kept (LRU); 0 turns the cache off' },
+  {
+    name: 'TEXT_FEATURE_CACHE_SIZE',
+    default: String(DEFAULT_TEXT_FEATURE_CACHE_SIZE),
+    help: 'texts whose text-encoder features are kept (LRU; 384 KiB each with BERT-base); 0: none',
+  },
+  { name: 'MAX_BATCH', default: String(DEFAULT_MAX_BATCH), help: 'most photos (or texts) computed by one forward' },
+  { name: 'MAX_BATCH_DELAY_MS', default: String(DEFAULT_MAX_BATCH_DELAY_MS), help: 'ms a request that finds the model idle waits for others to batch with' },
+  { name: 'MAX_QUEUE', default: '64', help: 'most /predict requests waiting for the model; more: 503 with Retry-After' },
+  { name: 'REQUEST_TIMEOUT_MS', default: '30000', help: 'ms a /predict request may wait for the model; longer: 503' },
   { name: 'MAX_UPLOAD_MB', default: '10', help: 'largest image upload, in MiB (larger: 413)' },
   { name: 'MAX_IMAGE_PIXELS', default: String(MAX_PIXELS), help: 'largest image, width x height (larger: 400)' },
   { name: 'KEEP_ALIVE_TIMEOUT', default: '30', help: 'seconds an idle keep-alive connection stays open' },
@@ -109,6 +128,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     threads,
     predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
     tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
+    textFeatureCacheSize: integer(get('TEXT_FEATURE_CACHE_SIZE'), 'TEXT_FEATURE_CACHE_SIZE', 0, 1_000_000) ?? DEFAULT_TEXT_FEATURE_CACHE_SIZE,
+    maxBatch: integer(get('MAX_BATCH'), 'MAX_BATCH', 1, 256) ?? DEFAULT_MAX_BATCH,
+    maxBatchDelayMs: number(get('MAX_BATCH_DELAY_MS'), 'MAX_BATCH_DELAY_MS', 0, 10_000) ?? DEFAULT_MAX_BATCH_DELAY_MS,
+    maxQueue: integer(get('MAX_QUEUE'), 'MAX_QUEUE', 1, 100_000) ?? 64,
+    requestTimeoutMs: integer(get('REQUEST_TIMEOUT_MS'), 'REQUEST_TIMEOUT_MS', 1, 3_600_000) ?? 30_000,
     maxUploadBytes: Math.round((number(get('MAX_UPLOAD_MB'), 'MAX_UPLOAD_MB', 0.001, 1024) ?? 10) * 1024 * 1024),
     maxImagePixels: integer(get('MAX_IMAGE_PIXELS'), 'MAX_IMAGE_PIXELS', 1, 2 ** 40) ?? MAX_PIXELS,
     // Whole seconds, at least 1: the Keep-Alive header carries whole seconds, and 0 would mean no timeout at all.
@@ -167,11 +191,11 @@ function device(value: string | undefined): Device {
   throw new ConfigError(`Expected auto, cpu, cuda or cuda:N for DEVICE ${received(value)}`);
 }
 
-function backend(value: string | undefined): Backend {
-  if (value === undefined) return 'torch';
+function backend(value: string | undefined): Backend | 'auto' {
+  if (value === undefined) return 'auto';
   const lower = value.toLowerCase();
-  if (lower === 'torch' || lower === 'onnx') return lower;
-  throw new ConfigError(`Expected torch or onnx for BACKEND ${received(value)}`);
+  if (lower === 'auto' || lower === 'torch' || lower === 'onnx') return lower;
+  throw new ConfigError(`Expected auto, torch or onnx for BACKEND ${received(value)}`);
 }
 
 function logLevel(value: string | undefined): LogLevel {

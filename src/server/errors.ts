@@ -13,14 +13,23 @@ import { ImageError } from '../classifier/preprocess.js';
 export class HttpError extends Error {
   override readonly name = 'HttpError';
 
+  /** Response headers that go with it (e.g. Retry-After). */
+  readonly headers: Readonly<Record<string, string>>;
+
   /** `detail` goes to the client as is; `cause` only to the log. */
   constructor(
     readonly status: number,
     readonly detail: unknown,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; headers?: Record<string, string> },
   ) {
     super(typeof detail === 'string' ? detail : JSON.stringify(detail), options);
+    this.headers = options?.headers ?? {};
   }
+}
+
+/** 503 with Retry-After: the service is too busy to take this request now. */
+export function busy(detail: string, retryAfterSeconds: number, cause?: unknown): HttpError {
+  return new HttpError(503, detail, { cause, headers: { 'Retry-After': String(retryAfterSeconds) } });
 }
 
 /** FastAPI's request validation error (422), e.g. for a missing form field. */
@@ -51,8 +60,10 @@ export function errorHandler(options: { maxUploadBytes: number }): ErrorRequestH
     const { status, detail } = toResponse(err, options.maxUploadBytes);
     // 5xx are ours: their cause goes to the request's log line (pino-http reads res.err), never to the client.
     // 4xx are the client's: the answer's detail joins the log line.
-    if (status >= 500) (res as { err?: unknown }).err = (err as Error).cause ?? err;
+    // 503s are answers about load, not failures: logged as the client's (no stack), like 4xx.
+    if (status >= 500 && status !== 503) (res as { err?: unknown }).err = (err as Error).cause ?? err;
     else res.locals.log = { ...res.locals.log, detail, code: (err as { code?: unknown }).code };
+    if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
     res.status(status).json({ detail });
   };
 }

@@ -24,7 +24,8 @@ export function requestLogger(logger: Logger): HttpLogger {
       return id;
     },
     customLogLevel(_req, res, err) {
-      if (err || res.statusCode >= 500) return 'error';
+      // 503 (queue full, waited too long) is the service shedding load as designed, not a failure.
+      if (err || (res.statusCode >= 500 && res.statusCode !== 503)) return 'error';
       return res.statusCode >= 400 ? 'warn' : 'info';
     },
     // What a route or the error handler put in res.locals.log (/predict's cache_hit, a 4xx's detail) joins

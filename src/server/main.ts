@@ -2,9 +2,9 @@
 // `npm start` runs this: the workshop's food classifier API on port 8000 (see --help for the configuration).
 import { createRequire } from 'node:module';
 
-import { runtimeInfo } from '../index.js';
 import { ConfigError, describeVariables, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { describeRuntime } from './runtime-description.js';
 import { startService } from './server.js';
 
 const USAGE = `Usage: npm start   (or: node dist/server/main.js [--help])
@@ -77,12 +77,11 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 logger.info(
   {
     url: service.url,
-    backend: classifier.backend,
-    model: classifier.folder.backendFile,
+    ...describeRuntime(classifier),
+    model_dir: classifier.folder.dir,
     classes: classifier.numClasses,
-    device: classifier.device,
-    // The ONNX backend never loads LibTorch: no version to ask it for.
-    libtorch: classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null,
+    batching: { max_batch: config.maxBatch, max_batch_delay_ms: config.maxBatchDelayMs },
+    queue: { max_queue: config.maxQueue, request_timeout_ms: config.requestTimeoutMs },
     version,
     env_file: config.envFile ?? null,
     startup_ms: Math.round(performance.now() - started),

@@ -2,11 +2,20 @@
 // loaded and warmed up while the current classifier keeps serving; only on success is the reference swapped
 // and the generation bumped (the prediction cache keys on it). The old classifier is retired: it finishes the
 // predictions it has started, then frees its model. A failed reload changes nothing.
+import { existsSync } from 'node:fs';
+
 import type { Logger } from 'pino';
 
+import type { BatchRecord } from '../classifier/batch-scheduler.js';
 import { FoodClassifier } from '../classifier/classifier.js';
 import { readModelFolder } from '../classifier/model-folder.js';
+import { releaseFreeMemory } from '../process-memory.js';
 import type { ServiceConfig } from './config.js';
+
+export interface ModelManagerOptions {
+  /** Every forward's record, for metrics. */
+  onBatch?: (record: BatchRecord) => void;
+}
 
 export class ModelManager {
   #current: FoodClassifier;
@@ -15,17 +24,22 @@ export class ModelManager {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #config: ServiceConfig;
   readonly #logger: Logger;
+  readonly #options: ModelManagerOptions;
   readonly #retiring = new Set<Promise<void>>();
+  readonly #reloads = { success: 0, failure: 0 };
 
-  private constructor(classifier: FoodClassifier, config: ServiceConfig, logger: Logger) {
+  private constructor(classifier: FoodClassifier, config: ServiceConfig, logger: Logger, options: ModelManagerOptions) {
     this.#current = classifier;
     this.#config = config;
     this.#logger = logger;
+    this.#options = options;
   }
 
   /** Reads the configured model folder and loads it; rejects (naming the file at fault) when it cannot. */
-  static async load(config: ServiceConfig, logger: Logger): Promise<ModelManager> {
-    return new ModelManager(await loadClassifier(config), config, logger);
+  static async load(config: ServiceConfig, logger: Logger, options: ModelManagerOptions = {}): Promise<ModelManager> {
+    const classifier = await loadClassifier(config, options);
+    releaseFreeMemory();
+    return new ModelManager(classifier, config, logger, options);
   }
 
   /** The classifier to use now. Call its predict() at once: a retired classifier refuses new predictions. */
@@ -38,14 +52,27 @@ export class ModelManager {
     return this.#generation;
   }
 
+  /** Reloads so far, by result. */
+  get reloads(): Readonly<{ success: number; failure: number }> {
+    return this.#reloads;
+  }
+
   /** Loads the model folder again and swaps it in; rejects, leaving the current one serving, on failure. */
   reload(): Promise<{ generation: number; loadMs: number }> {
     const run = this.#queue.then(async () => {
       const started = performance.now();
-      const next = await loadClassifier(this.#config);
+      let next: FoodClassifier;
+      try {
+        next = await loadClassifier(this.#config, this.#options);
+      } catch (err) {
+        this.#reloads.failure++;
+        throw err;
+      }
+      releaseFreeMemory();
       const previous = this.#current;
       this.#current = next;
       this.#generation++;
+      this.#reloads.success++;
       this.#retire(previous);
       return { generation: this.#generation, loadMs: performance.now() - started };
     });
@@ -63,15 +90,26 @@ export class ModelManager {
   #retire(classifier: FoodClassifier): void {
     const done = classifier
       .retire()
+      .then(() => void releaseFreeMemory())
       .catch((err: unknown) => this.#logger.error({ err }, 'freeing a replaced model failed'))
       .finally(() => this.#retiring.delete(done));
     this.#retiring.add(done);
   }
 }
 
-async function loadClassifier(config: ServiceConfig): Promise<FoodClassifier> {
+/**
+ * Whether LibTorch should run the model even where ONNX Runtime could (BACKEND=auto): when a CUDA device is
+ * asked for, or, with DEVICE=auto, when an NVIDIA driver is present (ONNX Runtime's Node build is CPU only).
+ */
+export function wantsCuda(device: ServiceConfig['device']): boolean {
+  if (device.startsWith('cuda')) return true;
+  return device === 'auto' && existsSync('/proc/driver/nvidia/version');
+}
+
+async function loadClassifier(config: ServiceConfig, options: ModelManagerOptions): Promise<FoodClassifier> {
   const folder = await readModelFolder(config.modelDir, {
     backend: config.backend,
+    preferTorch: wantsCuda(config.device),
     modelFile: config.modelFile,
     onnxFile: config.onnxFile,
     classMappingFile: config.classMappingFile,
@@ -82,5 +120,9 @@ async function loadClassifier(config: ServiceConfig): Promise<FoodClassifier> {
     threads: config.threads,
     maxPixels: config.maxImagePixels,
     tokenCacheSize: config.tokenCacheSize,
+    textFeatureCacheSize: config.textFeatureCacheSize,
+    maxBatch: config.maxBatch,
+    maxBatchDelayMs: config.maxBatchDelayMs,
+    onBatch: options.onBatch,
   });
 }

@@ -34,6 +34,13 @@ export function openApiDocument(): object {
             413: detail('The upload is larger than MAX_UPLOAD_MB', 'The uploaded file is larger than the limit of 10 MiB (MAX_UPLOAD_MB)'),
             422: json(ref('HTTPValidationError'), 'Validation Error'),
             500: detail('The model failed', 'Classification error'),
+            503: {
+              ...detail(
+                'Too busy: MAX_QUEUE requests already wait for the model, or this one waited longer than REQUEST_TIMEOUT_MS. Retry-After says when to try again',
+                'The service is busy: too many requests are waiting for the model (MAX_QUEUE); try again shortly',
+              ),
+              headers: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
+            },
           },
         },
       },
@@ -45,6 +52,14 @@ export function openApiDocument(): object {
       },
       '/system_status': {
         get: { summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(ref('SystemStatus')) } },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics',
+          description: 'Requests, time in queue, preprocessing and forward, batch sizes, caches, reloads, event-loop delay, memory (text exposition format).',
+          operationId: 'metrics',
+          responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
       },
       '/reload_model': {
         post: {
@@ -101,11 +116,23 @@ export function openApiDocument(): object {
             model: { type: 'string', const: 'FoodClassifier' },
             num_classes: { type: 'integer' },
             backend: { type: 'string', enum: ['torch', 'onnx'] },
+            layout: { type: 'string', enum: ['parts', 'whole'], description: 'parts: text encoder (once per distinct text) + head; whole: best_model' },
+            model_files: { type: 'array', items: { type: 'string' }, example: ['text_encoder.onnx', 'head.onnx'] },
+            threads: { type: 'integer', description: 'Intra-op threads of the forwards' },
+            libtorch: {
+              type: ['object', 'null'],
+              description: 'LibTorch, and the BLAS kernel its matrix products run on (null with ONNX Runtime)',
+              properties: { version: { type: 'string' }, blas: { type: 'object' } },
+            },
+            onnxruntime: { type: ['object', 'null'], properties: { version: { type: 'string' } } },
             device_name: { type: 'string', example: 'cpu' },
             model_generation: { type: 'integer', description: '1 at start, +1 on every successful reload' },
             prediction_cache: { type: 'object' },
             token_cache: { type: 'object' },
-            libtorch_version: { type: 'string' },
+            text_feature_cache: { type: ['object', 'null'], description: 'The text encoder\'s outputs kept per distinct text (layout parts)' },
+            batching: { type: 'object', properties: { max_batch: { type: 'integer' }, max_batch_delay_ms: { type: 'number' } } },
+            queue: { type: 'object', description: 'Requests waiting for the model now, the bound, and the 503s so far' },
+            libtorch_version: { type: ['string', 'null'] },
             uptime_s: { type: 'integer' },
           },
           required: ['device', 'cache_size', 'model', 'num_classes'],

@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 
 import type { Logger } from 'pino';
 
+import { Admission } from './admission.js';
 import { createApp } from './app.js';
 import type { ServiceConfig } from './config.js';
+import { ServiceMetrics } from './metrics.js';
 import { ModelManager } from './model-manager.js';
 import { PredictionCache } from './prediction-cache.js';
 
@@ -16,6 +18,7 @@ export interface RunningService {
   url: string;
   models: ModelManager;
   cache: PredictionCache;
+  metrics: ServiceMetrics;
   /**
    * Stops accepting connections, waits for the requests in flight (at most config.shutdownTimeoutMs, then
    * closes what is left), frees the model. Resolves true when everything in flight finished.
@@ -25,9 +28,12 @@ export interface RunningService {
 
 /** Loads the model (rejects, naming the file at fault, when it cannot) and listens. */
 export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const models = await ModelManager.load(config, logger);
+  let metrics: ServiceMetrics | undefined;
+  const models = await ModelManager.load(config, logger, { onBatch: (record) => metrics?.observeBatch(record) });
   const cache = new PredictionCache(config.predictionCacheSize);
-  const server = createServer(createApp({ config, models, cache, logger }));
+  const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
+  metrics = new ServiceMetrics({ models, cache, admission });
+  const server = createServer(createApp({ config, models, cache, admission, metrics, logger }));
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // Node's advice: headersTimeout above keepAliveTimeout, so an idle connection is closed by the keep-alive
   // timer and never mid-request.
@@ -57,7 +63,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     });
     return closing;
   };
-  return { server, url: `http://${host}:${port}`, models, cache, close };
+  return { server, url: `http://${host}:${port}`, models, cache, metrics, close };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

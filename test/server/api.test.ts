@@ -39,7 +39,8 @@ let server: TestServer;
 let jpeg: Buffer;
 
 beforeAll(async () => {
-  [server, jpeg] = await Promise.all([startServer(), aJpeg()]);
+  // MAX_QUEUE above the 100 requests sent at once below (test/server/serving.test.ts tests the bound)
+  [server, jpeg] = await Promise.all([startServer({ MAX_QUEUE: '128' }), aJpeg()]);
 });
 
 afterAll(async () => {
@@ -174,15 +175,28 @@ describe('GET endpoints', () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({ device: 'cpu', model: 'FoodClassifier', num_classes: CLASSES.length });
     expect(Number.isInteger(body.cache_size)).toBe(true);
-    expect(body.libtorch_version).toMatch(/^\d+\.\d+/);
     expect(body.token_cache.maxSize).toBe(1000);
+    // BACKEND=auto on a CPU machine and a folder with the ONNX parts: ONNX Runtime, the text encoder once per text
+    expect(body).toMatchObject({
+      backend: 'onnx',
+      layout: 'parts',
+      model_files: ['text_encoder.onnx', 'head.onnx'],
+      threads: 2,
+      libtorch: null,
+      libtorch_version: null,
+      batching: { max_batch: 8, max_batch_delay_ms: 0 },
+      queue: { max_queue: 128, request_timeout_ms: 30000 },
+    });
+    expect(body.onnxruntime.version).toMatch(/^\d+\.\d+/);
+    expect(body.text_feature_cache).toMatchObject({ max_size: 128, bytes_per_entry: 128 * 64 * 4 });
+    expect(body.queue.waiting).toBe(0);
   });
 
   it('/openapi.json describes every endpoint; /docs serves Swagger UI from this server', async () => {
     const { status, body } = await getJson(server.url, '/openapi.json');
     expect(status).toBe(200);
     expect(body.openapi).toMatch(/^3\./);
-    expect(Object.keys(body.paths).sort()).toEqual(['/classes', '/health', '/predict', '/reload_model', '/system_status']);
+    expect(Object.keys(body.paths).sort()).toEqual(['/classes', '/health', '/metrics', '/predict', '/reload_model', '/system_status']);
     expect(body.paths['/predict'].post.requestBody.content['multipart/form-data'].schema.$ref).toBe('#/components/schemas/Body_predict');
     expect(body.components.schemas.Body_predict.required).toEqual(['image']);
 
@@ -309,7 +323,7 @@ describe('bad uploads get a clear 4xx, and the service keeps running', () => {
 });
 
 describe('100 predictions at once', () => {
-  it('all answer 200 with the answer each gets alone (cache emptied by a reload in between, so all are computed)', async () => {
+  it('all answer 200 with the answer each gets alone, batched (cache emptied by a reload in between, so all are computed)', async () => {
     const requests = await Promise.all(
       Array.from({ length: 100 }, async (_, i) => ({ image: await aJpeg(i), text: `concurrent ${i % 7}` })),
     );
@@ -323,7 +337,9 @@ describe('100 predictions at once', () => {
       const first = alone.findIndex((_, j) => requests[j].text === requests[i].text && requests[j].image.equals(requests[i].image));
       // the first of identical requests is computed; a repeat may be answered from the cache
       if (first === i) expect(res.body.cache_hit).toBe(false);
-      expect(res.body.predictions).toEqual(alone[i].predictions);
+      // computed in a batch: the same classes in the same order, the same probabilities within 1e-5
+      expect(res.body.predictions.map((p: { class_name: string }) => p.class_name)).toEqual(alone[i].predictions.map((p: { class_name: string }) => p.class_name));
+      res.body.predictions.forEach((p: { probability: number }, k: number) => expect(Math.abs(p.probability - alone[i].predictions[k].probability)).toBeLessThan(1e-5));
     });
     expect(together.filter((r) => !r.body.cache_hit).length).toBeGreaterThan(50);
   }, 180_000);

@@ -10,12 +10,12 @@ import { ConfigError, VARIABLES, describeVariables, loadConfig } from '../../src
 const cwd = mkdtempSync(path.join(os.tmpdir(), 'config-test-'));
 
 describe('loadConfig', () => {
-  it("defaults: the workshop's port 8000, models/, caches of 100 and 1000, keep-alive 30 s", () => {
+  it("defaults: the workshop's port 8000, models/, caches of 100 and 1000, keep-alive 30 s, batches of 8, a queue of 64", () => {
     expect(loadConfig({}, cwd)).toEqual({
       host: '127.0.0.1',
       port: 8000,
       modelDir: path.join(cwd, 'models'),
-      backend: 'torch',
+      backend: 'auto',
       modelFile: undefined,
       onnxFile: undefined,
       classMappingFile: undefined,
@@ -24,6 +24,11 @@ describe('loadConfig', () => {
       threads: undefined,
       predictionCacheSize: 100,
       tokenCacheSize: 1000,
+      textFeatureCacheSize: 128,
+      maxBatch: 8,
+      maxBatchDelayMs: 0,
+      maxQueue: 64,
+      requestTimeoutMs: 30_000,
       maxUploadBytes: 10 * 1024 * 1024,
       maxImagePixels: 40_000_000,
       keepAliveTimeoutMs: 30_000,
@@ -39,6 +44,7 @@ describe('loadConfig', () => {
         PORT: '9000', HOST: '0.0.0.0', MODEL_DIR: 'm', BACKEND: 'ONNX', ONNX_MODEL_PATH: 'x.onnx', MODEL_PATH: '/abs/model.pt', CLASS_MAPPING_PATH: 'c.json', VOCAB_PATH: 'v.txt',
         DEVICE: 'cpu', THREADS: '3', PREDICTION_CACHE_SIZE: '0', TOKEN_CACHE_SIZE: '5', MAX_UPLOAD_MB: '0.5',
         MAX_IMAGE_PIXELS: '1000', KEEP_ALIVE_TIMEOUT: '5', SHUTDOWN_TIMEOUT: '2.5', LOG_LEVEL: 'DEBUG',
+        TEXT_FEATURE_CACHE_SIZE: '0', MAX_BATCH: '1', MAX_BATCH_DELAY_MS: '2.5', MAX_QUEUE: '3', REQUEST_TIMEOUT_MS: '1500',
       },
       cwd,
     );
@@ -46,6 +52,7 @@ describe('loadConfig', () => {
       port: 9000, host: '0.0.0.0', modelDir: path.join(cwd, 'm'), modelFile: '/abs/model.pt', classMappingFile: path.join(cwd, 'c.json'),
       vocabFile: path.join(cwd, 'v.txt'), backend: 'onnx', onnxFile: path.join(cwd, 'x.onnx'), device: 'cpu', threads: 3, predictionCacheSize: 0, tokenCacheSize: 5,
       maxUploadBytes: 512 * 1024, maxImagePixels: 1000, keepAliveTimeoutMs: 5000, shutdownTimeoutMs: 2500, logLevel: 'debug',
+      textFeatureCacheSize: 0, maxBatch: 1, maxBatchDelayMs: 2.5, maxQueue: 3, requestTimeoutMs: 1500,
     });
   });
 
@@ -68,7 +75,12 @@ describe('loadConfig', () => {
       [{ KEEP_ALIVE_TIMEOUT: 'soon' }, "Expected an integer from 1 to 3600 for KEEP_ALIVE_TIMEOUT but received 'soon'"],
       [{ KEEP_ALIVE_TIMEOUT: '0' }, "Expected an integer from 1 to 3600 for KEEP_ALIVE_TIMEOUT but received '0'"],
       [{ KEEP_ALIVE_TIMEOUT: '0.5' }, "Expected an integer from 1 to 3600 for KEEP_ALIVE_TIMEOUT but received '0.5'"],
-      [{ BACKEND: 'tensorflow' }, "Expected torch or onnx for BACKEND but received 'tensorflow'"],
+      [{ BACKEND: 'tensorflow' }, "Expected auto, torch or onnx for BACKEND but received 'tensorflow'"],
+      [{ MAX_BATCH: '0' }, "Expected an integer from 1 to 256 for MAX_BATCH but received '0'"],
+      [{ MAX_QUEUE: 'many' }, "Expected an integer from 1 to 100000 for MAX_QUEUE but received 'many'"],
+      [{ REQUEST_TIMEOUT_MS: '0' }, "Expected an integer from 1 to 3600000 for REQUEST_TIMEOUT_MS but received '0'"],
+      [{ MAX_BATCH_DELAY_MS: '-1' }, "Expected a number from 0 to 10000 for MAX_BATCH_DELAY_MS but received '-1'"],
+      [{ TEXT_FEATURE_CACHE_SIZE: '-5' }, "Expected an integer from 0 to 1000000 for TEXT_FEATURE_CACHE_SIZE but received '-5'"],
       [{ BACKEND: 'onnx', DEVICE: 'cuda' }, "BACKEND=onnx runs on the CPU (onnxruntime-node's CPU build) but DEVICE is 'cuda': use BACKEND=torch for CUDA"],
       [{ LOG_LEVEL: 'loud' }, "Expected one of fatal, error, warn, info, debug, trace, silent for LOG_LEVEL but received 'loud'"],
     ];
@@ -96,7 +108,8 @@ describe('loadConfig', () => {
     for (const v of VARIABLES) expect(help).toContain(v.name);
     expect(VARIABLES.map((v) => v.name).sort()).toEqual(
       ['PORT', 'HOST', 'MODEL_DIR', 'BACKEND', 'ONNX_MODEL_PATH', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
-        'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE'].sort(),
+        'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE',
+        'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS'].sort(),
     );
   });
 

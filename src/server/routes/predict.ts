@@ -1,24 +1,46 @@
 // POST /predict: a photo (multipart field `image`) and an optional text -> the top 5 classes, as the workshop
 // answered them, from the prediction cache when the same image and text were seen by the same model.
-import { Router } from 'express';
+// Computed answers go through the bounded queue (admission.ts): 503 with Retry-After when it is full, or when
+// the request waited longer than REQUEST_TIMEOUT_MS.
+import { Router, type RequestHandler } from 'express';
 import multer from 'multer';
 
-import { DEFAULT_TEXT, type Prediction } from '../../classifier/classifier.js';
+import { QueueError } from '../../classifier/batch-scheduler.js';
+import { DEFAULT_TEXT, type Classification, type Prediction } from '../../classifier/classifier.js';
 import { ImageError } from '../../classifier/preprocess.js';
+import type { Admission } from '../admission.js';
 import type { AppContext } from '../app.js';
-import { HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
+import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
 import { PredictionCache, type CachedPrediction } from '../prediction-cache.js';
 
 export const TOP_K = 5;
 
-export function predictRoutes({ config, models, cache }: AppContext): Router {
+const QUEUE_FULL = 'The service is busy: too many requests are waiting for the model (MAX_QUEUE); try again shortly';
+const WAITED_TOO_LONG = 'The service is busy: the request waited longer than REQUEST_TIMEOUT_MS for the model; try again shortly';
+
+/**
+ * Before the upload is read: when the queue is already full, answer 503 at once (the unread body is dropped
+ * with the connection). A cached answer could still have been given, but reading the upload to find out is
+ * the very cost a full queue must not take on.
+ */
+function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHandler {
+  return (_req, res, next) => {
+    if (!admission.full) return next();
+    admission.refuse();
+    onRefused();
+    res.setHeader('Connection', 'close');
+    next(busy(QUEUE_FULL, admission.retryAfterSeconds()));
+  };
+}
+
+export function predictRoutes({ config, models, cache, admission, metrics }: AppContext): Router {
   const upload = multer({
     storage: multer.memoryStorage(),
     // One file; a few small fields (text is the only one read, up to 1 MiB: far more than 128 tokens need).
     limits: { fileSize: config.maxUploadBytes, fields: 20, parts: 40, fieldSize: 1024 * 1024 },
   });
   const router = Router();
-  router.post('/predict', upload.single('image'), async (req, res) => {
+  router.post('/predict', refuseWhenFull(admission, () => metrics.rejected('queue_full')), upload.single('image'), async (req, res) => {
     const image = req.file;
     if (!image) {
       // A text field called image, or no field at all (which also covers a body that is not multipart).
@@ -38,20 +60,47 @@ export function predictRoutes({ config, models, cache }: AppContext): Router {
       res.json({ predictions: cached, cache_hit: true });
       return;
     }
-    let top: Prediction[];
+    const ticket = admission.enter();
+    if (!ticket) {
+      metrics.rejected('queue_full');
+      throw busy(QUEUE_FULL, admission.retryAfterSeconds());
+    }
+    const admitted = performance.now();
+    let queueMs: number | undefined;
+    let result: Classification;
     try {
-      top = await classifier.predict(image.buffer, text, TOP_K);
+      result = await classifier.classify(image.buffer, text, {
+        topK: TOP_K,
+        deadline: ticket.deadline,
+        onForwardStart: () => {
+          queueMs = performance.now() - admitted;
+          ticket.started();
+        },
+      });
     } catch (err) {
       if (err instanceof ImageError) throw err;
+      if (err instanceof QueueError) {
+        admission.timedOut();
+        metrics.rejected('timeout');
+        throw busy(WAITED_TOO_LONG, admission.retryAfterSeconds(), err);
+      }
       throw new HttpError(500, 'Classification error', { cause: err });
+    } finally {
+      ticket.release();
     }
-    const predictions = top.map(toWorkshopPrediction);
+    metrics.observePredict(queueMs, result.preprocessMs);
+    res.locals.log = { ...res.locals.log, queue_ms: round(queueMs), preprocess_ms: round(result.preprocessMs), text_cached: result.textFeaturesCached };
+    const predictions = result.predictions.map(toWorkshopPrediction);
     // An answer computed by a model that has been replaced meanwhile is returned, but not cached.
     if (models.generation === generation) cache.set(key, predictions);
     res.json({ predictions, cache_hit: false });
   });
   router.all('/predict', methodNotAllowed('POST'));
   return router;
+}
+
+function round(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 10) / 10;
 }
 
 /** FastAPI reads an empty form value of an optional field as absent; several values: the last. */

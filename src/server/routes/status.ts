@@ -1,16 +1,13 @@
 // GET /health, GET /classes and GET /system_status: what monitoring and clients read about the running model.
 import { Router } from 'express';
 
-import { runtimeInfo } from '../../index.js';
 import type { AppContext } from '../app.js';
 import { methodNotAllowed } from '../errors.js';
+import { describeRuntime } from '../runtime-description.js';
 
-export function statusRoutes({ models, cache }: AppContext): Router {
+export function statusRoutes({ config, models, cache, admission }: AppContext): Router {
   const router = Router();
   const device = (): string => (models.classifier.device.startsWith('cuda') ? 'cuda' : 'cpu');
-  // Asked once: a reload changes the model, not the LibTorch of the process (nor BACKEND). The ONNX backend
-  // never loads LibTorch, so it has no version to give.
-  const libtorchVersion = models.classifier.backend === 'torch' ? runtimeInfo().libtorchVersion : null;
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'healthy', device: device() });
@@ -22,18 +19,30 @@ export function statusRoutes({ models, cache }: AppContext): Router {
 
   router.get('/system_status', (_req, res) => {
     const classifier = models.classifier;
+    const { device: deviceName, ...runtime } = describeRuntime(classifier);
+    const features = classifier.textFeatureCache;
     res.json({
       device: device(),
       cache_size: cache.size,
       model: 'FoodClassifier',
       num_classes: classifier.numClasses,
       // beyond the workshop's fields
-      backend: classifier.backend,
-      device_name: classifier.device,
+      ...runtime,
+      device_name: deviceName,
+      libtorch_version: runtime.libtorch?.version ?? null,
       model_generation: models.generation,
       prediction_cache: cache.stats,
       token_cache: classifier.tokenCache,
-      libtorch_version: libtorchVersion,
+      text_feature_cache: features
+        ? { size: features.size, max_size: features.maxSize, bytes_per_entry: features.bytesPerEntry, hits: features.hits, misses: features.misses }
+        : null,
+      batching: { max_batch: config.maxBatch, max_batch_delay_ms: config.maxBatchDelayMs },
+      queue: {
+        waiting: admission.waiting,
+        max_queue: config.maxQueue,
+        request_timeout_ms: config.requestTimeoutMs,
+        rejected: { queue_full: admission.rejected.full, timeout: admission.rejected.timeout },
+      },
       uptime_s: Math.round(process.uptime()),
     });
   });

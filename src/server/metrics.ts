@@ -1,0 +1,177 @@
+// GET /metrics in Prometheus' text format (prom-client): what the service does and where the time goes.
+//
+//   http_requests_total{route,method,status}            requests answered
+//   http_request_duration_seconds{route,method,status}  from the request's arrival to its answer's end
+//   predict_queue_seconds                               /predict: admission to the start of its forward (all waits)
+//   predict_preprocess_seconds                          /predict: decoding and preprocessing the photo
+//   inference_queue_seconds{model}                      each request's wait in a model's batch queue
+//   inference_forward_seconds{model}                    each forward (a whole batch)
+//   inference_batch_size{model}                         requests per forward
+//   predict_rejected_total{reason}                      503s: queue_full, timeout
+//   predict_queue_waiting                               admitted /predict requests waiting for their forward
+//   cache_hits_total{cache}, cache_misses_total{cache}, cache_entries{cache}
+//                                                       predictions, tokens, text_features
+//   model_generation, model_reloads_total{result}       1 at start, +1 a successful reload
+//   plus prom-client's process and Node.js metrics: process_resident_memory_bytes, nodejs_eventloop_lag_*
+//   (the event loop's delay), heap sizes, ...
+// `model` is `model` (the whole model), `text_encoder` or `head` (the two parts).
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+import type { BatchRecord } from '../classifier/batch-scheduler.js';
+import type { Admission } from './admission.js';
+import type { ModelManager } from './model-manager.js';
+import type { PredictionCache } from './prediction-cache.js';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64];
+
+type Totals = { hits: number; misses: number };
+
+export interface MetricsSources {
+  models: ModelManager;
+  cache: PredictionCache;
+  admission: Admission;
+}
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly #httpRequests: Counter<'route' | 'method' | 'status'>;
+  readonly #httpDuration: Histogram<'route' | 'method' | 'status'>;
+  readonly #predictQueue: Histogram;
+  readonly #preprocess: Histogram;
+  readonly #inferenceQueue: Histogram<'model'>;
+  readonly #forward: Histogram<'model'>;
+  readonly #batchSize: Histogram<'model'>;
+  readonly #rejected: Counter<'reason'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.#httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered', labelNames: ['route', 'method', 'status'], registers });
+    this.#httpDuration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from a request\'s arrival to the end of its answer',
+      labelNames: ['route', 'method', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#predictQueue = new Histogram({
+      name: 'predict_queue_seconds',
+      help: '/predict: time from admission to the start of the forward that computes it (decoding, text features and batch queue)',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#preprocess = new Histogram({ name: 'predict_preprocess_seconds', help: '/predict: decoding and preprocessing the photo (libuv pool)', buckets: LATENCY_BUCKETS, registers });
+    this.#inferenceQueue = new Histogram({
+      name: 'inference_queue_seconds',
+      help: 'Each request\'s wait in a model\'s batch queue',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#forward = new Histogram({ name: 'inference_forward_seconds', help: 'Each forward (one batch)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.#batchSize = new Histogram({ name: 'inference_batch_size', help: 'Requests computed by one forward', labelNames: ['model'], buckets: BATCH_BUCKETS, registers });
+    this.#rejected = new Counter({ name: 'predict_rejected_total', help: '/predict requests refused with 503: queue_full, timeout', labelNames: ['reason'], registers });
+    for (const reason of ['queue_full', 'timeout']) this.#rejected.inc({ reason }, 0);
+
+    const { models, cache, admission } = sources;
+    new Gauge({
+      name: 'predict_queue_waiting',
+      help: 'Admitted /predict requests waiting for their forward (MAX_QUEUE bounds it)',
+      registers,
+      collect() {
+        this.set(admission.waiting);
+      },
+    });
+    new Gauge({
+      name: 'model_generation',
+      help: 'The model in service: 1 at start, +1 on every successful reload',
+      registers,
+      collect() {
+        this.set(models.generation);
+      },
+    });
+    const reloads = new Counter({ name: 'model_reloads_total', help: 'POST /reload_model, by result: success, failure', labelNames: ['result'], registers });
+    let seenReloads = { success: 0, failure: 0 };
+    reloads.inc({ result: 'success' }, 0);
+    reloads.inc({ result: 'failure' }, 0);
+    const collectReloads = (): void => {
+      const now = models.reloads;
+      reloads.inc({ result: 'success' }, now.success - seenReloads.success);
+      reloads.inc({ result: 'failure' }, now.failure - seenReloads.failure);
+      seenReloads = { ...now };
+    };
+
+    // The caches count their own hits and misses; the tokenizer's and the text features' belong to a classifier,
+    // which a reload replaces (its counts start again at 0): counted as deltas per source object.
+    const caches = (): Record<string, { source: object; totals: Totals; size: number } | undefined> => {
+      const classifier = models.classifier;
+      const tokens = classifier.tokenCache;
+      const features = classifier.textFeatureCache;
+      return {
+        predictions: { source: cache, totals: cache.stats, size: cache.size },
+        tokens: { source: classifier, totals: tokens, size: tokens.size },
+        text_features: features && { source: classifier, totals: features, size: features.size },
+      };
+    };
+    const seen = new WeakMap<object, Map<string, Totals>>();
+    const hits = new Counter({ name: 'cache_hits_total', help: 'Cache hits: predictions, tokens, text_features', labelNames: ['cache'], registers });
+    const misses = new Counter({ name: 'cache_misses_total', help: 'Cache misses: predictions, tokens, text_features', labelNames: ['cache'], registers });
+    const entries = new Gauge({ name: 'cache_entries', help: 'Entries in each cache now', labelNames: ['cache'], registers });
+    const collectCaches = (): void => {
+      for (const [name, state] of Object.entries(caches())) {
+        hits.inc({ cache: name }, 0);
+        misses.inc({ cache: name }, 0);
+        entries.set({ cache: name }, state?.size ?? 0);
+        if (!state) continue;
+        const bySource = seen.get(state.source) ?? new Map<string, Totals>();
+        seen.set(state.source, bySource);
+        const last = bySource.get(name) ?? { hits: 0, misses: 0 };
+        hits.inc({ cache: name }, Math.max(0, state.totals.hits - last.hits));
+        misses.inc({ cache: name }, Math.max(0, state.totals.misses - last.misses));
+        bySource.set(name, { hits: state.totals.hits, misses: state.totals.misses });
+      }
+    };
+    this.#collectors = [collectReloads, collectCaches];
+  }
+
+  readonly #collectors: (() => void)[];
+
+  /** The text exposition, with the collected figures brought up to date. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    for (const collect of this.#collectors) collect();
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** Middleware: counts and times every request, labelled by its route (not its URL: bounded label values). */
+  httpMiddleware(): RequestHandler {
+    return (req, res, next) => {
+      const started = performance.now();
+      res.once('finish', () => {
+        const route = (req.route as { path?: string } | undefined)?.path ?? (req.path.startsWith('/docs') ? '/docs' : 'unmatched');
+        const labels = { route: typeof route === 'string' ? route : 'unmatched', method: req.method, status: String(res.statusCode) };
+        this.#httpRequests.inc(labels);
+        this.#httpDuration.observe(labels, (performance.now() - started) / 1000);
+      });
+      next();
+    };
+  }
+
+  /** A forward's record (BatchScheduler's onBatch). */
+  observeBatch(record: BatchRecord): void {
+    const labels = { model: record.queue };
+    this.#forward.observe(labels, record.forwardMs / 1000);
+    this.#batchSize.observe(labels, record.size);
+    for (const ms of record.waitedMs) this.#inferenceQueue.observe(labels, ms / 1000);
+  }
+
+  observePredict(queueMs: number | undefined, preprocessMs: number | undefined): void {
+    if (queueMs !== undefined) this.#predictQueue.observe(queueMs / 1000);
+    if (preprocessMs !== undefined) this.#preprocess.observe(preprocessMs / 1000);
+  }
+
+  rejected(reason: 'queue_full' | 'timeout'): void {
+    this.#rejected.inc({ reason });
+  }
+}

@@ -1,0 +1,16 @@
+// GET /metrics: Prometheus' text format (see metrics.ts for what each metric means).
+import { Router } from 'express';
+
+import type { AppContext } from '../app.js';
+import { methodNotAllowed } from '../errors.js';
+
+export function metricsRoutes({ metrics }: AppContext): Router {
+  const router = Router();
+  router.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await metrics.exposition();
+    res.setHeader('Content-Type', contentType);
+    res.send(body);
+  });
+  router.all('/metrics', methodNotAllowed('GET'));
+  return router;
+}
