@@ -54,7 +54,8 @@ let version: Record<string, string>;
 if (backend === 'torch') {
   const torch = await TorchModel.load(args.model, { device: 'cpu', threads, optimize: !args['no-optimize'] });
   model = torch;
-  version = { libtorch: runtimeInfo().libtorchVersion };
+  const { libtorchVersion, blas } = runtimeInfo();
+  version = { libtorch: libtorchVersion, ...(blas.kernel ? { blas: `${blas.library} ${blas.kernel}, ${blas.source}` } : {}) };
 } else if (backend === 'onnx' || backend === 'onnx-main') {
   const onnx = await OnnxModel.load(args.model, { threads, thread: backend === 'onnx' ? 'worker' : 'main' });
   model = onnx;

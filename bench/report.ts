@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 import type { BenchResults, LatencyRow } from './results.js';
+import { workshopMarkdown } from './workshop-report.js';
 
 const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const ratio = (v: number | undefined, flag = false) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}×${flag ? ' †' : ''}`);
@@ -60,7 +61,7 @@ export function serviceTable(results: BenchResults): string {
   return lines.join('\n');
 }
 
-export function renderMarkdown(results: BenchResults, svgName: string): string {
+export function renderMarkdown(results: BenchResults, svgName: string, workshopSvgName?: string): string {
   const out: string[] = [];
   out.push(`# Benchmark results (${results.kind} run, ${results.date.slice(0, 16).replace('T', ' ')} UTC)`, '');
   out.push(`Command: \`${results.command}\`  `);
@@ -68,6 +69,7 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
   out.push(`Versions: ${Object.entries(results.versions).map(([k, v]) => `${k} ${v}`).join(', ')}  `);
   out.push(`Environment: ${Object.entries(results.environment).map(([k, v]) => `${k}=${v}`).join(', ')}  `);
   out.push(`Settings: ${Object.entries(results.settings).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`, '');
+  if (results.workshop_service) out.push(workshopMarkdown(results.workshop_service, workshopSvgName));
   out.push(`![latency per backend](${svgName})`, '');
   out.push('## Model latency, batch 1', '', headlineTable(results), '');
   out.push(
@@ -147,7 +149,7 @@ export function renderSvg(results: BenchResults): string {
 }
 
 /** Rewrites the README's block between the bench markers with the headline table, the chart and the service. */
-export function updateReadme(readmePath: string, results: BenchResults, svgPath: string): void {
+export function updateReadme(readmePath: string, results: BenchResults, svgPath: string, workshopSvgPath?: string): void {
   const readme = readFileSync(readmePath, 'utf8');
   const start = '<!-- bench:start -->';
   const end = '<!-- bench:end -->';
@@ -158,6 +160,7 @@ export function updateReadme(readmePath: string, results: BenchResults, svgPath:
     start,
     `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores) by \`${results.command}\`; full report: \`bench/results/latest.md\`.`,
     '',
+    ...(results.workshop_service ? [workshopMarkdown(results.workshop_service, workshopSvgPath, 4), ''] : []),
     `![latency per backend](${svgPath})`,
     '',
     headlineTable(results),

@@ -1,4 +1,5 @@
 // The shape of `npm run bench`'s results (bench/results/*.json), and the statistics of a list of times.
+import type { WorkshopServiceResults } from './workshop-service.js';
 
 export interface Stats {
   n: number;
@@ -65,6 +66,8 @@ export interface BenchResults {
   options_model?: string;
   service: ServiceRow[];
   service_upload?: string;
+  /** The service on the workshop's full-size model, against the workshop's app. */
+  workshop_service?: WorkshopServiceResults;
 }
 
 /** Nearest-rank percentiles (no interpolation: every figure is a time that was measured). */

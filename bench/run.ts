@@ -9,7 +9,10 @@
 //     type), each checked to give the same outputs.
 //  3. The event loop's delay while each backend computes.
 //  4. The HTTP service under autocannon, concurrency 1, 4 and 16, each backend, with and without cache hits.
-// Results: bench/results/<name>.json, .md and .svg; the last line of stdout is one JSON object of headlines.
+//  5. The service on the full-size workshop model against the workshop's own app (bench/workshop-service.ts):
+//     distinct photos, the same text or a different one on every request, concurrency 1, 4 and 16.
+// Results: bench/results/<name>.json, .md and .svg (and <name>-service.svg); the last line of stdout is one
+// JSON object of headlines.
 //
 //   npm run bench [-- --quick] [-- --help]
 import { execFileSync, spawn } from 'node:child_process';
@@ -27,6 +30,8 @@ import { TextTokenizer } from '../src/classifier/tokenizer.js';
 import { VARIABLES as SERVICE_VARIABLES } from '../src/server/config.js';
 import { renderMarkdown, renderSvg, updateReadme } from './report.js';
 import { stats, type BenchResults, type LatencyRow, type OptionRow, type ServiceRow } from './results.js';
+import { workshopSvg } from './workshop-report.js';
+import { workshopHeadlines, workshopService } from './workshop-service.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED_DATA = path.resolve(REPO, process.env.TORCH_NODE_SHARED_DATA || path.join('..', 'shared', 'data'));
@@ -34,12 +39,12 @@ const SHARED_DATA = path.resolve(REPO, process.env.TORCH_NODE_SHARED_DATA || pat
 const USAGE = `Usage: npm run bench [-- options]
 
   --quick            a few minutes: the default model, batch 1, 2 threads, Debian's LibTorch, the service at
-                     concurrency 4 (writes bench/results/quick.*; a full run writes bench/results/latest.*
-                     and the README's table)
-  --no-full-model    skip the full-size workshop architecture
+                     concurrency 4, and the service on the full-size model at concurrency 4 (writes
+                     bench/results/quick.*; a full run writes bench/results/latest.* and the README's table)
+  --no-full-model    skip the full-size workshop architecture (its latency and its service)
   --no-torch2        skip the pip torch 2.x (TORCH2_PYTHON names its python; default the one of
                      npm run test:libtorch2, ~/.cache/torchscript-node/torch-2.15.0/bin/python)
-  --no-service       skip the HTTP service
+  --no-service       skip the HTTP service (both studies: the default model's and the full-size model's)
   --rounds N         interleaved rounds of every latency measurement on the default model (default 4;
                      quick 1; the full model: 3 at batch 1, 2 at batch 8)
   --iters N          timed forwards a measurement on the default model (default 20; the full model: 5
@@ -71,8 +76,14 @@ if (args.help) {
 if (args.render) {
   const saved = JSON.parse(readFileSync(path.join(args.out, 'latest.json'), 'utf8')) as BenchResults;
   writeFileSync(path.join(args.out, 'latest.svg'), renderSvg(saved));
-  writeFileSync(path.join(args.out, 'latest.md'), renderMarkdown(saved, 'latest.svg'));
-  if (args.out === path.join(REPO, 'bench', 'results')) updateReadme(path.join(REPO, 'README.md'), saved, 'bench/results/latest.svg');
+  const savedServiceSvg = saved.workshop_service ? 'latest-service.svg' : undefined;
+  if (saved.workshop_service) {
+    writeFileSync(path.join(args.out, 'latest-service.svg'), workshopSvg(saved.workshop_service, `${saved.machine.cpu}, ${saved.machine.cores} cores; ${saved.date.slice(0, 10)}; ${saved.command}`));
+  }
+  writeFileSync(path.join(args.out, 'latest.md'), renderMarkdown(saved, 'latest.svg', savedServiceSvg));
+  if (args.out === path.join(REPO, 'bench', 'results')) {
+    updateReadme(path.join(REPO, 'README.md'), saved, 'bench/results/latest.svg', savedServiceSvg && 'bench/results/latest-service.svg');
+  }
   console.error(`bench: rendered ${path.join(args.out, 'latest')}.{md,svg} from latest.json`);
   process.exit(0);
 }
@@ -595,8 +606,9 @@ const demo: BenchModel = {
   dir: path.join(REPO, 'models'),
   plan: () => ({ rounds, iters, warmup: 5 }),
 };
-const full = quick || args['no-full-model'] ? undefined : await fullModel();
-const models = full ? [demo, full] : [demo];
+// The full-size model: exported in both kinds of run; its latency matrix and options study in a full run only.
+const full = args['no-full-model'] ? undefined : await fullModel();
+const models = full && !quick ? [demo, full] : [demo];
 const inputsRoot = path.join(os.tmpdir(), `torchscript-node-bench-inputs-${process.pid}`);
 
 const results: BenchResults = {
@@ -634,6 +646,21 @@ try {
     const { rows, photo } = await serviceLoad();
     results.service = rows;
     results.service_upload = photo;
+    if (full) {
+      results.workshop_service = await workshopService({
+        repo: REPO,
+        modelDir: full.dir,
+        sharedData: SHARED_DATA,
+        workDir: path.join(inputsRoot, 'workshop-service'),
+        threads: 2,
+        concurrencies: quick ? [4] : [1, 4, 16],
+        durationS: duration,
+        baselineIters: quick ? 3 : 10,
+        forwardIters: quick ? 5 : 15,
+        addons: list.map((s) => ({ label: s.label, addon: s.addon })),
+        progress,
+      });
+    }
   }
 } finally {
   rmSync(inputsRoot, { recursive: true, force: true });
@@ -643,8 +670,15 @@ const name = quick ? 'quick' : 'latest';
 mkdirSync(args.out, { recursive: true });
 writeFileSync(path.join(args.out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(path.join(args.out, `${name}.svg`), renderSvg(results));
-writeFileSync(path.join(args.out, `${name}.md`), renderMarkdown(results, `${name}.svg`));
-if (!quick && args.out === path.join(REPO, 'bench', 'results')) updateReadme(path.join(REPO, 'README.md'), results, `bench/results/${name}.svg`);
+const serviceSvg = results.workshop_service ? `${name}-service.svg` : undefined;
+if (results.workshop_service && serviceSvg) {
+  const footer = `${results.machine.cpu}, ${results.machine.cores} cores; ${results.date.slice(0, 10)}; ${results.command}`;
+  writeFileSync(path.join(args.out, serviceSvg), workshopSvg(results.workshop_service, footer));
+}
+writeFileSync(path.join(args.out, `${name}.md`), renderMarkdown(results, `${name}.svg`, serviceSvg));
+if (!quick && args.out === path.join(REPO, 'bench', 'results')) {
+  updateReadme(path.join(REPO, 'README.md'), results, `bench/results/${name}.svg`, serviceSvg && `bench/results/${serviceSvg}`);
+}
 progress(`done in ${Math.round((Date.now() - started) / 1000)} s: ${path.join(args.out, name)}.{json,md,svg}`);
 
 const pick = (kind: string, stack: string) => results.latency.find((r) => r.model === 'demo' && r.batch === 1 && r.threads === 2 && r.kind === kind && r.stack === stack);
@@ -668,5 +702,6 @@ console.log(
     python_p50_ms: round(python?.p50),
     eventloop_p99_ms: { addon: round(addon?.eventloop_p99_ms), onnx_worker: round(onnx?.eventloop_p99_ms), onnx_main: round(pick('onnx-main', 'onnx')?.eventloop_p99_ms) },
     service_rps_c4: { torch: round(rps('torch')), onnx: round(rps('onnx')) },
+    workshop_model: workshopHeadlines(results.workshop_service),
   }),
 );

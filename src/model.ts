@@ -3,14 +3,6 @@
 // already called.
 import type { Tensor } from './torch/tensor.js';
 
-export interface ForwardOptions {
-  /**
-   * The caller hands the inputs' buffers over and will not touch them again: a backend that would copy them
-   * (ONNX Runtime's worker thread) may move them instead (their ArrayBuffers are then detached).
-   */
-  transfer?: boolean;
-}
-
 /** What runs a model: for logs and /system_status. */
 export interface ModelRuntime {
   backend: 'torch' | 'onnx';
@@ -24,6 +16,6 @@ export interface InferenceModel {
   /** `cpu` or `cuda:N`. */
   readonly device: string;
   readonly runtime: ModelRuntime;
-  forward(inputs: readonly Tensor[], options?: ForwardOptions): Promise<Tensor[]>;
+  forward(inputs: readonly Tensor[]): Promise<Tensor[]>;
   dispose(): Promise<void>;
 }

@@ -40,15 +40,31 @@ export interface PipelineOptions {
   onBatch?: (record: BatchRecord) => void;
 }
 
-/** The stacked inputs are the pipeline's own, made for one forward: a backend may take them without a copy. */
-const OWNED = { transfer: true } as const;
-
-/** Copies equal-length typed arrays one after another into one (the batch dimension first). */
-function stack<A extends Float32Array | BigInt64Array>(parts: readonly A[], make: new (length: number) => A): A {
+/** Copies equal-length token arrays one after another into one (the batch dimension first); a few KB. */
+function stack(parts: readonly BigInt64Array[], make: typeof BigInt64Array): BigInt64Array {
   const size = parts[0].length;
   const out = new make(size * parts.length);
-  parts.forEach((part, i) => out.set(part as never, i * size));
+  parts.forEach((part, i) => out.set(part, i * size));
   return out;
+}
+
+/**
+ * Reused arrays to stack float inputs into, one per batch size (a batch of n takes exactly n rows: ONNX
+ * Runtime's worker receives a copy of the whole buffer, so a view into a larger one would copy too much).
+ * A pipeline runs one forward at a time, and a backend is done with its inputs when the forward resolves, so
+ * each array is free again by the next forward. Megabytes a forward that the garbage collector never sees.
+ */
+class StackBuffers {
+  readonly #byBatch = new Map<number, Float32Array>();
+
+  constructor(readonly rowLength: number) {}
+
+  stack(parts: readonly Float32Array[]): Float32Array {
+    let out = this.#byBatch.get(parts.length);
+    if (!out) this.#byBatch.set(parts.length, (out = new Float32Array(parts.length * this.rowLength)));
+    parts.forEach((part, i) => out.set(part, i * this.rowLength));
+    return out;
+  }
 }
 
 /** Row i of a [n, ...] tensor's data, copied (so that each request holds only its own row). */
@@ -75,6 +91,7 @@ export class WholePipeline implements Pipeline {
   readonly textFeatures = undefined;
   readonly #scheduler: BatchScheduler;
   readonly #queue: BatchQueue<WholeItem, Float32Array>;
+  readonly #images: StackBuffers;
 
   constructor(
     private readonly model: InferenceModel,
@@ -82,6 +99,7 @@ export class WholePipeline implements Pipeline {
     private readonly numClasses: number,
     options: PipelineOptions,
   ) {
+    this.#images = new StackBuffers(3 * shape.crop * shape.crop);
     this.#scheduler = new BatchScheduler({ maxBatch: options.maxBatch, maxDelayMs: options.maxBatchDelayMs }, options.onBatch);
     this.#queue = this.#scheduler.queue('model', (items) => this.#forward(items));
   }
@@ -103,10 +121,10 @@ export class WholePipeline implements Pipeline {
     const n = items.length;
     const { crop, maxLength } = this.shape;
     const [logits] = await this.model.forward([
-      Tensor.float32(stack(items.map((i) => i.pixels), Float32Array), [n, 3, crop, crop]),
+      Tensor.float32(this.#images.stack(items.map((i) => i.pixels)), [n, 3, crop, crop]),
       Tensor.int64(stack(items.map((i) => i.text.inputIds), BigInt64Array), [n, maxLength]),
       Tensor.int64(stack(items.map((i) => i.text.attentionMask), BigInt64Array), [n, maxLength]),
-    ], OWNED);
+    ]);
     return rows(checkOutput(logits, [n, this.numClasses], 'The model'), n);
   }
 
@@ -126,6 +144,8 @@ export class SplitPipeline implements Pipeline {
   readonly #textQueue: BatchQueue<EncodedText, Float32Array>;
   readonly #headQueue: BatchQueue<HeadItem, Float32Array>;
   readonly #cache: TextFeatureCache;
+  readonly #images: StackBuffers;
+  readonly #features: StackBuffers;
 
   /** `featureShape`: the text encoder's output for one text, [maxLength, hidden] (known from the warm-up). */
   constructor(
@@ -135,6 +155,8 @@ export class SplitPipeline implements Pipeline {
     private readonly numClasses: number,
     options: PipelineOptions,
   ) {
+    this.#images = new StackBuffers(3 * shape.crop * shape.crop);
+    this.#features = new StackBuffers(shape.maxLength * shape.hidden);
     this.#scheduler = new BatchScheduler({ maxBatch: options.maxBatch, maxDelayMs: options.maxBatchDelayMs }, options.onBatch);
     this.#textQueue = this.#scheduler.queue('text_encoder', (items) => this.#encode(items));
     this.#headQueue = this.#scheduler.queue('head', (items) => this.#classify(items));
@@ -172,7 +194,7 @@ export class SplitPipeline implements Pipeline {
     const [features] = await this.textEncoder.forward([
       Tensor.int64(stack(items.map((t) => t.inputIds), BigInt64Array), [n, maxLength]),
       Tensor.int64(stack(items.map((t) => t.attentionMask), BigInt64Array), [n, maxLength]),
-    ], OWNED);
+    ]);
     return rows(checkOutput(features, [n, maxLength, hidden], 'The text encoder'), n);
   }
 
@@ -180,9 +202,9 @@ export class SplitPipeline implements Pipeline {
     const n = items.length;
     const { crop, maxLength, hidden } = this.shape;
     const [logits] = await this.head.forward([
-      Tensor.float32(stack(items.map((i) => i.pixels), Float32Array), [n, 3, crop, crop]),
-      Tensor.float32(stack(items.map((i) => i.features), Float32Array), [n, maxLength, hidden]),
-    ], OWNED);
+      Tensor.float32(this.#images.stack(items.map((i) => i.pixels)), [n, 3, crop, crop]),
+      Tensor.float32(this.#features.stack(items.map((i) => i.features)), [n, maxLength, hidden]),
+    ]);
     return rows(checkOutput(logits, [n, this.numClasses], 'The head'), n);
   }
 

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
-import type { ForwardOptions, ModelRuntime } from '../model.js';
+import type { ModelRuntime } from '../model.js';
 import { TorchError } from '../torch/errors.js';
 import { Tensor } from '../torch/tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
@@ -22,6 +22,13 @@ export interface OnnxLoadOptions {
   threads?: number;
   /** Where session.run() blocks: a worker thread of the model's own (default), or the calling thread. */
   thread?: 'worker' | 'main';
+  /**
+   * Linux, thread 'worker': how much to raise the nice value of the session's threads (0 to 19; default 0).
+   * A service gives its forwards a lower priority than its event loop, so that requests are read and answered
+   * (a health check, a cached answer) at once even while the cores compute; on an idle machine it changes
+   * nothing.
+   */
+  niceness?: number;
 }
 
 export interface OnnxModelInfo {
@@ -61,14 +68,15 @@ export class OnnxModel {
   static async load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
     if (typeof file !== 'string' || file === '') throw invalid('a path to an .onnx file', 'file', file);
     if (!isObject(options)) throw invalid('an options object', 'options', options);
-    checkKeys(options, ['threads', 'thread'], 'the load options');
+    checkKeys(options, ['threads', 'thread', 'niceness'], 'the load options');
     const threads = checkInteger(options.threads ?? availableParallelism(), 'threads', 1, 1024);
+    const niceness = checkInteger(options.niceness ?? 0, 'niceness', 0, 19);
     const thread = options.thread ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw invalid("'worker' or 'main'", 'thread', thread);
     const absolute = path.resolve(file);
     if (!existsSync(absolute)) throw new TorchError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
 
-    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, threads) : await MainThreadRunner.start(absolute, threads);
+    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, threads, niceness) : await MainThreadRunner.start(absolute, threads);
     return new OnnxModel(
       {
         path: absolute,
@@ -97,12 +105,12 @@ export class OnnxModel {
 
   /**
    * Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order.
-   * With `transfer`, the inputs' buffers are moved to the worker instead of copied (they are detached here).
+   * The inputs are copied to the worker as the call is made: the caller may reuse its arrays at once.
    */
-  async forward(inputs: readonly Tensor[], options: ForwardOptions = {}): Promise<Tensor[]> {
+  async forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
     if (!Array.isArray(inputs) || inputs.some((t) => !(t instanceof Tensor))) throw invalid('an array of Tensor', 'inputs', inputs);
     if (this.#disposed) throw new TorchError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED');
-    return (await this.#runner.run(inputs, options.transfer === true)).map(toTensor);
+    return (await this.#runner.run(inputs)).map(toTensor);
   }
 
   /** Frees the session once the forwards already called have finished; later calls reject. */
@@ -115,7 +123,7 @@ export class OnnxModel {
 interface Runner {
   inputNames: string[];
   outputNames: string[];
-  run(inputs: readonly Tensor[], transfer: boolean): Promise<WireTensor[]>;
+  run(inputs: readonly Tensor[]): Promise<WireTensor[]>;
   dispose(): Promise<void>;
 }
 
@@ -182,12 +190,12 @@ class WorkerRunner implements Runner {
     worker.once('exit', () => this.#die(new TorchError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
   }
 
-  static async start(file: string, threads: number): Promise<WorkerRunner> {
+  static async start(file: string, threads: number, niceness: number): Promise<WorkerRunner> {
     const runner = new WorkerRunner(sessionWorker());
     const loaded = await new Promise<Reply>((resolve, reject) => {
       runner.#worker.once('message', resolve);
       runner.#worker.once('error', reject);
-      runner.#post({ type: 'load', file, threads });
+      runner.#post({ type: 'load', file, threads, niceness });
     }).catch((err: Error) => ({ type: 'error', message: err.message, code: 'ERR_MODEL_LOAD' }) as Reply);
     if (loaded.type !== 'loaded') {
       await runner.#worker.terminate();
@@ -201,17 +209,14 @@ class WorkerRunner implements Runner {
     return runner;
   }
 
-  run(inputs: readonly Tensor[], transfer: boolean): Promise<WireTensor[]> {
+  run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       if (this.#pending.size === 1) this.#worker.ref();
-      // Inputs are copied (structured clone), so the caller's arrays stay its own; or, when the caller hands them
-      // over, moved (a batch of photos and text features is megabytes: copying it would hold the event loop).
-      const wire = inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data }));
-      const buffers = transfer ? [...new Set(inputs.map((t) => t.data.buffer))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer) : [];
-      this.#worker.postMessage({ type: 'run', id, inputs: wire } satisfies Request, buffers);
+      // Inputs are copied (structured clone, while postMessage runs): the caller's arrays stay its own.
+      this.#post({ type: 'run', id, inputs: inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data })) });
     });
   }
 

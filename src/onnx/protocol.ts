@@ -14,7 +14,7 @@ export interface WireTensor {
 }
 
 export type Request =
-  | { type: 'load'; file: string; threads: number }
+  | { type: 'load'; file: string; threads: number; niceness: number }
   | { type: 'run'; id: number; inputs: WireTensor[] }
   | { type: 'dispose' };
 

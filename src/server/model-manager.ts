@@ -124,5 +124,7 @@ async function loadClassifier(config: ServiceConfig, options: ModelManagerOption
     maxBatch: config.maxBatch,
     maxBatchDelayMs: config.maxBatchDelayMs,
     onBatch: options.onBatch,
+    // The forwards yield the cores to the event loop: /health and cached answers stay fast under load.
+    computeNiceness: 10,
   });
 }

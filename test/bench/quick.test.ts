@@ -2,7 +2,7 @@
 // the chart, and a last line of headline figures that parses. The figures are reported, never judged: this
 // machine is shared and noisy.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -10,6 +10,10 @@ import { describe, expect, it } from 'vitest';
 
 import type { BenchResults } from '../../bench/results.js';
 import { REPO } from '../helpers/server.js';
+import { SHARED_DATA } from '../helpers/torchvision.js';
+
+/** The full-size model's study needs bert-base-uncased's vocabulary from ../shared/data. */
+const HAVE_BERT_VOCAB = existsSync(path.join(SHARED_DATA, 'bert-base-uncased', 'vocab.txt'));
 
 describe('npm run bench -- --quick', () => {
   it('writes quick.json, quick.md and quick.svg, and prints its headline JSON last', async () => {
@@ -50,5 +54,25 @@ describe('npm run bench -- --quick', () => {
     const svg = readFileSync(path.join(out, 'quick.svg'), 'utf8');
     expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg.match(/<rect /g)!.length).toBeGreaterThanOrEqual(6);
+
+    // The service on the full-size workshop model, against the workshop's app measured in the same run.
+    if (!HAVE_BERT_VOCAB) {
+      console.warn(`[bench --quick] ${SHARED_DATA}/bert-base-uncased is absent: the full-size model's study was skipped`);
+      expect(headline.workshop_model).toBeNull();
+      return;
+    }
+    const workshop = results.workshop_service!;
+    expect(workshop.baseline.map((b) => b.requests_per_s > 0)).toEqual([true, true]);
+    expect(workshop.runs.map((r) => `${r.text}/${r.concurrency}`)).toEqual(['same/4', 'different/4']);
+    expect(workshop.runs.every((r) => r.errors === 0 && r.requests > 0 && r.peak_rss_mb > 0 && r.health_p99_ms > 0)).toBe(true);
+    // the same text: the text encoder never ran during the run; a different text: it ran
+    expect(workshop.runs[0].text_forward_ms).toBeUndefined();
+    expect(workshop.runs[1].text_forward_ms).toBeGreaterThan(0);
+    expect(new Set(workshop.forwards.filter((f) => !f.error).map((f) => f.part))).toEqual(new Set(['head', 'text_encoder']));
+    for (const key of ['baseline_rps', 'same_text_c4_rps', 'same_text_c4_vs_baseline', 'different_text_c4_rps', 'peak_rss_mb', 'fastest_head_forward_ms']) {
+      expect(headline.workshop_model[key], key).toBeGreaterThan(0);
+    }
+    expect(markdown).toContain('## The service on the full-size workshop model');
+    expect(readFileSync(path.join(out, 'quick-service.svg'), 'utf8')).toMatch(/^<svg /);
   }, 600_000);
 });

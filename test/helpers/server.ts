@@ -1,12 +1,24 @@
-// A real service for the tests: `src/server/main.ts` in its own Node process (as `npm start` runs it), on a free
-// port, with the real addon and a real model folder; and small HTTP helpers to talk to it.
+// A real service for the tests (and the benchmark): `src/server/main.ts` in its own Node process (as `npm start`
+// runs it, or its build in dist/), on a free port, with the real addon and a real model folder; and small HTTP
+// helpers to talk to it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { VARIABLES } from '../../src/server/config.js';
+
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_MODEL_DIR = path.join(REPO, 'models');
 const MAIN = path.join(REPO, 'src', 'server', 'main.ts');
+const BUILT_MAIN = path.join(REPO, 'dist', 'server', 'main.js');
+
+export interface ServerOptions {
+  /** `source` (default): src/server/main.ts through tsx; `dist`: the build, as `npm start` runs it. */
+  entry?: 'source' | 'dist';
+  /** Drop the service's variables that the caller's environment holds (only `env` and the defaults apply). */
+  cleanEnv?: boolean;
+  cwd?: string;
+}
 
 export interface Exit {
   code: number | null;
@@ -31,18 +43,21 @@ export interface TestServer {
  * The process's environment for a server: PORT 0 (a free one), the default model, 2 threads, and an empty
  * ENV_FILE, so that a developer's own .env in the repository never reaches a test server; `env` overrides.
  */
-export function serverEnv(env: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: '/dev/null', ...env };
+export function serverEnv(env: Record<string, string | undefined> = {}, cleanEnv = false): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  if (cleanEnv) for (const v of VARIABLES) delete base[v.name];
+  return { ...base, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: '/dev/null', ...env };
 }
 
 /** Spawns the service with `args`; does not wait for it to listen. */
-export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = [], cwd = REPO): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd, env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = [], cwd = REPO, options: ServerOptions = {}): ChildProcess {
+  const entry = options.entry === 'dist' ? [BUILT_MAIN] : ['--import', 'tsx', MAIN];
+  return spawn(process.execPath, [...entry, ...args], { cwd, env: serverEnv(env, options.cleanEnv), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Starts the service and resolves once it listens (its 'listening' log line); rejects with its stderr if it exits. */
-export function startServer(env: Record<string, string | undefined> = {}, cwd = REPO): Promise<TestServer> {
-  const child = spawnServer(env, [], cwd);
+export function startServer(env: Record<string, string | undefined> = {}, cwd = REPO, options: ServerOptions = {}): Promise<TestServer> {
+  const child = spawnServer(env, [], options.cwd ?? cwd, options);
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let pending = '';

@@ -158,7 +158,7 @@ describe.each(['small', 'full'] as const)('a %s-size workshop checkpoint convert
     expect(info.classes).toHaveLength(want.num_classes);
     expect(info.versions.torch).toBe(want.torch); // exported by the same torch as the eager reference
     expect(Object.keys(info.files).sort()).toEqual(
-      ['best_model.onnx', 'best_model.pth', 'class_mapping.json', 'head.pth', 'text_encoder.pth', 'vocab.txt'],
+      ['best_model.onnx', 'best_model.pth', 'class_mapping.json', 'head.onnx', 'head.pth', 'text_encoder.onnx', 'text_encoder.pth', 'vocab.txt'],
     );
   });
 

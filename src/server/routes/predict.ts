@@ -19,16 +19,16 @@ const QUEUE_FULL = 'The service is busy: too many requests are waiting for the m
 const WAITED_TOO_LONG = 'The service is busy: the request waited longer than REQUEST_TIMEOUT_MS for the model; try again shortly';
 
 /**
- * Before the upload is read: when the queue is already full, answer 503 at once (the unread body is dropped
- * with the connection). A cached answer could still have been given, but reading the upload to find out is
- * the very cost a full queue must not take on.
+ * Before the upload is read: when the queue is already full, answer 503 at once (Node reads and discards the
+ * rest of the body, so that the client can finish sending and read the answer). A cached answer could still
+ * have been given, but parsing and hashing the upload to find out is the very cost a full queue must not
+ * take on.
  */
 function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHandler {
-  return (_req, res, next) => {
+  return (_req, _res, next) => {
     if (!admission.full) return next();
     admission.refuse();
     onRefused();
-    res.setHeader('Connection', 'close');
     next(busy(QUEUE_FULL, admission.retryAfterSeconds()));
   };
 }

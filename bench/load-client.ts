@@ -1,0 +1,91 @@
+// A load client for `npm run bench`, in a process of its own: `concurrency` loops, each sending POST /predict
+// with the next photo of a folder (every request a distinct photo, in turn), for `seconds`; or, with
+// --health, GET /health every 10 ms (the service's responsiveness while another client loads it). Prints one
+// JSON line: requests, errors by status, rate, latency percentiles.
+//
+//   node --import tsx bench/load-client.ts --url URL --photos DIR [--concurrency 4] [--seconds 10]
+//        [--text same|different]
+//   node --import tsx bench/load-client.ts --url URL --health [--seconds 10]
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { stats } from './results.js';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    photos: { type: 'string' },
+    concurrency: { type: 'string', default: '4' },
+    seconds: { type: 'string', default: '10' },
+    text: { type: 'string', default: 'same' },
+    health: { type: 'boolean', default: false },
+  },
+});
+if (!args.url || (!args.health && !args.photos) || !['same', 'different'].includes(args.text!)) {
+  console.error('Usage: load-client.ts --url URL (--photos DIR [--concurrency N] [--text same|different] | --health) [--seconds S]');
+  process.exit(2);
+}
+const url = args.url;
+const seconds = Number(args.seconds);
+const end = performance.now() + seconds * 1000;
+
+if (args.health) {
+  const times: number[] = [];
+  let errors = 0;
+  while (performance.now() < end) {
+    const start = performance.now();
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.arrayBuffer();
+      if (res.status === 200) times.push(performance.now() - start);
+      else errors++;
+    } catch {
+      errors++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  console.log(JSON.stringify({ requests: times.length, errors, ...stats(times) }));
+  process.exit(0);
+}
+
+const photos = readdirSync(args.photos!)
+  .filter((f) => /\.(jpe?g|png)$/i.test(f))
+  .sort()
+  .map((f) => readFileSync(path.join(args.photos!, f)));
+if (photos.length === 0) {
+  console.error(`load-client: no photos in ${args.photos}`);
+  process.exit(2);
+}
+const concurrency = Number(args.concurrency);
+const times: number[] = [];
+const statuses: Record<string, number> = {};
+let next = 0;
+
+async function one(n: number): Promise<void> {
+  const form = new FormData();
+  form.append('image', new Blob([photos[n % photos.length]], { type: 'image/jpeg' }), `photo-${n}.jpg`);
+  // The same text as the workshop's clients send, or a text never seen before (its features computed anew).
+  form.append('text', args.text === 'same' ? 'Image of food' : `Image of food number ${n}, plated at ${(n * 7919) % 1000} degrees`);
+  const start = performance.now();
+  let status = 'error';
+  try {
+    const res = await fetch(`${url}/predict`, { method: 'POST', body: form });
+    await res.arrayBuffer();
+    status = String(res.status);
+    if (res.status === 200) times.push(performance.now() - start);
+  } catch {
+    // counted below as 'error'
+  }
+  statuses[status] = (statuses[status] ?? 0) + 1;
+}
+
+const started = performance.now();
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    while (performance.now() < end) await one(next++);
+  }),
+);
+const elapsed = (performance.now() - started) / 1000;
+const errors = Object.entries(statuses).reduce((n, [status, count]) => n + (status === '200' ? 0 : count), 0);
+console.log(JSON.stringify({ requests: times.length, errors, statuses, requests_per_s: times.length / elapsed, ...stats(times) }));

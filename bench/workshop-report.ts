@@ -1,0 +1,92 @@
+// The report of the service on the workshop's full-size model (bench/workshop-service.ts): Markdown tables and
+// an SVG chart of requests a second against the workshop's app.
+import type { WorkshopServiceResults } from './workshop-service.js';
+
+const f = (v: number | undefined, digits = 1) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+
+/** The tables: baseline, the forwards of each backend, the service's runs. */
+export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | undefined, level = 2): string {
+  const base = r.baseline.at(-1);
+  const h = '#'.repeat(level);
+  const out: string[] = [];
+  out.push(`${h} The service on the ${r.model}`, '');
+  if (svgName) out.push(`![the service against the workshop's app](${svgName})`, '');
+  out.push(
+    `The service as a user starts it (\`node dist/server/main.js\`, its defaults, THREADS=${r.service.threads}): ${r.service.backend}, ` +
+      `layout ${r.service.layout}, ${r.service.runtime}. Uploads: ${r.photos}.`,
+    '',
+  );
+  out.push(`${h}# The baseline: the workshop\'s app\'s forward (Python torch, eager, one at a time)`, '');
+  out.push('| threads | torch | p50 ms | p95 ms | req/s (1/p50) |', '|---|---|---|---|---|');
+  for (const b of r.baseline) out.push(`| ${b.threads} | ${b.torch} | ${f(b.p50, 0)} | ${f(b.p95, 0)} | ${f(b.requests_per_s, 2)} |`);
+  out.push(
+    '',
+    `The ratios below are against the second line (${base?.threads ?? ''} threads, as many as the service's): the workshop's app ` +
+      'runs uvicorn with 4 workers, which together use both cores, so this is its rate under load.',
+    '',
+  );
+  out.push(`${h}# The forwards, batch 1`, '', '| part | backend | p50 ms | p95 ms | BLAS |', '|---|---|---|---|---|');
+  for (const p of r.forwards) {
+    out.push(p.error ? `| ${p.part} | ${p.backend} | failed: ${p.error.replace(/\|/g, '/')} | | |` : `| ${p.part} | ${p.backend} | **${f(p.p50)}** | ${f(p.p95)} | ${p.blas ?? ''} |`);
+  }
+  out.push('', `${h}# The service under load`, '');
+  out.push(
+    '| text | concurrency | req/s | × baseline | p50 ms | p99 ms | errors | /health p50 / p99 ms | peak RSS MB | head forward ms × batch | text encoder ms × batch | preprocess ms | queue ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const x of r.runs) {
+    const vs = base ? x.requests_per_s / base.requests_per_s : undefined;
+    out.push(
+      `| ${x.text} | ${x.concurrency} | **${f(x.requests_per_s)}** | ${f(vs, 2)}× | ${f(x.p50_ms, 0)} | ${f(x.p99_ms, 0)} | ${x.errors} | ` +
+        `${f(x.health_p50_ms, 2)} / ${f(x.health_p99_ms, 2)} | ${f(x.peak_rss_mb, 0)} | ${f(x.head_forward_ms)} × ${f(x.head_batch, 2)} | ` +
+        `${x.text_forward_ms === undefined ? '–' : `${f(x.text_forward_ms)} × ${f(x.text_batch, 2)}`} | ${f(x.preprocess_ms)} | ${f(x.queue_ms)} |`,
+    );
+  }
+  out.push(
+    '',
+    '"same": every request says "Image of food" (the text encoder ran once, at start); "different": a text never seen before on ' +
+      'every request (the text encoder runs for each). Distinct photos throughout: the prediction cache never answers. ' +
+      '/health is asked every 10 ms by another process during the run. The last columns come from the service\'s /metrics over the run: ' +
+      'the mean forward and batch size of each part, decoding, and the wait from admission to the forward.',
+    '',
+  );
+  return out.join('\n');
+}
+
+/** Requests a second: the baseline(s), then the service at each concurrency, same and different text. */
+export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
+  const bars: { label: string; value: number; colour: string }[] = [
+    ...r.baseline.map((b) => ({ label: `workshop app's forward, Python torch, ${b.threads} threads`, value: b.requests_per_s, colour: '#a3be8c' })),
+    ...r.runs.map((x) => ({
+      label: `service, ${x.text} text, concurrency ${x.concurrency}`,
+      value: x.requests_per_s,
+      colour: x.text === 'same' ? '#5e81ac' : '#d08770',
+    })),
+  ];
+  const base = r.baseline.at(-1)?.requests_per_s;
+  const width = 960;
+  const labelWidth = 360;
+  const barArea = width - labelWidth - 180;
+  const rowHeight = 24;
+  const max = Math.max(...bars.map((b) => b.value), 1) * 1.05;
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts = [`<text x="16" y="24" font-size="16" font-weight="bold">${escape(`Requests a second, ${r.model}`)}</text>`];
+  let y = 40;
+  for (const b of bars) {
+    const w = Math.max(1, (b.value / max) * barArea);
+    parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escape(b.label)}</text>`);
+    parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${b.colour}"/>`);
+    const times = base ? ` (${(b.value / base).toFixed(1)}×)` : '';
+    parts.push(`<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + 16}" font-size="12">${b.value.toFixed(1)}${times}</text>`);
+    y += rowHeight;
+  }
+  parts.push(`<text x="16" y="${y + 16}" font-size="11" fill="#555">${escape(footer)}</text>`);
+  const height = y + 30;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
