@@ -602,7 +602,7 @@ const list = stacks();
 const runners = runnersFor(list);
 const demo: BenchModel = {
   key: 'demo',
-  label: 'default model (models/: a small ResNet + a small BERT, 0.7 M parameters)',
+  label: 'default model (models/: 13 blocks of EfficientNet-Lite0 + a small BERT, 1.6 M parameters)',
   dir: path.join(REPO, 'models'),
   plan: () => ({ rounds, iters, warmup: 5 }),
 };
