@@ -141,10 +141,9 @@ function stacks(): Stack[] {
     progress(`no pip torch 2.x to compare (${TORCH2_PYTHON}: npm run test:libtorch2 installs one, or set TORCH2_PYTHON): skipped`);
     return list;
   }
-  if (!existsSync(ADDON_2)) {
-    progress(`building the addon against ${TORCH2_PYTHON}'s LibTorch into build/torch2 (a few minutes, once)`);
-    sh(process.execPath, ['node_modules/cmake-js/bin/cmake-js', 'compile', '--out', 'build/torch2'], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
-  }
+  // Incremental: seconds when nothing changed, and never an addon older than the sources.
+  progress(`building the addon against ${TORCH2_PYTHON}'s LibTorch into build/torch2 (a few minutes the first time)`);
+  sh(process.execPath, ['node_modules/cmake-js/bin/cmake-js', 'compile', '--out', 'build/torch2'], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
   progress(`building the C++ floor against ${TORCH2_PYTHON}'s LibTorch`);
   sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_2], { TORCH_PYTHON: TORCH2_PYTHON, LIBTORCH_DIR: '' });
   const version = sh(TORCH2_PYTHON, ['-c', 'import torch; print(torch.__version__.split("+")[0])']).trim();

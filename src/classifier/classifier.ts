@@ -96,7 +96,8 @@ export class FoodClassifier {
     this.#tokenizer = tokenizer;
     this.#maxPixels = maxPixels;
     const { crop } = folder.preprocessing;
-    this.#pixels = new Float32ArrayPool(3 * crop * crop, 64);
+    // Enough for two full batches in flight besides the one computing; beyond, arrays are made and dropped.
+    this.#pixels = new Float32ArrayPool(3 * crop * crop, 2 * pipeline.maxBatch + 4);
   }
 
   /**

@@ -22,6 +22,8 @@ export type TextInput = { kind: 'tokens'; text: EncodedText } | { kind: 'feature
 
 export interface Pipeline {
   readonly kind: 'whole' | 'parts';
+  /** The most requests one forward takes. */
+  readonly maxBatch: number;
   /** Prepares a text (for the parts: its features, from the cache or from one forward of the text encoder). */
   prepareText(text: EncodedText, options: SubmitOptions): Promise<TextInput>;
   /** The logits of one photo ([3, crop, crop] normalised pixels) with its prepared text. */
@@ -89,6 +91,7 @@ interface WholeItem {
 export class WholePipeline implements Pipeline {
   readonly kind = 'whole';
   readonly textFeatures = undefined;
+  readonly maxBatch: number;
   readonly #scheduler: BatchScheduler;
   readonly #queue: BatchQueue<WholeItem, Float32Array>;
   readonly #images: StackBuffers;
@@ -100,6 +103,7 @@ export class WholePipeline implements Pipeline {
     options: PipelineOptions,
   ) {
     this.#images = new StackBuffers(3 * shape.crop * shape.crop);
+    this.maxBatch = options.maxBatch;
     this.#scheduler = new BatchScheduler({ maxBatch: options.maxBatch, maxDelayMs: options.maxBatchDelayMs }, options.onBatch);
     this.#queue = this.#scheduler.queue('model', (items) => this.#forward(items));
   }
@@ -140,6 +144,7 @@ interface HeadItem {
 
 export class SplitPipeline implements Pipeline {
   readonly kind = 'parts';
+  readonly maxBatch: number;
   readonly #scheduler: BatchScheduler;
   readonly #textQueue: BatchQueue<EncodedText, Float32Array>;
   readonly #headQueue: BatchQueue<HeadItem, Float32Array>;
@@ -157,6 +162,7 @@ export class SplitPipeline implements Pipeline {
   ) {
     this.#images = new StackBuffers(3 * shape.crop * shape.crop);
     this.#features = new StackBuffers(shape.maxLength * shape.hidden);
+    this.maxBatch = options.maxBatch;
     this.#scheduler = new BatchScheduler({ maxBatch: options.maxBatch, maxDelayMs: options.maxBatchDelayMs }, options.onBatch);
     this.#textQueue = this.#scheduler.queue('text_encoder', (items) => this.#encode(items));
     this.#headQueue = this.#scheduler.queue('head', (items) => this.#classify(items));
