@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument('--checkpoint', metavar='FILE', type=Path,
                         help='the workshop checkpoint (torch.save of {"model_state_dict": ...} or a state_dict); '
                              'needs --class-mapping')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='read a checkpoint that holds Python objects besides tensors (an argparse Namespace, '
+                             'numpy scalars) with full unpickling, which runs code named by the file: only for '
+                             'checkpoints you trust (scripts/update_model.sh never passes it for a download)')
     source.add_argument('--random', choices=['full', 'small'],
                         help='random weights instead: the workshop\'s size (full) or a reduced one (small)')
     parser.add_argument('--class-mapping', metavar='FILE', type=Path,
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f'Reading the checkpoint {args.checkpoint} ...')
             if not args.checkpoint.is_file():
                 fail(f'{args.checkpoint}: no such checkpoint file')
-            model, config = load_checkpoint(args.checkpoint, bert=args.bert, log=log)
+            model, config = load_checkpoint(args.checkpoint, bert=args.bert, log=log, trust=args.trust_checkpoint)
             log(f'  loaded with strict=True in {time.perf_counter() - t:.1f} s: {config.num_classes} classes, '
                 f'{config.image_backbone} image encoder, BERT {config.num_hidden_layers} layers x '
                 f'{config.hidden_size} ({config.num_attention_heads} heads), vocabulary {config.vocab_size}')

@@ -463,7 +463,7 @@ class CheckpointError(ValueError):
 DROPPED_KEYS = ('text_encoder.embeddings.position_ids', 'text_encoder.embeddings.token_type_ids')
 
 
-def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = None
+def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = None, trust: bool = False
                     ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, Any]], Dict[str, Any]]:
     """Reads a torch.save file: {'model_state_dict': ..., ...} (the workshop's) or a raw state_dict.
 
@@ -485,11 +485,23 @@ def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = Non
     except pickle.UnpicklingError as e:
         if 'weights only' not in str(e).lower():
             raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): {e}') from None
-        # The checkpoint pickles other Python objects as well (numpy scalars, an argparse Namespace, ...).
-        if log:
-            log('  the checkpoint holds Python objects besides tensors: loading it with full unpickling '
-                '(only convert checkpoints you trust)')
-        data = _load_unrestricted(path)
+        # torch 1.13's weights-only reader refuses floats (a checkpoint's val_acc) and numpy scalars; a reader
+        # that allows plain data but no other code reads those.
+        try:
+            data = _load_restricted(path)
+        except _Refused as refused:
+            # Something else is pickled in it, and unpickling that runs code the file names: only for a file
+            # the caller vouches for.
+            if not trust:
+                raise CheckpointError(
+                    f'{path} holds Python objects besides tensors and plain data ({refused}), and reading those '
+                    'would run code from the file. If you trust where it comes from (your own training run), '
+                    'convert it with --trust-checkpoint; or save only the weights: '
+                    'torch.save({"model_state_dict": model.state_dict()}, path)') from None
+            if log:
+                log(f'  the checkpoint holds Python objects besides tensors ({refused}): loading it with full '
+                    'unpickling (--trust-checkpoint)')
+            data = _load_unrestricted(path)
     except Exception as e:  # noqa: BLE001: torch.load raises KeyError, RuntimeError, EOFError, ... on non-checkpoints
         first = (str(e).splitlines() or [''])[0] or type(e).__name__
         raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): '
@@ -519,6 +531,62 @@ def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = Non
     state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if k not in DROPPED_KEYS}
     return state, config_dict, meta
+
+
+class _Refused(Exception):
+    """A pickled global outside _SAFE_GLOBALS."""
+
+
+# What a training checkpoint holds besides tensors: containers, numbers, numpy scalars and arrays, an argparse
+# Namespace of hyper-parameters. Building these runs no code of the file's choosing.
+_SAFE_GLOBALS = {
+    ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('builtins', 'complex'),
+    ('builtins', 'slice'), ('builtins', 'range'), ('argparse', 'Namespace'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy.core.multiarray', '_reconstruct'), ('numpy', 'dtype'),
+    ('numpy', 'ndarray'), ('numpy._core.multiarray', 'scalar'), ('numpy._core.multiarray', '_reconstruct'),
+    ('_codecs', 'encode'),
+    ('torch._utils', '_rebuild_tensor_v2'), ('torch._utils', '_rebuild_parameter'), ('torch', 'Size'),
+    ('torch', 'device'), ('torch', 'dtype'),
+}
+
+
+def _restricted_pickle_module() -> Any:
+    import pickle as std
+
+    class Unpickler(std.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) in _SAFE_GLOBALS or (module == 'torch' and name.endswith('Storage')):
+                return super().find_class(module, name)
+            raise _Refused(f'{module}.{name}')
+
+    class Module:
+        pass
+
+    module = Module()
+    module.Unpickler = Unpickler  # type: ignore[attr-defined]
+    module.load = std.load  # type: ignore[attr-defined]
+    module.__name__ = 'restricted_pickle'  # type: ignore[attr-defined]
+    return module
+
+
+def _load_restricted(path: Path) -> Any:
+    """torch.load with _SAFE_GLOBALS only. Through torch.serialization's own readers: torch 1.13's torch.load
+    ignores a pickle_module unless weights_only, whose reader refuses plain floats."""
+    from torch import serialization as ser
+    module = _restricted_pickle_module()
+    try:
+        with open(path, 'rb') as f:
+            if ser._is_zipfile(f):
+                with ser._open_zipfile_reader(f) as archive:
+                    return ser._load(archive, 'cpu', module, encoding='utf-8')
+            return ser._legacy_load(f, 'cpu', module, encoding='utf-8')
+    except _Refused:
+        raise
+    except AttributeError as e:
+        # another torch whose readers moved: the caller then asks for --trust-checkpoint
+        raise _Refused(f'this torch has no restricted reader ({e})') from None
+    except Exception as e:  # noqa: BLE001: whatever the unpickler raises means the same
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): {e}') from None
 
 
 def _load_unrestricted(path: Path) -> Any:
@@ -601,11 +669,12 @@ def infer_config(state: Mapping[str, torch.Tensor], config_dict: Optional[Mappin
         raise CheckpointError(f'the checkpoint does not give a valid configuration: {e}') from None
 
 
-def load_checkpoint(path: str | Path, *, bert: str = 'auto', log: Optional[Callable[[str], None]] = None
+def load_checkpoint(path: str | Path, *, bert: str = 'auto', log: Optional[Callable[[str], None]] = None,
+                    trust: bool = False
                     ) -> Tuple[FoodClassifier, FoodClassifierConfig]:
     """A FoodClassifier from a checkpoint (see read_checkpoint), its config inferred (see infer_config), the
     weights loaded with strict=True; returned in eval mode."""
-    state, config_dict, _meta = read_checkpoint(path, log)
+    state, config_dict, _meta = read_checkpoint(path, log, trust)
     config = infer_config(state, config_dict)
     model = FoodClassifier(config, bert=bert)
     try:

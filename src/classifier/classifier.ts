@@ -11,6 +11,7 @@ import type { InferenceModel, ModelRuntime } from '../model.js';
 import type { BatchRecord } from './batch-scheduler.js';
 import { type Backend, type ModelFolder } from './model-folder.js';
 import { Float32ArrayPool } from './array-pool.js';
+import { DecodeLanes } from './decode-lanes.js';
 import { SplitPipeline, WholePipeline, type Pipeline } from './pipelines.js';
 import { preprocessImage } from './preprocess.js';
 import type { TextFeatureStats } from './text-features.js';
@@ -25,6 +26,10 @@ export interface ClassifierOptions {
   threads?: number;
   /** Uploads with more pixels are refused (decompression bombs). Default: preprocessImage's. */
   maxPixels?: number;
+  /** Uploads that would take more memory to decode are refused. Default: preprocessImage's (256 MiB). */
+  maxDecodeBytes?: number;
+  /** Large images (decode-lanes.ts) decoded at once. Default 1. */
+  maxLargeDecodes?: number;
   /** Texts whose tokens are cached. Default 1000, as the workshop's lru_cache. */
   tokenCacheSize?: number;
   /** With a model in two parts: texts whose features are kept (LRU). Default 128 (see DEFAULT_TEXT_FEATURE_CACHE_SIZE). */
@@ -81,20 +86,25 @@ export class FoodClassifier {
   readonly #runtime: ModelRuntime;
   readonly #device: string;
   readonly #tokenizer: TextTokenizer;
-  readonly #maxPixels: number | undefined;
+  readonly #limits: { maxPixels?: number; maxDecodeBytes?: number };
+  readonly #lanes: DecodeLanes;
   /** The photos' model inputs, reused from one request to the next (see array-pool.ts). */
   readonly #pixels: Float32ArrayPool;
   #inFlight = 0;
   #retired: (() => void) | undefined;
   #retiring: Promise<void> | undefined;
 
-  private constructor(folder: ModelFolder, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, maxPixels?: number) {
+  private constructor(folder: ModelFolder, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, options: ClassifierOptions) {
     this.folder = folder;
     this.#pipeline = pipeline;
     this.#runtime = model.runtime;
     this.#device = model.device;
     this.#tokenizer = tokenizer;
-    this.#maxPixels = maxPixels;
+    this.#limits = {
+      ...(options.maxPixels ? { maxPixels: options.maxPixels } : {}),
+      ...(options.maxDecodeBytes ? { maxDecodeBytes: options.maxDecodeBytes } : {}),
+    };
+    this.#lanes = new DecodeLanes(options.maxLargeDecodes ?? 1);
     const { crop } = folder.preprocessing;
     // Enough for two full batches in flight besides the one computing; beyond, arrays are made and dropped.
     this.#pixels = new Float32ArrayPool(3 * crop * crop, 2 * pipeline.maxBatch + 4);
@@ -124,7 +134,7 @@ export class FoodClassifier {
     const tokenizer = (vocab as { value: TextTokenizer }).value;
     try {
       const pipeline = await FoodClassifier.#warmUp(folder, models, tokenizer, options);
-      return new FoodClassifier(folder, pipeline, models[0], tokenizer, options.maxPixels);
+      return new FoodClassifier(folder, pipeline, models[0], tokenizer, options);
     } catch (err) {
       await Promise.all(models.map((m) => m.dispose()));
       throw err;
@@ -210,6 +220,11 @@ export class FoodClassifier {
     return this.#pipeline.waiting;
   }
 
+  /** Large images decoding now, and waiting for a lane (decode-lanes.ts). */
+  get largeDecodes(): { running: number; waiting: number } {
+    return this.#lanes.stats;
+  }
+
   /** The top `topK` classes for an image (its encoded bytes: JPEG, PNG, ...) and a text, most probable first. */
   async predict(image: Uint8Array, text: string = DEFAULT_TEXT, topK = 5): Promise<Prediction[]> {
     return (await this.classify(image, text, { topK })).predictions;
@@ -226,7 +241,7 @@ export class FoodClassifier {
       // Decoding (libuv pool) and the text (tokens, then features) go side by side. Both are waited for, even
       // when one fails: the decoder writes into `pixels`, which must not go back to the pool before it is done.
       const [decoded, prepared] = await Promise.allSettled([
-        preprocessImage(image, { ...this.folder.preprocessing, ...(this.#maxPixels ? { maxPixels: this.#maxPixels } : {}) }, pixels).then(() => {
+        preprocessImage(image, { ...this.folder.preprocessing, ...this.#limits }, { into: pixels, gate: this.#lanes.gate(options.deadline) }).then(() => {
           preprocessMs = performance.now() - started;
         }),
         this.#tokenizer.encode(text).then((encoded) => this.#pipeline.prepareText(encoded, { deadline: options.deadline })),

@@ -17,9 +17,9 @@ import path from 'node:path';
 import { DEFAULT_PREPROCESS_OPTIONS, type PreprocessOptions } from './preprocess.js';
 
 /** The image preprocessing a model expects (model.json may say; the workshop's torchvision pipeline if not). */
-export type Preprocessing = Omit<PreprocessOptions, 'maxPixels'>;
+export type Preprocessing = Omit<PreprocessOptions, 'maxPixels' | 'maxDecodeBytes'>;
 
-const { maxPixels: _maxPixels, ...workshop } = DEFAULT_PREPROCESS_OPTIONS;
+const { maxPixels: _maxPixels, maxDecodeBytes: _maxDecodeBytes, ...workshop } = DEFAULT_PREPROCESS_OPTIONS;
 export const WORKSHOP_PREPROCESSING: Readonly<Preprocessing> = Object.freeze(workshop);
 
 export const WORKSHOP_MAX_LENGTH = 128;

@@ -31,7 +31,7 @@
 //   palettes expanded; alpha dropped, not composited (the colours under transparent pixels are kept; sharp
 //   would premultiply by alpha while resizing, so images with alpha are decoded to RGB first); CMYK by PIL's
 //   formula, R = (255 - K)(255 - C) / 255, without a colour profile (sharp would use a CMYK profile: mean
-//   difference 0.15 to 0.5), converted here in slices that let the event loop turn. One deliberate
+//   difference 0.15 to 0.5), converted in a worker thread (cmyk.ts), off the event loop. One deliberate
 //   difference: a 16-bit greyscale PNG is scaled to 8 bits, where PIL 9 opens it in mode I and
 //   convert('RGB') clips every value over 255 to white (a PIL bug, not reproduced). 16-bit RGB PNGs: PIL
 //   keeps the high byte, sharp rounds; within one level.
@@ -45,6 +45,7 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
+import { decodeCmykAsRgb } from './cmyk.js';
 
 /** torchvision's Resize(256): the shorter side of the image after resizing. */
 export const RESIZE = 256;
@@ -56,6 +57,8 @@ export const IMAGENET_MEAN: readonly [number, number, number] = Object.freeze([0
 export const IMAGENET_STD: readonly [number, number, number] = Object.freeze([0.229, 0.224, 0.225]);
 /** Images with more pixels are refused before they are decoded (decompression bombs). */
 export const MAX_PIXELS = 40_000_000;
+/** Images that would take more memory to decode are refused before they are decoded. */
+export const MAX_DECODE_BYTES = 256 * 1024 * 1024;
 
 export interface PreprocessOptions {
   /** The shorter side after resizing. Default 256. */
@@ -68,6 +71,11 @@ export interface PreprocessOptions {
   std: readonly [number, number, number];
   /** The largest width x height accepted, read from the image's header before decoding. Default 40 M. */
   maxPixels: number;
+  /**
+   * The most memory decoding may take, estimated from the header (see decodeEstimate): an RGB photo streams
+   * through libvips in strips, but one with alpha, or CMYK, is decoded whole first. Default 256 MiB.
+   */
+  maxDecodeBytes: number;
 }
 
 export const DEFAULT_PREPROCESS_OPTIONS: Readonly<PreprocessOptions> = Object.freeze({
@@ -76,9 +84,10 @@ export const DEFAULT_PREPROCESS_OPTIONS: Readonly<PreprocessOptions> = Object.fr
   mean: IMAGENET_MEAN,
   std: IMAGENET_STD,
   maxPixels: MAX_PIXELS,
+  maxDecodeBytes: MAX_DECODE_BYTES,
 });
 
-const OPTION_KEYS = ['resize', 'crop', 'mean', 'std', 'maxPixels'] as const;
+const OPTION_KEYS = ['resize', 'crop', 'mean', 'std', 'maxPixels', 'maxDecodeBytes'] as const;
 
 export type ImageErrorCode = 'ERR_IMAGE_DECODE' | 'ERR_IMAGE_TOO_LARGE';
 
@@ -157,6 +166,7 @@ function resolveOptions(options: Partial<PreprocessOptions> | undefined): Prepro
     mean: options.mean === undefined ? IMAGENET_MEAN : checkTriple(options.mean, 'mean', false),
     std: options.std === undefined ? IMAGENET_STD : checkTriple(options.std, 'std', true),
     maxPixels: checkInteger(options.maxPixels ?? MAX_PIXELS, 'maxPixels', 1),
+    maxDecodeBytes: checkInteger(options.maxDecodeBytes ?? MAX_DECODE_BYTES, 'maxDecodeBytes', 1),
   };
 }
 
@@ -164,6 +174,15 @@ function tooLarge(width: number, height: number, maxPixels: number): ImageError 
   const mp = (n: number) => `${Number((n / 1e6).toPrecision(6))} megapixels`;
   return new ImageError(
     `The uploaded image is too large: ${width}x${height} pixels (${mp(width * height)}); the limit is ${mp(maxPixels)}`,
+    'ERR_IMAGE_TOO_LARGE',
+  );
+}
+
+function tooCostly(width: number, height: number, bytes: number, limit: number): ImageError {
+  const mib = (n: number) => `${Math.ceil(n / (1024 * 1024))} MiB`;
+  return new ImageError(
+    `The uploaded image would take ${mib(bytes)} of memory to decode (${width}x${height} pixels with alpha, CMYK or ` +
+      `16-bit samples are decoded whole); the limit is ${mib(limit)}`,
     'ERR_IMAGE_TOO_LARGE',
   );
 }
@@ -187,12 +206,15 @@ function decodeError(error: unknown, stage: 'header' | 'pixels'): ImageError {
  * is pending (on the libuv pool, without a copy): do not change them before it settles.
  *
  * `into`, when given, receives the values (3 x crop x crop of them) instead of a new array: a service that
- * reuses its arrays spares the garbage collector hundreds of kilobytes a request.
+ * reuses its arrays spares the garbage collector hundreds of kilobytes a request. `gate`, when given, is
+ * called with the decode's estimated cost once the header is read, and the pixels are decoded when the promise
+ * it returns resolves (to the function that ends the decode): a service bounds how many large images decode at
+ * once with it. A gate that rejects rejects the call with its error.
  */
 export function preprocessImage(
   bytes: Buffer | Uint8Array,
   options?: Partial<PreprocessOptions>,
-  into?: Float32Array,
+  { into, gate }: { into?: Float32Array; gate?: DecodeGate } = {},
 ): Promise<Float32Array> {
   if (!(bytes instanceof Uint8Array)) invalid('a Buffer or Uint8Array', 'the image bytes', bytes);
   const resolved = resolveOptions(options);
@@ -200,10 +222,40 @@ export function preprocessImage(
     invalid(`a Float32Array of ${3 * resolved.crop * resolved.crop} values (3 x crop x crop)`, 'into', into);
   }
   const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return run(input, resolved, into);
+  return run(input, resolved, into, gate);
 }
 
-async function run(input: Buffer, options: PreprocessOptions, into: Float32Array | undefined): Promise<Float32Array> {
+/** What decoding an image will cost, known from its header. */
+export interface DecodeEstimate {
+  width: number;
+  height: number;
+  /** The pixels the decoder reads: width x height (all of them, whatever the crop). */
+  pixels: number;
+  /** The memory the decode takes at most, in bytes. */
+  bytes: number;
+}
+
+/** Waits until `estimate` may be decoded; resolves to the function that says the decode is over. */
+export type DecodeGate = (estimate: DecodeEstimate) => Promise<() => void>;
+
+/**
+ * The memory a decode takes: an image with alpha, or in CMYK, is decoded whole into raw bytes first (PIL's
+ * convert('RGB') semantics: see the module's comment), then converted; anything else streams through libvips in
+ * strips, whatever its size. Samples of 16 bits take two bytes.
+ */
+export function decodeEstimate(meta: Pick<Metadata, 'width' | 'height' | 'channels' | 'depth' | 'space' | 'hasAlpha'>): DecodeEstimate {
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  const pixels = width * height;
+  const sample = meta.depth === 'ushort' ? 2 : 1;
+  const channels = meta.channels ?? 3;
+  const whole = meta.space === 'cmyk' || meta.hasAlpha === true;
+  // whole: the decoded image, then its RGB copy; streamed: a few strips of 16 rows in and out.
+  const bytes = whole ? pixels * (channels * sample + 3) : width * 16 * 4 * channels * sample + 3 * 256 * 256 * 4;
+  return { width, height, pixels, bytes };
+}
+
+async function run(input: Buffer, options: PreprocessOptions, into: Float32Array | undefined, gate: DecodeGate | undefined): Promise<Float32Array> {
   const { resize, crop, maxPixels } = options;
   if (input.length === 0) throw new ImageError('The uploaded file is empty', 'ERR_IMAGE_DECODE');
   // failOn 'error': refuse truncated or corrupt pixel data (PIL raises on those too), but not mere warnings
@@ -222,12 +274,15 @@ async function run(input: Buffer, options: PreprocessOptions, into: Float32Array
   const accepted = ACCEPTED.has(meta.format) || (meta.format === 'heif' && meta.compression === 'av1');
   if (!accepted || !width || !height) throw new ImageError(NOT_AN_IMAGE, 'ERR_IMAGE_DECODE', `format ${meta.format}`);
   if (width * height > maxPixels) throw tooLarge(width, height, maxPixels);
+  const estimate = decodeEstimate(meta);
+  if (estimate.bytes > options.maxDecodeBytes) throw tooCostly(width, height, estimate.bytes, options.maxDecodeBytes);
 
   const image: Source = { input, decode, width, height, cmyk: meta.space === 'cmyk', alpha: meta.hasAlpha === true };
   const target = resizedSize(width, height, resize);
   const left = centerCropOffset(target.width, crop);
   const top = centerCropOffset(target.height, crop);
   let pixels: Uint8Array;
+  const done = gate ? await gate(estimate) : undefined;
   try {
     pixels =
       Math.min(width, height) < resize
@@ -237,6 +292,8 @@ async function run(input: Buffer, options: PreprocessOptions, into: Float32Array
     if (error instanceof UnexpectedOutput) throw error;
     if (error instanceof Error && /pixel limit/i.test(error.message)) throw tooLarge(width, height, maxPixels);
     throw decodeError(error, 'pixels');
+  } finally {
+    done?.();
   }
   return normalise(pixels, crop * crop, options, into);
 }
@@ -318,14 +375,12 @@ async function upscaleCrop(
 /** A region of the image as 8-bit RGB, HWC, converted as PIL's convert('RGB') does. */
 async function decodeRgb(image: Source, region: Region): Promise<Uint8Array> {
   if (image.cmyk) {
-    const { data, info } = await sharp(image.input, image.decode)
-      .extract(region)
-      .pipelineColourspace('cmyk')
-      .toColourspace('cmyk')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    checkRaw(data, info, region.width, region.height, 4);
-    return cmykToRgb(data, info.channels, region.width * region.height);
+    // PIL's formula, in a worker thread: for a large photo, seconds of arithmetic the event loop must not do.
+    const rgb = await decodeCmykAsRgb(image.input, image.decode, region);
+    if (rgb.length !== region.width * region.height * 3) {
+      throw new UnexpectedOutput(`preprocessImage: the CMYK decoder returned ${rgb.length} bytes for a ${region.width}x${region.height} region`);
+    }
+    return rgb;
   }
   const { data, info } = await sharp(image.input, image.decode)
     .extract(region)
@@ -355,28 +410,6 @@ function checkRaw(data: Buffer, info: OutputInfo, width: number, height: number,
         `where ${width}x${height}x${channels} was expected`,
     );
   }
-}
-
-/**
- * PIL's CMYK to RGB (Convert.c, cmyk2rgb): R = (255 - K) - (255 - K) * C / 255, rounded as PIL rounds;
- * likewise G from M and B from Y; no colour profile. In slices that let the event loop turn between them:
- * a CMYK photo can have tens of millions of pixels.
- */
-async function cmykToRgb(cmyk: Uint8Array, channels: number, pixels: number): Promise<Uint8Array> {
-  const rgb = new Uint8Array(pixels * 3);
-  const slice = 1 << 20;
-  for (let start = 0; start < pixels; start += slice) {
-    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
-    const end = Math.min(pixels, start + slice);
-    for (let i = start; i < end; i++) {
-      const notK = 255 - cmyk[i * channels + 3];
-      for (let c = 0; c < 3; c++) {
-        const t = cmyk[i * channels + c] * notK + 128;
-        rgb[i * 3 + c] = notK - (((t >> 8) + t) >> 8);
-      }
-    }
-  }
-  return rgb;
 }
 
 /** PIL's fixed-point precision for 8-bit resampling (Resample.c: 32 - 8 - 2 bits). */

@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 
 import type { ModelRuntime } from '../model.js';
 import { TorchError } from '../torch/errors.js';
+import { startWorker } from '../worker-thread.js';
 import { Tensor } from '../torch/tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
 import { runSession, sessionOptions, toTensor, type Reply, type Request, type WireTensor } from './protocol.js';
@@ -41,16 +42,9 @@ export interface OnnxModelInfo {
   onnxruntimeVersion: string;
 }
 
-/**
- * A worker running session-worker: the built .js, or, when this module runs from its TypeScript source (tsx,
- * vitest), the .ts through tsx's loader, registered in the worker first.
- */
+/** A worker running session-worker. */
 function sessionWorker(): Worker {
-  const fromSource = path.extname(new URL(import.meta.url).pathname) === '.ts';
-  const url = new URL(`./session-worker${fromSource ? '.ts' : '.js'}`, import.meta.url);
-  if (!fromSource) return new Worker(url);
-  const [api, file] = [JSON.stringify(import.meta.resolve('tsx/esm/api')), JSON.stringify(url.href)];
-  return new Worker(`import(${api}).then((tsx) => tsx.tsImport(${file}, ${file}))`, { eval: true });
+  return startWorker('./session-worker', import.meta.url);
 }
 
 export class OnnxModel {

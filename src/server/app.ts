@@ -1,6 +1,8 @@
 // The Express app, assembled from its parts: the request log, the routes (one concern a file), the 404 and the
 // one error handler. It knows nothing of ports or signals (server.ts does), so tests and scripts can mount it.
 import express, { type Express } from 'express';
+import type { Store } from 'express-rate-limit';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 
 import type { Admission } from './admission.js';
@@ -10,12 +12,14 @@ import { requestLogger } from './logger.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { ModelManager } from './model-manager.js';
 import type { PredictionCache } from './prediction-cache.js';
+import { rateLimiter } from './rate-limit.js';
 import { docsRoutes } from './routes/docs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { predictRoutes } from './routes/predict.js';
 import { reloadRoutes } from './routes/reload-model.js';
 import { webRoutes } from './routes/web.js';
+import { authentication, originChecks } from './security.js';
 
 /** What the routes share. */
 export interface AppContext {
@@ -25,6 +29,8 @@ export interface AppContext {
   admission: Admission;
   metrics: ServiceMetrics;
   logger: Logger;
+  /** Where RATE_LIMIT's counters live; default: this process's memory. */
+  rateLimitStore?: Store;
 }
 
 export function createApp(context: AppContext): Express {
@@ -33,11 +39,22 @@ export function createApp(context: AppContext): Express {
   app.set('etag', false);
   app.use(context.metrics.httpMiddleware());
   app.use(requestLogger(context.logger));
+  // Security headers. The Content-Security-Policy lets the pages load only this server's scripts and styles;
+  // images also from blob: (the web page previews the chosen photo) and data: (Swagger UI's icons).
+  app.use(
+    helmet({
+      contentSecurityPolicy: { directives: { imgSrc: ["'self'", 'data:', 'blob:'] } },
+      strictTransportSecurity: Boolean(context.config.tlsCert),
+    }),
+  );
+  app.use(originChecks(context.config));
+  app.use(authentication(context.config));
+  app.use(rateLimiter({ perMinute: context.config.rateLimit, store: context.rateLimitStore }));
   app.use(predictRoutes(context));
   app.use(statusRoutes(context));
   app.use(reloadRoutes(context));
   app.use(metricsRoutes(context));
-  app.use(docsRoutes());
+  app.use(docsRoutes({ auth: context.config.apiKeys.length + context.config.adminApiKeys.length > 0, rateLimit: context.config.rateLimit > 0 }));
   app.use(webRoutes());
   app.use(notFound);
   app.use(errorHandler({ maxUploadBytes: context.config.maxUploadBytes }));

@@ -37,6 +37,23 @@ export interface ServiceConfig {
   requestTimeoutMs: number;
   maxUploadBytes: number;
   maxImagePixels: number;
+  /** The most memory one image may need to decode (bytes); larger: 400. */
+  maxDecodeBytes: number;
+  /** Large images (see classifier's decode lanes) decoded at once. */
+  maxLargeDecodes: number;
+  /** Milliseconds a request (headers and body) may take to arrive; slower: 408 and the connection closed. */
+  uploadTimeoutMs: number;
+  /** API keys for every endpoint but /health and the pages; empty: no authentication. Never logged. */
+  apiKeys: string[];
+  /** The keys that may POST /reload_model; empty: any API key may (or anyone, without API_KEYS). */
+  adminApiKeys: string[];
+  /** Host headers accepted without keys; ['*']: any. */
+  allowedHosts: string[];
+  /** Requests a minute per API key (or client address); 0: no limit. */
+  rateLimit: number;
+  /** HTTPS: PEM certificate (chain) and private key files, absolute; both or neither. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -79,6 +96,19 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'REQUEST_TIMEOUT_MS', default: '30000', help: 'ms a /predict request may wait for the model; longer: 503' },
   { name: 'MAX_UPLOAD_MB', default: '10', help: 'largest image upload, in MiB (larger: 413)' },
   { name: 'MAX_IMAGE_PIXELS', default: String(MAX_PIXELS), help: 'largest image, width x height (larger: 400)' },
+  { name: 'MAX_DECODE_MB', default: '256', help: 'most memory one image may need to decode, in MiB (more: 400)' },
+  { name: 'MAX_LARGE_DECODES', default: '1', help: 'large images (over 16 megapixels, or 64 MiB to decode) decoded at once' },
+  { name: 'UPLOAD_TIMEOUT', default: '60', help: 'seconds a request (headers and upload) may take to arrive (slower: 408)' },
+  { name: 'API_KEYS', default: 'none', help: 'comma-separated keys (16+ characters): every endpoint but /health and the pages needs one' },
+  { name: 'ADMIN_API_KEYS', default: 'none', help: 'comma-separated keys that alone may POST /reload_model' },
+  {
+    name: 'ALLOWED_HOSTS',
+    default: 'localhost,127.0.0.1,::1',
+    help: 'Host headers accepted when no API key is set (and HOST itself); * accepts any',
+  },
+  { name: 'RATE_LIMIT', default: '0', help: 'requests a minute per API key or client address (0: no limit; /health exempt)' },
+  { name: 'TLS_CERT', default: 'none', help: 'PEM certificate file: serve HTTPS (with TLS_KEY)' },
+  { name: 'TLS_KEY', default: 'none', help: 'PEM private key file (with TLS_CERT)' },
   { name: 'KEEP_ALIVE_TIMEOUT', default: '30', help: 'seconds an idle keep-alive connection stays open' },
   { name: 'SHUTDOWN_TIMEOUT', default: '30', help: 'seconds SIGTERM waits for requests in flight' },
   { name: 'LOG_LEVEL', default: 'info', help: LOG_LEVELS.join(', ') },
@@ -135,12 +165,57 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     requestTimeoutMs: integer(get('REQUEST_TIMEOUT_MS'), 'REQUEST_TIMEOUT_MS', 1, 3_600_000) ?? 30_000,
     maxUploadBytes: Math.round((number(get('MAX_UPLOAD_MB'), 'MAX_UPLOAD_MB', 0.001, 1024) ?? 10) * 1024 * 1024),
     maxImagePixels: integer(get('MAX_IMAGE_PIXELS'), 'MAX_IMAGE_PIXELS', 1, 2 ** 40) ?? MAX_PIXELS,
+    maxDecodeBytes: Math.round((number(get('MAX_DECODE_MB'), 'MAX_DECODE_MB', 1, 65536) ?? 256) * 1024 * 1024),
+    maxLargeDecodes: integer(get('MAX_LARGE_DECODES'), 'MAX_LARGE_DECODES', 1, 64) ?? 1,
+    uploadTimeoutMs: (integer(get('UPLOAD_TIMEOUT'), 'UPLOAD_TIMEOUT', 1, 3600) ?? 60) * 1000,
+    ...keys(get('API_KEYS'), get('ADMIN_API_KEYS')),
+    allowedHosts: hosts(get('ALLOWED_HOSTS'), get('HOST') ?? '127.0.0.1'),
+    rateLimit: integer(get('RATE_LIMIT'), 'RATE_LIMIT', 0, 1_000_000) ?? 0,
+    ...tls(file('TLS_CERT'), file('TLS_KEY')),
     // Whole seconds, at least 1: the Keep-Alive header carries whole seconds, and 0 would mean no timeout at all.
     keepAliveTimeoutMs: (integer(get('KEEP_ALIVE_TIMEOUT'), 'KEEP_ALIVE_TIMEOUT', 1, 3600) ?? 30) * 1000,
     shutdownTimeoutMs: (number(get('SHUTDOWN_TIMEOUT'), 'SHUTDOWN_TIMEOUT', 0, 3600) ?? 30) * 1000,
     logLevel: logLevel(get('LOG_LEVEL')),
     envFile,
   };
+}
+
+const MIN_KEY_LENGTH = 16;
+
+function keyList(value: string | undefined, name: string): string[] {
+  if (value === undefined) return [];
+  const list = value.split(',').map((k) => k.trim());
+  list.forEach((key, i) => {
+    // The message never repeats a key: it may be a real one with a typo.
+    if (key.length < MIN_KEY_LENGTH || /\s/.test(key)) {
+      throw new ConfigError(`Expected comma-separated keys of at least ${MIN_KEY_LENGTH} characters without spaces for ${name} but key ${i + 1} of ${list.length} is not`);
+    }
+  });
+  return [...new Set(list)];
+}
+
+function keys(apiKeys: string | undefined, adminKeys: string | undefined): { apiKeys: string[]; adminApiKeys: string[] } {
+  return { apiKeys: keyList(apiKeys, 'API_KEYS'), adminApiKeys: keyList(adminKeys, 'ADMIN_API_KEYS') };
+}
+
+/** ALLOWED_HOSTS, lower case, without ports; HOST is added when it names one interface. */
+function hosts(value: string | undefined, host: string): string[] {
+  const list = (value ?? 'localhost,127.0.0.1,::1').split(',').map((h) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+  if (list.some((h) => h === '')) throw new ConfigError(`Expected comma-separated host names for ALLOWED_HOSTS ${received(value ?? '')}`);
+  if (list.includes('*')) return ['*'];
+  const own = host.toLowerCase();
+  if (own !== '0.0.0.0' && own !== '::' && !list.includes(own)) list.push(own);
+  return list;
+}
+
+function tls(cert: string | undefined, key: string | undefined): { tlsCert: string | undefined; tlsKey: string | undefined } {
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(`HTTPS needs both TLS_CERT and TLS_KEY, but only ${cert ? 'TLS_CERT' : 'TLS_KEY'} is set`);
+  }
+  for (const [name, f] of [['TLS_CERT', cert], ['TLS_KEY', key]] as const) {
+    if (f !== undefined && !existsSync(f)) throw new ConfigError(`${name} names ${f}, which does not exist`);
+  }
+  return { tlsCert: cert, tlsKey: key };
 }
 
 function findEnvFile(env: Env, cwd: string): string | undefined {

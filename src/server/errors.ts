@@ -54,10 +54,26 @@ export function methodNotAllowed(...allowed: string[]): RequestHandler {
   };
 }
 
+/** nginx's code for a request whose client went away before the answer: logged, never sent. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 export function errorHandler(options: { maxUploadBytes: number }): ErrorRequestHandler {
-  return (err, _req, res, next) => {
-    if (res.headersSent) return next(err);
+  return (err, req, res, _next) => {
+    // Answered already (an upload cut at its limit): the error is the parser's, about the cut body.
+    if (res.headersSent) return;
+    // The client disconnected (mid-upload, typically): nobody reads an answer, and it is not our failure.
+    if (req.readableAborted || req.socket?.destroyed) {
+      res.statusCode = CLIENT_CLOSED_REQUEST;
+      res.locals.log = { ...res.locals.log, client_disconnected: true, reason: (err as Error).message };
+      res.end();
+      return;
+    }
     const { status, detail } = toResponse(err, options.maxUploadBytes);
+    // Past MAX_UPLOAD_MB the rest of the upload is not read: the connection closes once the 413 is out.
+    if (status === 413) {
+      res.setHeader('Connection', 'close');
+      res.once('finish', () => req.socket?.destroySoon());
+    }
     // 5xx are ours: their cause goes to the request's log line (pino-http reads res.err), never to the client.
     // 4xx are the client's: the answer's detail joins the log line.
     // 503s are answers about load, not failures: logged as the client's (no stack), like 4xx.

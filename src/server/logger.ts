@@ -24,6 +24,8 @@ export function requestLogger(logger: Logger): HttpLogger {
       return id;
     },
     customLogLevel(_req, res, err) {
+      // A client that went away (499, or pino-http's 'aborted' for a response never finished) is no failure of ours.
+      if (res.statusCode === 499 || (err && /^(request )?aborted$/i.test(err.message))) return 'info';
       // 503 (queue full, waited too long) is the service shedding load as designed, not a failure.
       if (err || (res.statusCode >= 500 && res.statusCode !== 503)) return 'error';
       return res.statusCode >= 400 ? 'warn' : 'info';

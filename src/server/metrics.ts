@@ -148,9 +148,12 @@ export class ServiceMetrics {
   httpMiddleware(): RequestHandler {
     return (req, res, next) => {
       const started = performance.now();
-      res.once('finish', () => {
+      // 'close' comes for every request, answered or not; one whose answer never finished (the client went
+      // away) counts as 499, nginx's code for it.
+      res.once('close', () => {
         const route = (req.route as { path?: string } | undefined)?.path ?? (req.path.startsWith('/docs') ? '/docs' : 'unmatched');
-        const labels = { route: typeof route === 'string' ? route : 'unmatched', method: req.method, status: String(res.statusCode) };
+        const status = res.writableFinished ? String(res.statusCode) : '499';
+        const labels = { route: typeof route === 'string' ? route : 'unmatched', method: req.method, status };
         this.#httpRequests.inc(labels);
         this.#httpDuration.observe(labels, (performance.now() - started) / 1000);
       });

@@ -22,6 +22,8 @@ export class ModelManager {
   #generation = 1;
   /** Reloads run one after another, each reading the files as they are when it starts. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** The reload waiting for the running one to end, if any: later requests join it (at most one waits). */
+  #waiting: Promise<{ generation: number; loadMs: number }> | undefined;
   readonly #config: ServiceConfig;
   readonly #logger: Logger;
   readonly #options: ModelManagerOptions;
@@ -57,9 +59,15 @@ export class ModelManager {
     return this.#reloads;
   }
 
-  /** Loads the model folder again and swaps it in; rejects, leaving the current one serving, on failure. */
+  /**
+   * Loads the model folder again and swaps it in; rejects, leaving the current one serving, on failure. A call
+   * while a reload runs queues one more (which reads the files as they are when it starts); calls while that
+   * one waits share it: however many reloads are asked for, at most one runs and one waits.
+   */
   reload(): Promise<{ generation: number; loadMs: number }> {
+    if (this.#waiting) return this.#waiting;
     const run = this.#queue.then(async () => {
+      this.#waiting = undefined;
       const started = performance.now();
       let next: FoodClassifier;
       try {
@@ -76,6 +84,7 @@ export class ModelManager {
       this.#retire(previous);
       return { generation: this.#generation, loadMs: performance.now() - started };
     });
+    this.#waiting = run;
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -119,6 +128,8 @@ async function loadClassifier(config: ServiceConfig, options: ModelManagerOption
     device: config.device,
     threads: config.threads,
     maxPixels: config.maxImagePixels,
+    maxDecodeBytes: config.maxDecodeBytes,
+    maxLargeDecodes: config.maxLargeDecodes,
     tokenCacheSize: config.tokenCacheSize,
     textFeatureCacheSize: config.textFeatureCacheSize,
     maxBatch: config.maxBatch,

@@ -11,8 +11,35 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const detail = (description: string, example: string) =>
   json({ type: 'object', properties: { detail: { type: 'string' } }, required: ['detail'], example: { detail: example } }, description);
 
-export function openApiDocument(): object {
-  return {
+export interface OpenApiOptions {
+  /** API_KEYS (or ADMIN_API_KEYS) set: the protected operations say so, and Swagger UI offers a key field. */
+  auth: boolean;
+  /** RATE_LIMIT set: 429 is a possible answer. */
+  rateLimit: boolean;
+}
+
+const SECURITY = [{ bearer: [] }, { apiKey: [] }];
+
+/** The answers every protected operation may give besides its own. */
+function guarded(responses: Record<number, object>, { auth, rateLimit }: OpenApiOptions, isPublic = false): Record<number, object> {
+  const extra: Record<number, object> = {};
+  if (auth && !isPublic) {
+    extra[401] = detail('No API key, or an unknown one (WWW-Authenticate says which)', 'Invalid API key');
+  }
+  if (!auth) {
+    extra[403] = detail('A Host header outside ALLOWED_HOSTS, or a state-changing request from another origin', "Host 'example.com' is not allowed (ALLOWED_HOSTS, or set API_KEYS)");
+  }
+  if (rateLimit && !isPublic) extra[429] = detail('More requests a minute than RATE_LIMIT; Retry-After says when to try again', 'Too many requests: the limit is 60 a minute (RATE_LIMIT); try again later');
+  return { ...responses, ...extra };
+}
+
+export function openApiDocument(options: OpenApiOptions = { auth: false, rateLimit: false }): object {
+  const op = (operation: { responses: Record<number, object> } & Record<string, unknown>, isPublic = false) => ({
+    ...operation,
+    responses: guarded(operation.responses, options, isPublic),
+    ...(options.auth && !isPublic ? { security: SECURITY } : {}),
+  });
+  const document = {
     openapi: '3.1.0',
     info: {
       title: 'Food classifier',
@@ -23,7 +50,7 @@ export function openApiDocument(): object {
     },
     paths: {
       '/predict': {
-        post: {
+        post: op({
           summary: 'Classify a food photo',
           description: `The top ${TOP_K} classes (fewer when the model has fewer), most probable first. A repeated image and text is answered from the prediction cache (\`cache_hit\`).`,
           operationId: 'predict',
@@ -42,38 +69,49 @@ export function openApiDocument(): object {
               headers: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
             },
           },
-        },
+        }),
       },
       '/health': {
-        get: { summary: 'Health check', operationId: 'health', responses: { 200: json(ref('Health')) } },
+        get: { summary: 'Health check (never needs a key, never rate-limited)', operationId: 'health', responses: { 200: json(ref('Health')) } },
       },
       '/classes': {
-        get: { summary: 'The class names, in index order', operationId: 'classes', responses: { 200: json(ref('Classes')) } },
+        get: op({ summary: 'The class names, in index order', operationId: 'classes', responses: { 200: json(ref('Classes')) } }),
       },
       '/system_status': {
-        get: { summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(ref('SystemStatus')) } },
+        get: op({ summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(ref('SystemStatus')) } }),
       },
       '/metrics': {
-        get: {
+        get: op({
           summary: 'Prometheus metrics',
           description: 'Requests, time in queue, preprocessing and forward, batch sizes, caches, reloads, event-loop delay, memory (text exposition format).',
           operationId: 'metrics',
           responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
-        },
+        }),
       },
       '/reload_model': {
-        post: {
+        post: op({
           summary: 'Reload the model, the class mapping and the vocabulary',
-          description: 'The new model is loaded and warmed up while the current one serves; it replaces it only on success. The prediction cache is emptied.',
+          description:
+            'The new model is loaded and warmed up while the current one serves; it replaces it only on success. The caches are emptied. ' +
+            'With ADMIN_API_KEYS, only those keys may (403 for another key).',
           operationId: 'reloadModel',
           responses: {
             200: json(ref('ReloadResponse')),
-            500: detail('The new model could not be loaded; the current one keeps serving', 'Missing the model (TorchScript): /srv/models/best_model.pth'),
+            ...((options.auth ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', 'This API key may not reload the model: only ADMIN_API_KEYS may') } : {}) as Record<number, object>),
+            500: detail('The new model could not be loaded; the current one keeps serving', 'Reload failed: best_model.pth is truncated or corrupt; the current model keeps serving'),
           },
-        },
+        }),
       },
     },
     components: {
+      ...(options.auth
+        ? {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <one of API_KEYS>' },
+              apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'X-API-Key: <one of API_KEYS>' },
+            },
+          }
+        : {}),
       schemas: {
         Body_predict: {
           type: 'object',
@@ -160,4 +198,5 @@ export function openApiDocument(): object {
       },
     },
   };
+  return document;
 }

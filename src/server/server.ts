@@ -1,6 +1,8 @@
 // The service running: the model loaded, the app listening, and its graceful stop (no new connections, the
 // requests in flight answered, the models freed once their predictions are done).
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 import type { Logger } from 'pino';
@@ -33,11 +35,20 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   const cache = new PredictionCache(config.predictionCacheSize);
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
   metrics = new ServiceMetrics({ models, cache, admission });
-  const server = createServer(createApp({ config, models, cache, admission, metrics, logger }));
+  const app = createApp({ config, models, cache, admission, metrics, logger });
+  // Node checks the request timeouts below every connectionsCheckingInterval (30 s by default): often enough
+  // that UPLOAD_TIMEOUT means what it says.
+  const checking = { connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) };
+  const server: Server = config.tlsCert && config.tlsKey
+    ? createHttpsServer({ ...checking, cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, app)
+    : createServer(checking, app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  // A request (headers and upload) must arrive within UPLOAD_TIMEOUT, or it gets 408 and its connection
+  // closes: a stalled upload holds its buffers that long at most (Node's default is 5 minutes).
+  server.requestTimeout = config.uploadTimeoutMs;
   // Node's advice: headersTimeout above keepAliveTimeout, so an idle connection is closed by the keep-alive
-  // timer and never mid-request.
-  server.headersTimeout = config.keepAliveTimeoutMs + 5_000;
+  // timer and never mid-request; and no longer than the whole request may take.
+  server.headersTimeout = Math.min(config.keepAliveTimeoutMs + 5_000, config.uploadTimeoutMs);
   try {
     await listen(server, config.port, config.host);
   } catch (err) {
@@ -48,6 +59,12 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   server.on('error', (err) => logger.error({ err }, 'server error'));
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
+  if (!isLoopback(address) && config.apiKeys.length === 0) {
+    logger.warn(
+      { host: address, allowed_hosts: config.allowedHosts },
+      'listening beyond loopback without API keys: anyone who reaches this address may use the service (set API_KEYS, and RATE_LIMIT; only Host headers in ALLOWED_HOSTS are answered)',
+    );
+  }
 
   let closing: Promise<boolean> | undefined;
   const close = (): Promise<boolean> => {
@@ -63,7 +80,12 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     });
     return closing;
   };
-  return { server, url: `http://${host}:${port}`, models, cache, metrics, close };
+  const scheme = config.tlsCert ? 'https' : 'http';
+  return { server, url: `${scheme}://${host}:${port}`, models, cache, metrics, close };
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1';
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -125,3 +125,34 @@ export async function getJson(url: string, pathname: string, init?: RequestInit)
   const res = await fetch(`${url}${pathname}`, init);
   return { status: res.status, body: await res.json() };
 }
+
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * A request with headers fetch() refuses to set (Host, Origin, Sec-Fetch-Site) or a body of any shape, over
+ * node:http (or https, certificates not checked: the tests' own).
+ */
+export async function rawRequest(
+  url: string,
+  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+): Promise<RawAnswer> {
+  const target = new URL(options.path, url);
+  const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      { method: options.method ?? 'GET', headers: options.headers, rejectUnauthorized: false } as never,
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}

@@ -12,6 +12,7 @@ pytest too:
 from __future__ import annotations
 
 import sys
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -306,12 +307,23 @@ def test_checkpoint_forms_raw_state_dict_module_prefix_numpy_and_legacy():
         forms['legacy format'] = legacy
         for form, path in forms.items():
             lines = []
+            # numpy scalars, floats and the like are plain data: read without running any of the file's code
             loaded, inferred = load_checkpoint(path, bert='plain', log=lines.append)
             assert inferred == config, form
             for k, v in state.items():
                 assert torch.equal(loaded.state_dict()[k], v), (form, k)
-            if form == 'numpy metrics':
-                assert 'full unpickling' in ' '.join(lines)
+            assert 'full unpickling' not in ' '.join(lines)
+        # anything else pickled (here a reference to a function) is read only when trusted: unpickling runs code
+        hooked = save(tmp, {'model_state_dict': state, 'hook': os.getcwd}, 'hook.pth')
+        try:
+            load_checkpoint(hooked, bert='plain')
+            raise AssertionError('an untrusted checkpoint with a pickled function was read')
+        except CheckpointError as e:
+            assert '(posix.getcwd), and reading those would run code from the file' in str(e)
+            assert '--trust-checkpoint' in str(e)
+        lines = []
+        loaded, _ = load_checkpoint(hooked, bert='plain', log=lines.append, trust=True)
+        assert 'full unpickling' in ' '.join(lines)
 
 
 def test_config_inference_from_shapes_and_from_a_config_dict():

@@ -100,6 +100,12 @@ def served(tmp_path_factory):
     torch.save({"epoch": 3, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
                str(root / "legacyckpt" / "best_model.pth"), _use_new_zipfile_serialization=False)
 
+    # a checkpoint that pickles a reference to a function besides its tensors: reading it fully would import
+    # and call whatever the file names (here a harmless os.getcwd)
+    write(root / "objckpt" / "class_mapping.json", mapping)
+    torch.save({"hook": os.getcwd, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
+               str(root / "objckpt" / "best_model.pth"))
+
     # best_model.pth missing (HTTP 404), or an HTML page instead
     write(root / "nomodel" / "class_mapping.json", mapping)
     write(root / "html" / "class_mapping.json", mapping)
@@ -410,6 +416,17 @@ def test_a_failed_conversion_leaves_the_target_untouched(tmp_path, server):
     assert result.returncode == 5, explain(result)
     assert "the conversion failed (scripts/export_model.py exited with 1" in result.stderr
     assert "fc.weight" in result.stderr  # the exporter's reason, shown
+    assert_untouched(target, before)
+
+
+def test_a_downloaded_checkpoint_is_never_unpickled_beyond_its_tensors(tmp_path, server):
+    need_exporter()
+    target = existing_target(tmp_path)
+    before = snapshot(target)
+    result = run_script(target, f"{server}/objckpt", f"{server}/vocab/vocab.txt")
+    assert result.returncode == 5, explain(result)
+    assert "(posix.getcwd), and reading those would run code from the file" in result.stderr
+    assert "full unpickling" not in result.stdout + result.stderr
     assert_untouched(target, before)
 
 

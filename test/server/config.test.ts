@@ -31,6 +31,15 @@ describe('loadConfig', () => {
       requestTimeoutMs: 30_000,
       maxUploadBytes: 10 * 1024 * 1024,
       maxImagePixels: 40_000_000,
+      maxDecodeBytes: 256 * 1024 * 1024,
+      maxLargeDecodes: 1,
+      uploadTimeoutMs: 60_000,
+      apiKeys: [],
+      adminApiKeys: [],
+      allowedHosts: ['localhost', '127.0.0.1', '::1'],
+      rateLimit: 0,
+      tlsCert: undefined,
+      tlsKey: undefined,
       keepAliveTimeoutMs: 30_000,
       shutdownTimeoutMs: 30_000,
       logLevel: 'info',
@@ -54,6 +63,27 @@ describe('loadConfig', () => {
       maxUploadBytes: 512 * 1024, maxImagePixels: 1000, keepAliveTimeoutMs: 5000, shutdownTimeoutMs: 2500, logLevel: 'debug',
       textFeatureCacheSize: 0, maxBatch: 1, maxBatchDelayMs: 2.5, maxQueue: 3, requestTimeoutMs: 1500,
     });
+  });
+
+  it('API keys: comma-separated, at least 16 characters, never repeated in a message; hosts; HTTPS needs both files', () => {
+    const config = loadConfig({ API_KEYS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb,aaaaaaaaaaaaaaaa', ADMIN_API_KEYS: 'cccccccccccccccc', ALLOWED_HOSTS: 'Example.COM,[::1]', HOST: '10.0.0.5' }, cwd);
+    expect(config.apiKeys).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(config.adminApiKeys).toEqual(['cccccccccccccccc']);
+    expect(config.allowedHosts).toEqual(['example.com', '::1', '10.0.0.5']);
+    expect(loadConfig({ ALLOWED_HOSTS: '*' }, cwd).allowedHosts).toEqual(['*']);
+    expect(loadConfig({ HOST: '0.0.0.0' }, cwd).allowedHosts).toEqual(['localhost', '127.0.0.1', '::1']);
+    const weak = (() => {
+      try {
+        loadConfig({ API_KEYS: 'aaaaaaaaaaaaaaaa,short-secret' }, cwd);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(weak).toBe('Expected comma-separated keys of at least 16 characters without spaces for API_KEYS but key 2 of 2 is not');
+    expect(weak).not.toContain('short-secret');
+    expect(() => loadConfig({ TLS_CERT: '/etc/hostname' }, cwd)).toThrow('HTTPS needs both TLS_CERT and TLS_KEY, but only TLS_CERT is set');
+    expect(() => loadConfig({ TLS_CERT: '/nope.pem', TLS_KEY: '/etc/hostname' }, cwd)).toThrow('TLS_CERT names /nope.pem, which does not exist');
   });
 
   it('DEVICE takes cuda:N', () => {
@@ -109,7 +139,8 @@ describe('loadConfig', () => {
     expect(VARIABLES.map((v) => v.name).sort()).toEqual(
       ['PORT', 'HOST', 'MODEL_DIR', 'BACKEND', 'ONNX_MODEL_PATH', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
         'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE',
-        'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS'].sort(),
+        'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS', 'MAX_DECODE_MB', 'MAX_LARGE_DECODES',
+        'UPLOAD_TIMEOUT', 'API_KEYS', 'ADMIN_API_KEYS', 'ALLOWED_HOSTS', 'RATE_LIMIT', 'TLS_CERT', 'TLS_KEY'].sort(),
     );
   });
 

@@ -96,6 +96,18 @@ describe('dynamic batching', () => {
   }, 120_000);
 });
 
+describe('reloads', () => {
+  it('asked for many at once: one runs, one waits, and the others share the waiting one', async () => {
+    const s = await server();
+    const before = (await getJson(s.url, '/system_status')).body.model_generation as number;
+    const answers = await Promise.all(Array.from({ length: 6 }, () => getJson(s.url, '/reload_model', { method: 'POST' })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const generations = new Set(answers.map((a) => a.body.model_generation as number));
+    expect([...generations].sort()).toEqual([before + 1, before + 2]);
+    expect((await getJson(s.url, '/system_status')).body.model_generation).toBe(before + 2);
+  }, 60_000);
+});
+
 describe('the bounded queue', () => {
   it('beyond MAX_QUEUE waiting requests, /predict answers 503 with Retry-After at once', async () => {
     const s = await server({ MAX_QUEUE: '1', MAX_BATCH: '1' });

@@ -132,10 +132,11 @@ async function classify() {
   clearResults('Classifying…');
   const started = performance.now();
   try {
-    const response = await fetch('/predict', { method: 'POST', body, signal: controller.signal });
+    const response = await fetch('/predict', { method: 'POST', body, headers: keyHeaders(), signal: controller.signal });
     const answer = await readJson(response);
     if (controller !== inFlight) return;
     if (!response.ok) {
+      if (response.status === 401) showKeyField();
       showError(errorMessage(response, answer));
       return;
     }
@@ -155,6 +156,31 @@ async function classify() {
     }
   }
 }
+
+// --- the API key (only when the service asks for one) ---------------------------------------------------
+
+const keyField = /** @type {HTMLElement} */ (document.getElementById('key-field'));
+const keyInput = /** @type {HTMLInputElement} */ (document.getElementById('key-input'));
+keyInput.value = sessionStorage.getItem('api-key') ?? '';
+keyInput.addEventListener('input', () => sessionStorage.setItem('api-key', keyInput.value.trim()));
+
+function showKeyField() {
+  keyField.hidden = false;
+}
+
+/** @returns {Record<string, string>} */
+function keyHeaders() {
+  const key = keyInput.value.trim();
+  return key ? { 'X-API-Key': key } : {};
+}
+
+// A service with API keys answers 401 to a request without one: then the page shows the key field at once.
+void fetch('/classes', { headers: keyHeaders() }).then(
+  (response) => {
+    if (response.status === 401) showKeyField();
+  },
+  () => {},
+);
 
 /** @param {Response} response */
 async function readJson(response) {

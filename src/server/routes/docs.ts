@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import express, { Router } from 'express';
 
-import { openApiDocument } from '../openapi.js';
+import { openApiDocument, type OpenApiOptions } from '../openapi.js';
 
 const require = createRequire(import.meta.url);
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -26,11 +26,14 @@ const DOCS_PAGE = `<!doctype html>
 </html>
 `;
 
+/** The files of swagger-ui-dist the docs page uses. */
+const DOCS_ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png']);
+
 const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
 
-export function docsRoutes(): Router {
+export function docsRoutes(options: OpenApiOptions): Router {
   const router = Router();
-  const document = openApiDocument();
+  const document = openApiDocument(options);
   router.get('/openapi.json', (_req, res) => {
     res.json(document);
   });
@@ -40,6 +43,9 @@ export function docsRoutes(): Router {
   router.get('/docs/init.js', (_req, res) => {
     res.type('js').send(DOCS_INIT);
   });
-  router.use('/docs/assets', express.static(SWAGGER_UI_DIR, { index: false, fallthrough: true, maxAge: '1d' }));
+  // Only the files the page loads: not the rest of swagger-ui-dist (its package.json, source maps, the stock
+  // index.html that points at a third-party petstore).
+  const assets = express.static(SWAGGER_UI_DIR, { index: false, fallthrough: true, maxAge: '1d' });
+  router.use('/docs/assets', (req, res, next) => (req.method === 'GET' && DOCS_ASSETS.has(req.path.slice(1)) ? assets(req, res, next) : next()));
   return router;
 }

@@ -12,6 +12,7 @@ import type { Admission } from '../admission.js';
 import type { AppContext } from '../app.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
 import { PredictionCache, type CachedPrediction } from '../prediction-cache.js';
+import { limitUploadBytes } from '../uploads.js';
 
 export const TOP_K = 5;
 
@@ -37,10 +38,9 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
   const upload = multer({
     storage: multer.memoryStorage(),
     // One file; a few small fields (text is the only one read, up to 1 MiB: far more than 128 tokens need).
-    limits: { fileSize: config.maxUploadBytes, fields: 20, parts: 40, fieldSize: 1024 * 1024 },
+    limits: { fileSize: config.maxUploadBytes, fields: 5, parts: 10, fieldSize: 1024 * 1024 },
   });
-  const router = Router();
-  router.post('/predict', refuseWhenFull(admission, () => metrics.rejected('queue_full')), upload.single('image'), async (req, res) => {
+  const handle: RequestHandler = async (req, res) => {
     const image = req.file;
     if (!image) {
       // A text field called image, or no field at all (which also covers a body that is not multipart).
@@ -94,7 +94,15 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     // An answer computed by a model that has been replaced meanwhile is returned, but not cached.
     if (models.generation === generation) cache.set(key, predictions);
     res.json({ predictions, cache_hit: false });
-  });
+  };
+  const router = Router();
+  router.post(
+    '/predict',
+    limitUploadBytes(config.maxUploadBytes),
+    refuseWhenFull(admission, () => metrics.rejected('queue_full')),
+    upload.single('image'),
+    handle,
+  );
   router.all('/predict', methodNotAllowed('POST'));
   return router;
 }

@@ -42,6 +42,7 @@ export function statusRoutes({ config, models, cache, admission }: AppContext): 
         max_queue: config.maxQueue,
         request_timeout_ms: config.requestTimeoutMs,
         rejected: { queue_full: admission.rejected.full, timeout: admission.rejected.timeout },
+        large_decodes: { ...classifier.largeDecodes, max: config.maxLargeDecodes },
       },
       uptime_s: Math.round(process.uptime()),
     });

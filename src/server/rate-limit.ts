@@ -1,0 +1,37 @@
+// RATE_LIMIT: requests a minute per API key (or, without one, per client address), with express-rate-limit.
+// Past it: 429 with the standard RateLimit headers (draft 8: RateLimit and RateLimit-Policy) and Retry-After.
+// /health is exempt (liveness probes must never be throttled). The counters live in a store: in memory by
+// default, or one the caller gives (a Redis store shares them between instances).
+import { createHash } from 'node:crypto';
+
+import type { RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
+
+import { HttpError } from './errors.js';
+import { requestKey } from './security.js';
+
+export interface RateLimitOptions {
+  /** Requests a minute; 0 turns the limit off. */
+  perMinute: number;
+  /** Where the counters live; default express-rate-limit's memory store (one per process). */
+  store?: Store;
+}
+
+export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHandler {
+  if (perMinute <= 0) return (_req, _res, next) => next();
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    ...(store ? { store } : {}),
+    skip: (req) => req.path === '/health',
+    // A key counts for itself (hashed: counters must not hold keys), else the client's address (IPv6 by /56).
+    keyGenerator: (req) => {
+      const key = requestKey(req.headers);
+      return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${ipKeyGenerator(req.ip ?? '')}`;
+    },
+    // express-rate-limit has set RateLimit, RateLimit-Policy and Retry-After: the error handler answers FastAPI's body.
+    handler: (_req, _res, next) => next(new HttpError(429, `Too many requests: the limit is ${perMinute} a minute (RATE_LIMIT); try again later`)),
+  });
+}

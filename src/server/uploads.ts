@@ -1,0 +1,39 @@
+// The bound on an upload's bytes: a request whose Content-Length says more than MAX_UPLOAD_MB (plus the form's
+// other fields) is answered 413 before a byte of its body is read; one without a Content-Length (chunked), or
+// one that sends more than it declared, is answered 413 the moment it passes the bound. Either way the
+// connection is then closed, so the rest is never read (multer alone would read an upload to its end before
+// it answers).
+import type { RequestHandler } from 'express';
+
+import { HttpError } from './errors.js';
+
+/** The most bytes a /predict form may take besides the file: the text (1 MiB at most) and the multipart frame. */
+export const FORM_OVERHEAD_BYTES = 1024 * 1024 + 64 * 1024;
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1);
+}
+
+export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
+  const limit = maxUploadBytes + FORM_OVERHEAD_BYTES;
+  return (req, res, next) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      return next(new HttpError(413, `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB): its Content-Length is ${declared} bytes`));
+    }
+    let received = 0;
+    const count = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received <= limit) return;
+      req.off('data', count);
+      if (res.headersSent) return;
+      // Answered here, while the parser still waits for the end: the connection closes once the 413 is out.
+      res.locals.log = { ...res.locals.log, cut_at_bytes: received };
+      res.status(413).setHeader('Connection', 'close');
+      res.once('finish', () => req.socket?.destroySoon());
+      res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` });
+    };
+    req.on('data', count);
+    next();
+  };
+}

@@ -1,0 +1,191 @@
+// What one request may cost, against real servers: the cases an outside tester found (a declared gigabyte read to
+// the end, chunked streams without end, stalled uploads, disconnects logged as 500s, CMYK converted on the event
+// loop, huge or extreme images decoded without bound), each a regression test.
+import { connect } from 'node:net';
+
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+
+const servers: TestServer[] = [];
+async function server(env: Record<string, string> = {}): Promise<TestServer> {
+  const s = await startServer(env);
+  servers.push(s);
+  return s;
+}
+afterAll(async () => {
+  for (const s of servers) await s.stop();
+});
+
+/** Sends `head` on a raw connection, then `body` chunks (until the server answers or closes); what came back. */
+function rawUpload(url: string, head: string, chunks: () => Buffer | undefined, pauseMs = 0): Promise<{ response: string; sent: number; closed: boolean }> {
+  const { port, hostname } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let response = '';
+    let sent = 0;
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve({ response, sent, closed });
+    };
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (response += d));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+    socket.on('connect', async () => {
+      socket.write(head);
+      for (;;) {
+        const chunk = chunks();
+        if (!chunk || socket.destroyed || response.length > 0) break;
+        sent += chunk.length;
+        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
+        if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
+      }
+      // wait for the answer (or the close)
+      setTimeout(() => finish(false), 5_000);
+    });
+  });
+}
+
+describe('upload limits', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await server({ MAX_UPLOAD_MB: '1', UPLOAD_TIMEOUT: '2' });
+  });
+
+  it('a declared 1 GiB upload: 413 before a byte of the body is read, and the connection closed', async () => {
+    const head = 'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1073741824\r\n\r\n';
+    const { response, sent } = await rawUpload(s.url, head, () => undefined);
+    expect(sent).toBe(0);
+    expect(response).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(response).toMatch(/\r\nConnection: close\r\n/i);
+    expect(response).toContain('The upload is larger than the limit of 1 MiB (MAX_UPLOAD_MB): its Content-Length is 1073741824 bytes');
+  });
+
+  it('a chunked upload without end: 413 as it passes MAX_UPLOAD_MB, and the rest is not read', async () => {
+    const head =
+      'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const part = Buffer.from('--x\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n');
+    let first = true;
+    const block = Buffer.alloc(64 * 1024, 0x41);
+    const chunk = (data: Buffer) => Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')]);
+    // 256 MiB at most: far more than the server may read
+    let left = 4096;
+    const { response, sent, closed } = await rawUpload(s.url, head, () => {
+      if (left-- <= 0) return undefined;
+      if (first) {
+        first = false;
+        return chunk(part);
+      }
+      return chunk(block);
+    });
+    expect(response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(response).toContain('The upload is larger than the limit of 1 MiB (MAX_UPLOAD_MB)');
+    expect(closed).toBe(true);
+    // the client could push no more than the limit and what the socket buffers held
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('a stalled upload: 408 after UPLOAD_TIMEOUT, the connection closed', async () => {
+    const head = 'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n';
+    let once = true;
+    const started = performance.now();
+    const { response, closed } = await rawUpload(s.url, head, () => {
+      if (!once) return undefined;
+      once = false;
+      return Buffer.from('--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n');
+    });
+    expect(response).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(closed || response.length > 0).toBe(true);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a client that goes away mid-upload is logged as a disconnect (info, 499), not as an error', async () => {
+    const head = 'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 500000\r\n\r\n';
+    const { port, hostname } = new URL(s.url);
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(head);
+        socket.write('--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n');
+        socket.write(Buffer.alloc(10_000, 1));
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 100);
+      });
+    });
+    const line = async () => s.logs.find((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499);
+    for (let i = 0; i < 100 && !(await line()); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await line()).toMatchObject({ level: 30 });
+    expect(s.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect((await getJson(s.url, '/health')).status).toBe(200);
+  });
+});
+
+describe('costly images', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await server({ MAX_UPLOAD_MB: '20' });
+  });
+
+  it('a 6000x6000 CMYK JPEG: 200 (converted off the event loop, with PIL\'s formula)', async () => {
+    const cmyk = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 180, g: 90, b: 40 } } })
+      .toColourspace('cmyk')
+      .jpeg({ quality: 85 })
+      .toBuffer();
+    expect((await sharp(cmyk).metadata()).space).toBe('cmyk');
+    const res = await predict(s.url, cmyk, 'Image of food');
+    expect(res.status).toBe(200);
+    expect(res.body.predictions).toHaveLength(3);
+  }, 60_000);
+
+  it('a 6000x6000 RGBA PNG and a 1x20,000,000 PNG: 200', async () => {
+    const rgba = await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } }).png().toBuffer();
+    const thin = await sharp({ create: { width: 1, height: 20_000_000, channels: 3, background: { r: 50, g: 50, b: 50 } } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+    for (const image of [rgba, thin]) {
+      const res = await predict(s.url, image, 'Image of food', 'image.png');
+      expect(res.status).toBe(200);
+    }
+  }, 120_000);
+
+  it('more memory to decode than MAX_DECODE_MB: 400 from the header, before decoding', async () => {
+    const small = await server({ MAX_DECODE_MB: '16' });
+    const rgba = await sharp({ create: { width: 3000, height: 3000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 1 } } }).png().toBuffer();
+    const res = await predict(small.url, rgba, 'Image of food', 'image.png');
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toBe(
+      'The uploaded image would take 61 MiB of memory to decode (3000x3000 pixels with alpha, CMYK or 16-bit samples are decoded whole); the limit is 16 MiB',
+    );
+  }, 60_000);
+
+  it('large images decode one at a time (MAX_LARGE_DECODES=1); ordinary photos pass them', async () => {
+    const big = await sharp({ create: { width: 6000, height: 4000, channels: 3, background: { r: 120, g: 80, b: 60 } } }).jpeg({ quality: 80 }).toBuffer();
+    const photo = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 20, g: 80, b: 160 } } }).jpeg().toBuffer();
+    let maxRunning = 0;
+    let maxWaiting = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const q = (await getJson(s.url, '/system_status')).body.queue.large_decodes;
+        maxRunning = Math.max(maxRunning, q.running);
+        maxWaiting = Math.max(maxWaiting, q.waiting);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const answers = await Promise.all([
+      ...[1, 2, 3].map((i) => predict(s.url, Buffer.concat([big, Buffer.from([i])]), 'Image of food')),
+      predict(s.url, photo, 'Image of food'),
+    ]);
+    polling = false;
+    await poll;
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(maxRunning).toBe(1);
+    expect(maxWaiting).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+});
