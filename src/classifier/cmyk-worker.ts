@@ -1,6 +1,7 @@
 // The worker thread of cmyk.ts: decodes a region of a CMYK image with sharp and converts it to RGB with PIL's
 // formula, off the event loop (a CMYK photo can have tens of millions of pixels: a second of arithmetic).
 // Requests are handled one at a time; the RGB bytes go back transferred, not copied.
+import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 
 import sharp, { type SharpOptions } from 'sharp';
@@ -19,6 +20,8 @@ export type CmykReply =
   | { id: number; error: string };
 
 const port = parentPort!;
+// On Linux a thread's nice value is its own: the arithmetic yields the cores to the event loop.
+if (process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + 10));
 let queue: Promise<void> = Promise.resolve();
 
 async function handle(request: CmykRequest): Promise<void> {

@@ -2,7 +2,7 @@
 // shape, `{"detail": ...}`, so that the workshop's clients read it as they always did:
 //   HttpError (a route's deliberate answer)        its status and detail
 //   ImageError (the upload is not a usable image)  400 with its message
-//   multer's limits                                413 (too large) or 422 (an unexpected file field)
+//   multer's limits                                413 (too large), 400 (too many parts), 422 (an unexpected file field)
 //   a multipart body that cannot be parsed         400
 //   anything else                                  500 "Internal Server Error", details only in the log
 import type { ErrorRequestHandler, RequestHandler } from 'express';
@@ -96,12 +96,15 @@ function toResponse(err: unknown, maxUploadBytes: number): { status: number; det
           status: 422,
           detail: [{ type: 'unexpected_file', loc: ['body', err.field ?? ''], msg: "Unexpected file field: send one file, as 'image'", input: null }],
         };
+      case 'LIMIT_FIELD_VALUE':
+        // a text over 1 MiB: too large, like the file
+        return { status: 413, detail: `The form is larger than allowed: ${err.message.toLowerCase()}` };
       case 'LIMIT_PART_COUNT':
       case 'LIMIT_FILE_COUNT':
       case 'LIMIT_FIELD_KEY':
-      case 'LIMIT_FIELD_VALUE':
       case 'LIMIT_FIELD_COUNT':
-        return { status: 413, detail: `The form is larger than allowed: ${err.message.toLowerCase()}` };
+        // a form of another shape than /predict's (Starlette answers 400 "Too many fields")
+        return { status: 400, detail: `The form cannot be read: ${err.message.toLowerCase()} (send one image and at most one text)` };
       default:
         // A malformed form: a part without a name, an unusable field name, an aborted stream.
         return { status: 400, detail: `The form cannot be read: ${err.message.toLowerCase()}` };

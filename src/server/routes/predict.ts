@@ -53,7 +53,7 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     // The generation and the classifier are taken together, before any await: a reload may swap both later.
     const generation = models.generation;
     const classifier = models.classifier;
-    const key = PredictionCache.key(generation, text, image.buffer);
+    const key = await PredictionCache.key(generation, text, image.buffer);
     const cached = cache.get(key);
     res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {

@@ -1,0 +1,142 @@
+// `npm run bench:uploads`: the service (demo model, its defaults) under the worst uploads an outside tester found,
+// 64 at once, while ordinary photos keep coming and another process asks /health every 10 ms. Prints the peak RSS
+// of the service, /health's latency, the ordinary predictions' latency, and what the costly ones got.
+//
+// The worst uploads (made here with sharp): a 6000x6000 CMYK JPEG (250 MiB to decode whole), a 6000x6000 RGBA
+// PNG (decoded whole for PIL's alpha semantics), a 1x39,000,000 PNG (two seconds of CPU to read its rows).
+//   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64]
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import sharp from 'sharp';
+
+import { startServer } from '../test/helpers/server.js';
+import { stats } from './results.js';
+
+const { values: args } = parseArgs({
+  options: { seconds: { type: 'string', default: '30' }, concurrency: { type: 'string', default: '64' }, help: { type: 'boolean', default: false } },
+});
+if (args.help) {
+  console.log('Usage: npm run bench:uploads [-- --seconds 30] [-- --concurrency 64]');
+  process.exit(0);
+}
+const seconds = Number(args.seconds);
+const concurrency = Number(args.concurrency);
+const repo = path.resolve(import.meta.dirname, '..');
+const log = (m: string) => process.stderr.write(`[bench:uploads] ${m}\n`);
+
+log('making the worst images (a few seconds)');
+const work = mkdtempSync(path.join(tmpdir(), 'worst-uploads-'));
+const worst: { name: string; bytes: Buffer; type: string }[] = [
+  {
+    name: 'cmyk-6000x6000.jpg',
+    type: 'image/jpeg',
+    bytes: await sharp({ create: { width: 6000, height: 6000, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 30 } } } as never)
+      .blur(3)
+      .toColourspace('cmyk')
+      .jpeg({ quality: 70 })
+      .toBuffer(),
+  },
+  {
+    name: 'rgba-6000x6000.png',
+    type: 'image/png',
+    bytes: await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 30, g: 140, b: 60, alpha: 0.6 } } }).png({ compressionLevel: 9 }).toBuffer(),
+  },
+  {
+    name: 'thin-1x39000000.png',
+    type: 'image/png',
+    bytes: await sharp({ create: { width: 1, height: 39_000_000, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png({ compressionLevel: 9 }).toBuffer(),
+  },
+];
+for (const w of worst) log(`  ${w.name}: ${(w.bytes.length / 1024).toFixed(0)} KiB`);
+const ordinary = await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 40 } } } as never).jpeg().toBuffer();
+
+const server = await startServer({ MAX_UPLOAD_MB: '10', MAX_QUEUE: '256', ...(process.env.SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } : {}) }, repo, { entry: 'dist', cleanEnv: true });
+const pid = server.child.pid!;
+const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const idleRss = rss();
+log(`service ${server.url}, RSS ${idleRss.toFixed(0)} MB idle; ${concurrency} loops of worst uploads, ${seconds} s`);
+
+async function send(image: { name: string; bytes: Buffer; type: string }): Promise<{ status: number; ms: number }> {
+  const form = new FormData();
+  form.append('image', new Blob([image.bytes], { type: image.type }), image.name);
+  form.append('text', 'Image of food');
+  const started = performance.now();
+  try {
+    const res = await fetch(`${server.url}/predict`, { method: 'POST', body: form });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  } catch {
+    return { status: 0, ms: performance.now() - started };
+  }
+}
+
+const end = performance.now() + seconds * 1000;
+const statuses: Record<string, number> = {};
+let n = 0;
+const worstLoops = Array.from({ length: concurrency }, async (_, i) => {
+  while (performance.now() < end) {
+    const { status } = await send(worst[(i + n++) % worst.length]);
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  }
+});
+// Ordinary photos meanwhile (another client's), and /health from a process of its own.
+const ordinaryTimes: number[] = [];
+const ordinaryStatuses: Record<string, number> = {};
+const ordinaryLoop = (async () => {
+  while (performance.now() < end) {
+    // a byte more each time: every ordinary photo is computed, none answered from the cache
+    const { status, ms } = await send({ name: 'ordinary.jpg', bytes: Buffer.concat([ordinary, Buffer.from(String(ordinaryTimes.length))]), type: 'image/jpeg' });
+    ordinaryStatuses[status] = (ordinaryStatuses[status] ?? 0) + 1;
+    if (status === 200) ordinaryTimes.push(ms);
+  }
+})();
+const { spawn } = await import('node:child_process');
+const health = await new Promise<Record<string, number>>((resolve, reject) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--health', '--seconds', String(seconds)], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.once('exit', () => {
+    try {
+      resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}'));
+    } catch (err) {
+      reject(err);
+    }
+  });
+});
+await Promise.all([...worstLoops, ordinaryLoop]);
+const peak = peakRss();
+const metrics = await (await fetch(`${server.url}/metrics`)).text();
+const lag = metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m)?.[1];
+// The service's own view of /health: the time from its arrival to the end of its answer (no client, no network).
+const healthBucket = (le: string) => {
+  const line = metrics.split('\n').find((l) => l.startsWith(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"} `));
+  return Number(line?.split(' ').at(-1) ?? NaN);
+};
+const healthInService = { within_5_ms: healthBucket('0.005') / healthBucket('+Inf'), within_10_ms: healthBucket('0.01') / healthBucket('+Inf') };
+await server.stop();
+rmSync(work, { recursive: true, force: true });
+
+const o = stats(ordinaryTimes);
+const result = {
+  concurrency,
+  seconds,
+  worst_uploads: statuses,
+  ordinary: { statuses: ordinaryStatuses, p50_ms: o.p50, p99_ms: o.p99 },
+  health_p50_ms: health.p50,
+  health_p99_ms: health.p99,
+  health_errors: health.errors,
+  eventloop_lag_p99_ms: lag ? Number(lag) * 1000 : null,
+  health_in_service: healthInService,
+  idle_rss_mb: Math.round(idleRss),
+  peak_rss_mb: Math.round(peak),
+  targets: { peak_rss_under_1_5_gb: peak < 1536, health_p99_under_10_ms: (health.p99 ?? Infinity) < 10 },
+};
+log(
+  `peak RSS ${result.peak_rss_mb} MB (target < 1536), /health p99 ${health.p99?.toFixed(2)} ms (target < 10), ` +
+    `ordinary p50 ${o.p50?.toFixed(0)} ms p99 ${o.p99?.toFixed(0)} ms, worst uploads ${JSON.stringify(statuses)}`,
+);
+console.log(JSON.stringify(result));
