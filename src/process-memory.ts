@@ -10,6 +10,7 @@ import { packageRoot } from './torch/binding.js';
 
 interface MemoryAddon {
   releaseFreeMemory(): boolean;
+  limitArenas(count: number): boolean;
   supported(): boolean;
 }
 
@@ -42,4 +43,13 @@ function load(): MemoryAddon | null {
 /** Returns freed heap pages to the system (glibc's malloc_trim). False when nothing could be done. */
 export function releaseFreeMemory(): boolean {
   return load()?.releaseFreeMemory() ?? false;
+}
+
+/**
+ * At most `count` malloc arenas (glibc's M_ARENA_MAX; by default up to 8 per core, one per thread that allocates
+ * at the same time as another). Fewer arenas hold fewer freed pages apart: a long-running service with worker
+ * threads keeps a steadier resident size. Call it early, before the threads start. False when not applied.
+ */
+export function limitMallocArenas(count: number): boolean {
+  return load()?.limitArenas(count) ?? false;
 }
