@@ -9,8 +9,9 @@
 import { Tensor, TorchError, TorchModel, type Device } from '../index.js';
 import type { InferenceModel, ModelRuntime } from '../model.js';
 import type { BatchRecord } from './batch-scheduler.js';
-import { type Backend, type ModelFolder } from './model-folder.js';
+import { layoutFiles, type Backend, type ModelFolder } from './model-folder.js';
 import { Float32ArrayPool } from './array-pool.js';
+import { modelContentId } from './model-id.js';
 import { DecodeLanes } from './decode-lanes.js';
 import { SplitPipeline, WholePipeline, type Pipeline } from './pipelines.js';
 import { preprocessImage } from './preprocess.js';
@@ -82,6 +83,8 @@ export const DEFAULT_TEXT = 'Image of food';
 
 export class FoodClassifier {
   readonly folder: ModelFolder;
+  /** SHA-256 of the files the model runs from (model-id.ts): equal for equal files, wherever they are. */
+  readonly modelId: string;
   readonly #pipeline: Pipeline;
   readonly #runtime: ModelRuntime;
   readonly #device: string;
@@ -94,8 +97,9 @@ export class FoodClassifier {
   #retired: (() => void) | undefined;
   #retiring: Promise<void> | undefined;
 
-  private constructor(folder: ModelFolder, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, options: ClassifierOptions) {
+  private constructor(folder: ModelFolder, modelId: string, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, options: ClassifierOptions) {
     this.folder = folder;
+    this.modelId = modelId;
     this.#pipeline = pipeline;
     this.#runtime = model.runtime;
     this.#device = model.device;
@@ -116,16 +120,21 @@ export class FoodClassifier {
    * inputs and has one logit per class of the mapping.
    */
   static async load(folder: ModelFolder, options: ClassifierOptions = {}): Promise<FoodClassifier> {
-    const files = folder.layout.kind === 'whole' ? [folder.layout.modelFile] : [folder.layout.textEncoderFile, folder.layout.headFile];
-    const [loaded, vocab] = await Promise.all([
+    const files = layoutFiles(folder.layout);
+    const identity = [...files, folder.classMappingFile, folder.vocabFile, ...(folder.metadataFile ? [folder.metadataFile] : [])];
+    const [loaded, vocab, modelId] = await Promise.all([
       Promise.allSettled(files.map((file) => loadModel(folder.backend, file, options))),
       TextTokenizer.fromVocab(folder.vocabFile, { maxLength: folder.maxLength, cacheSize: options.tokenCacheSize ?? 1000 }).then(
         (tokenizer) => ({ status: 'fulfilled' as const, value: tokenizer }),
         (reason: unknown) => ({ status: 'rejected' as const, reason }),
       ),
+      modelContentId(identity).then(
+        (id) => ({ status: 'fulfilled' as const, value: id }),
+        (reason: unknown) => ({ status: 'rejected' as const, reason }),
+      ),
     ]);
     const models = loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = [...loaded, vocab].find((r) => r.status === 'rejected');
+    const failed = [...loaded, vocab, modelId].find((r) => r.status === 'rejected');
     if (failed) {
       // Free what did load, or a failed reload would leak it.
       await Promise.all(models.map((m) => m.dispose()));
@@ -134,7 +143,7 @@ export class FoodClassifier {
     const tokenizer = (vocab as { value: TextTokenizer }).value;
     try {
       const pipeline = await FoodClassifier.#warmUp(folder, models, tokenizer, options);
-      return new FoodClassifier(folder, pipeline, models[0], tokenizer, options);
+      return new FoodClassifier(folder, (modelId as { value: string }).value, pipeline, models[0], tokenizer, options);
     } catch (err) {
       await Promise.all(models.map((m) => m.dispose()));
       throw err;

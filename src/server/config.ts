@@ -26,9 +26,15 @@ export interface ServiceConfig {
   classMappingFile: string | undefined;
   vocabFile: string | undefined;
   device: Device;
-  /** Intra-op threads of LibTorch or ONNX Runtime; undefined: the available CPUs. */
+  /** Intra-op threads of LibTorch or ONNX Runtime; undefined: the available CPUs (divided among the workers). */
   threads: number | undefined;
+  /** Worker processes (node:cluster), each with the model; 1: this process serves. */
+  workers: number;
   predictionCacheSize: number;
+  /** Seconds a cached answer lives (in Redis, and in this process). */
+  predictionCacheTtlSeconds: number;
+  /** Redis for the prediction cache and the rate-limit counters, shared by instances; undefined: this process. */
+  redisUrl: string | undefined;
   tokenCacheSize: number;
   textFeatureCacheSize: number;
   maxBatch: number;
@@ -82,8 +88,11 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'CLASS_MAPPING_PATH', default: '$MODEL_DIR/class_mapping.json', help: 'the class mapping, when not in MODEL_DIR' },
   { name: 'VOCAB_PATH', default: '$MODEL_DIR/vocab.txt', help: 'the WordPiece vocabulary, when not in MODEL_DIR' },
   { name: 'DEVICE', default: 'auto', help: 'auto (CUDA when available), cpu, cuda or cuda:N' },
-  { name: 'THREADS', default: 'available CPUs', help: 'intra-op threads of LibTorch or ONNX Runtime' },
+  { name: 'THREADS', default: 'available CPUs / WORKERS', help: 'intra-op threads of LibTorch or ONNX Runtime' },
+  { name: 'WORKERS', default: '1', help: 'worker processes (node:cluster), each with the model; a crashed one is replaced' },
   { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
+  { name: 'PREDICTION_CACHE_TTL', default: '3600', help: 'seconds a cached answer lives' },
+  { name: 'REDIS_URL', default: 'none', help: 'redis://host:port: the prediction cache and rate limits shared by instances' },
   { name: 'TOKEN_CACHE_SIZE', default: '1000', help: 'tokenised texts kept (LRU); 0 turns the cache off' },
   {
     name: 'TEXT_FEATURE_CACHE_SIZE',
@@ -156,7 +165,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     vocabFile: file('VOCAB_PATH'),
     device: deviceName,
     threads,
+    workers: integer(get('WORKERS'), 'WORKERS', 1, 64) ?? 1,
     predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
+    predictionCacheTtlSeconds: integer(get('PREDICTION_CACHE_TTL'), 'PREDICTION_CACHE_TTL', 1, 365 * 86400) ?? 3600,
+    redisUrl: redisUrl(get('REDIS_URL')),
     tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
     textFeatureCacheSize: integer(get('TEXT_FEATURE_CACHE_SIZE'), 'TEXT_FEATURE_CACHE_SIZE', 0, 1_000_000) ?? DEFAULT_TEXT_FEATURE_CACHE_SIZE,
     maxBatch: integer(get('MAX_BATCH'), 'MAX_BATCH', 1, 256) ?? DEFAULT_MAX_BATCH,
@@ -178,6 +190,21 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: logLevel(get('LOG_LEVEL')),
     envFile,
   };
+}
+
+function redisUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
+    // The value may hold a password: not repeated.
+    throw new ConfigError('Expected a URL like redis://host:6379 (or rediss:// for TLS) for REDIS_URL but received something else');
+  }
+  return value;
 }
 
 const MIN_KEY_LENGTH = 16;

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm start` runs this: the workshop's food classifier API on port 8000 (see --help for the configuration).
+import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 
-import { ConfigError, describeVariables, loadConfig } from './config.js';
+import { runPrimary, serveWorker } from './cluster.js';
+import { ConfigError, describeVariables, loadConfig, type ServiceConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { limitMallocArenas } from '../process-memory.js';
 import { describeRuntime } from './runtime-description.js';
@@ -30,7 +32,7 @@ if (args.length > 0) {
   process.exit(2);
 }
 
-let config;
+let config: ServiceConfig;
 try {
   config = loadConfig();
 } catch (err) {
@@ -42,52 +44,68 @@ try {
 const logger = createLogger(config.logLevel);
 // Before the model's threads start: a few malloc arenas instead of one per busy thread (a steadier RSS).
 limitMallocArenas(2);
-const started = performance.now();
-let service;
-try {
-  service = await startService(config, logger);
-} catch (err) {
-  logger.fatal({ err }, 'cannot start');
-  console.error(`Cannot start: ${(err as Error).message}`);
-  process.exit(1);
+if (config.workers > 1 && cluster.isPrimary) {
+  // WORKERS=N: this process forks N workers (this same program) and watches over them.
+  runPrimary(config, logger);
+} else {
+  await serve(config);
 }
 
-// Installed before 'listening' is logged: from then on a signal must always mean a graceful stop.
-let signals = 0;
-const running = service;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (++signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    logger.info({ signal }, 'shutting down: finishing the requests in flight');
-    running.close().then(
-      (finished) => {
-        logger.info({ finished }, finished ? 'stopped' : 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut');
-        process.exit(finished ? 0 : 1);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
+/** This process serves: loads the model, listens, and stops gracefully on a signal. */
+async function serve(config: ServiceConfig): Promise<void> {
+  const started = performance.now();
+  let service;
+  try {
+    service = await startService(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start');
+    console.error(`Cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+
+  // Installed before 'listening' is logged: from then on a signal must always mean a graceful stop.
+  let signals = 0;
+  const running = service;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      // A worker hears the terminal's Ctrl-C and its primary's SIGTERM alike: one graceful stop (the primary
+      // cuts what is left at SHUTDOWN_TIMEOUT).
+      if (cluster.isWorker && signals++ > 0) return;
+      if (!cluster.isWorker && ++signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
-      },
-    );
-  });
-}
+      }
+      logger.info({ signal }, 'shutting down: finishing the requests in flight');
+      running.close().then(
+        (finished) => {
+          logger.info({ finished }, finished ? 'stopped' : 'stopped: requests still running at SHUTDOWN_TIMEOUT were cut');
+          process.exit(finished ? 0 : 1);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
 
-const classifier = service.models.classifier;
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
-logger.info(
-  {
-    url: service.url,
-    ...describeRuntime(classifier),
-    model_dir: classifier.folder.dir,
-    classes: classifier.numClasses,
-    batching: { max_batch: config.maxBatch, max_batch_delay_ms: config.maxBatchDelayMs },
-    queue: { max_queue: config.maxQueue, request_timeout_ms: config.requestTimeoutMs },
-    version,
-    env_file: config.envFile ?? null,
-    startup_ms: Math.round(performance.now() - started),
-  },
-  'listening',
-);
+  const classifier = service.models.classifier;
+  const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+  logger.info(
+    {
+      url: service.url,
+      ...describeRuntime(classifier),
+      model_dir: classifier.folder.dir,
+      classes: classifier.numClasses,
+      batching: { max_batch: config.maxBatch, max_batch_delay_ms: config.maxBatchDelayMs },
+      queue: { max_queue: config.maxQueue, request_timeout_ms: config.requestTimeoutMs },
+      version,
+      env_file: config.envFile ?? null,
+      startup_ms: Math.round(performance.now() - started),
+      ...(cluster.isWorker ? { worker: process.pid } : {}),
+    },
+    // A worker's primary says 'listening' once every worker does.
+    cluster.isWorker ? 'worker listening' : 'listening',
+  );
+  if (cluster.isWorker) serveWorker(service.models, service.metrics.registry, logger, service.url, () => service.cache.clear());
+}

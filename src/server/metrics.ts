@@ -11,6 +11,7 @@
 //   predict_queue_waiting                               admitted /predict requests waiting for their forward
 //   cache_hits_total{cache}, cache_misses_total{cache}, cache_entries{cache}
 //                                                       predictions, tokens, text_features
+//   cache_errors_total{cache}                           predictions: lookups and stores Redis failed (down, slow)
 //   model_generation, model_reloads_total{result}       1 at start, +1 a successful reload
 //   plus prom-client's process and Node.js metrics: process_resident_memory_bytes, nodejs_eventloop_lag_*
 //   (the event loop's delay), heap sizes, ...
@@ -86,26 +87,33 @@ export class ServiceMetrics {
     });
     new Gauge({
       name: 'model_generation',
-      help: 'The model in service: 1 at start, +1 on every successful reload',
+      help: 'The model in service: 1 at start, +1 on every successful reload (with WORKERS: the lowest of them)',
       registers,
+      aggregator: 'min',
       collect() {
         this.set(models.generation);
       },
     });
-    const reloads = new Counter({ name: 'model_reloads_total', help: 'POST /reload_model, by result: success, failure', labelNames: ['result'], registers });
+    // Counted by their sources; brought up to date when the metrics are read (by /metrics, or by prom-client's
+    // cluster aggregation in the primary), so each collect() is its metric's own.
     let seenReloads = { success: 0, failure: 0 };
-    reloads.inc({ result: 'success' }, 0);
-    reloads.inc({ result: 'failure' }, 0);
-    const collectReloads = (): void => {
-      const now = models.reloads;
-      reloads.inc({ result: 'success' }, now.success - seenReloads.success);
-      reloads.inc({ result: 'failure' }, now.failure - seenReloads.failure);
-      seenReloads = { ...now };
-    };
+    new Counter({
+      name: 'model_reloads_total',
+      help: 'POST /reload_model, by result: success, failure',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const now = models.reloads;
+        this.inc({ result: 'success' }, now.success - seenReloads.success);
+        this.inc({ result: 'failure' }, now.failure - seenReloads.failure);
+        seenReloads = { ...now };
+      },
+    });
 
     // The caches count their own hits and misses; the tokenizer's and the text features' belong to a classifier,
     // which a reload replaces (its counts start again at 0): counted as deltas per source object.
-    const caches = (): Record<string, { source: object; totals: Totals; size: number } | undefined> => {
+    type CacheState = { source: object; totals: Totals; size: number };
+    const caches = (): Record<string, CacheState | undefined> => {
       const classifier = models.classifier;
       const tokens = classifier.tokenCache;
       const features = classifier.textFeatureCache;
@@ -115,32 +123,53 @@ export class ServiceMetrics {
         text_features: features && { source: classifier, totals: features, size: features.size },
       };
     };
-    const seen = new WeakMap<object, Map<string, Totals>>();
-    const hits = new Counter({ name: 'cache_hits_total', help: 'Cache hits: predictions, tokens, text_features', labelNames: ['cache'], registers });
-    const misses = new Counter({ name: 'cache_misses_total', help: 'Cache misses: predictions, tokens, text_features', labelNames: ['cache'], registers });
-    const entries = new Gauge({ name: 'cache_entries', help: 'Entries in each cache now', labelNames: ['cache'], registers });
-    const collectCaches = (): void => {
-      for (const [name, state] of Object.entries(caches())) {
-        hits.inc({ cache: name }, 0);
-        misses.inc({ cache: name }, 0);
-        entries.set({ cache: name }, state?.size ?? 0);
-        if (!state) continue;
-        const bySource = seen.get(state.source) ?? new Map<string, Totals>();
+    const seen = new WeakMap<object, Map<string, number>>();
+    /** How much `field` of each cache grew since the last read. */
+    const deltas = (field: 'hits' | 'misses'): [string, number][] =>
+      Object.entries(caches()).map(([name, state]) => {
+        if (!state) return [name, 0];
+        const bySource = seen.get(state.source) ?? new Map<string, number>();
         seen.set(state.source, bySource);
-        const last = bySource.get(name) ?? { hits: 0, misses: 0 };
-        hits.inc({ cache: name }, Math.max(0, state.totals.hits - last.hits));
-        misses.inc({ cache: name }, Math.max(0, state.totals.misses - last.misses));
-        bySource.set(name, { hits: state.totals.hits, misses: state.totals.misses });
-      }
-    };
-    this.#collectors = [collectReloads, collectCaches];
+        const key = `${name}:${field}`;
+        const delta = Math.max(0, state.totals[field] - (bySource.get(key) ?? 0));
+        bySource.set(key, state.totals[field]);
+        return [name, delta];
+      });
+    for (const field of ['hits', 'misses'] as const) {
+      new Counter({
+        name: `cache_${field}_total`,
+        help: `Cache ${field}: predictions, tokens, text_features`,
+        labelNames: ['cache'],
+        registers,
+        collect() {
+          for (const [name, delta] of deltas(field)) this.inc({ cache: name }, delta);
+        },
+      });
+    }
+    new Gauge({
+      name: 'cache_entries',
+      help: 'Entries in each cache now',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const [name, state] of Object.entries(caches())) this.set({ cache: name }, state?.size ?? 0);
+      },
+    });
+    let seenErrors = 0;
+    new Counter({
+      name: 'cache_errors_total',
+      help: 'Prediction cache lookups and stores that failed (Redis down or slow): computed instead',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.inc({ cache: 'predictions' }, Math.max(0, cache.stats.errors - seenErrors));
+        seenErrors = cache.stats.errors;
+      },
+    });
   }
 
-  readonly #collectors: (() => void)[];
-
-  /** The text exposition, with the collected figures brought up to date. */
+  /** The text exposition (every metric's collect() brings its figures up to date). */
   async exposition(): Promise<{ contentType: string; body: string }> {
-    for (const collect of this.#collectors) collect();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 

@@ -10,6 +10,7 @@ import type { BatchRecord } from '../classifier/batch-scheduler.js';
 import { FoodClassifier } from '../classifier/classifier.js';
 import { readModelFolder } from '../classifier/model-folder.js';
 import { releaseFreeMemory } from '../process-memory.js';
+import { threadsPerWorker } from './cluster.js';
 import type { ServiceConfig } from './config.js';
 
 export interface ModelManagerOptions {
@@ -126,7 +127,7 @@ async function loadClassifier(config: ServiceConfig, options: ModelManagerOption
   });
   return FoodClassifier.load(folder, {
     device: config.device,
-    threads: config.threads,
+    threads: threadsPerWorker(config),
     maxPixels: config.maxImagePixels,
     maxDecodeBytes: config.maxDecodeBytes,
     maxLargeDecodes: config.maxLargeDecodes,

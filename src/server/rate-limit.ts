@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
+import type { Redis } from 'ioredis';
+import { RedisStore, type RedisReply } from 'rate-limit-redis';
 
 import { HttpError } from './errors.js';
 import { requestKey } from './security.js';
@@ -25,6 +27,8 @@ export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHand
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     ...(store ? { store } : {}),
+    // A store that fails (Redis down) lets the request through rather than failing it.
+    passOnStoreError: true,
     skip: (req) => req.path === '/health',
     // A key counts for itself (hashed: counters must not hold keys), else the client's address (IPv6 by /56).
     keyGenerator: (req) => {
@@ -33,5 +37,13 @@ export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHand
     },
     // express-rate-limit has set RateLimit, RateLimit-Policy and Retry-After: the error handler answers FastAPI's body.
     handler: (_req, _res, next) => next(new HttpError(429, `Too many requests: the limit is ${perMinute} a minute (RATE_LIMIT); try again later`)),
+  });
+}
+
+/** The counters in Redis (rate-limit-redis), shared by every instance that uses the same Redis. */
+export function redisRateLimitStore(redis: Redis): Store {
+  return new RedisStore({
+    prefix: 'torchscript-node:rate-limit:',
+    sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<RedisReply>,
   });
 }

@@ -12,7 +12,8 @@ import { createApp } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { ServiceMetrics } from './metrics.js';
 import { ModelManager } from './model-manager.js';
-import { PredictionCache } from './prediction-cache.js';
+import { MemoryPredictionCache, RedisPredictionCache, type PredictionCache } from './prediction-cache.js';
+import { redisRateLimitStore } from './rate-limit.js';
 
 export interface RunningService {
   server: Server;
@@ -32,10 +33,13 @@ export interface RunningService {
 export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   let metrics: ServiceMetrics | undefined;
   const models = await ModelManager.load(config, logger, { onBatch: (record) => metrics?.observeBatch(record) });
-  const cache = new PredictionCache(config.predictionCacheSize);
+  const cache: PredictionCache = config.redisUrl
+    ? new RedisPredictionCache({ url: config.redisUrl, ttlSeconds: config.predictionCacheTtlSeconds, logger })
+    : new MemoryPredictionCache(config.predictionCacheSize, config.predictionCacheTtlSeconds);
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
   metrics = new ServiceMetrics({ models, cache, admission });
-  const app = createApp({ config, models, cache, admission, metrics, logger });
+  const rateLimitStore = cache instanceof RedisPredictionCache ? redisRateLimitStore(cache.redis) : undefined;
+  const app = createApp({ config, models, cache, admission, metrics, logger, rateLimitStore });
   // Node checks the request timeouts below every connectionsCheckingInterval (30 s by default): often enough
   // that UPLOAD_TIMEOUT means what it says.
   const checking = { connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) };
@@ -52,7 +56,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   try {
     await listen(server, config.port, config.host);
   } catch (err) {
-    await models.close();
+    await Promise.all([models.close(), cache.close()]);
     throw err;
   }
   // Listening, the server can still fail (e.g. EMFILE when accepting under a connection flood): log it, live on.
@@ -75,6 +79,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
       const freed = await Promise.race([models.close().then(() => true), timeout]);
+      await cache.close();
       clearTimeout(timer);
       return finished && freed;
     });

@@ -22,7 +22,10 @@ describe('loadConfig', () => {
       vocabFile: undefined,
       device: 'auto',
       threads: undefined,
+      workers: 1,
       predictionCacheSize: 100,
+      predictionCacheTtlSeconds: 3600,
+      redisUrl: undefined,
       tokenCacheSize: 1000,
       textFeatureCacheSize: 128,
       maxBatch: 8,
@@ -113,6 +116,8 @@ describe('loadConfig', () => {
       [{ TEXT_FEATURE_CACHE_SIZE: '-5' }, "Expected an integer from 0 to 1000000 for TEXT_FEATURE_CACHE_SIZE but received '-5'"],
       [{ BACKEND: 'onnx', DEVICE: 'cuda' }, "BACKEND=onnx runs on the CPU (onnxruntime-node's CPU build) but DEVICE is 'cuda': use BACKEND=torch for CUDA"],
       [{ LOG_LEVEL: 'loud' }, "Expected one of fatal, error, warn, info, debug, trace, silent for LOG_LEVEL but received 'loud'"],
+      [{ REDIS_URL: 'http://user:secret@host' }, 'Expected a URL like redis://host:6379 (or rediss:// for TLS) for REDIS_URL but received something else'],
+      [{ WORKERS: '0' }, "Expected an integer from 1 to 64 for WORKERS but received '0'"],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig(env, cwd)).toThrow(new ConfigError(message));
@@ -140,7 +145,8 @@ describe('loadConfig', () => {
       ['PORT', 'HOST', 'MODEL_DIR', 'BACKEND', 'ONNX_MODEL_PATH', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
         'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE',
         'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS', 'MAX_DECODE_MB', 'MAX_LARGE_DECODES',
-        'UPLOAD_TIMEOUT', 'API_KEYS', 'ADMIN_API_KEYS', 'ALLOWED_HOSTS', 'RATE_LIMIT', 'TLS_CERT', 'TLS_KEY'].sort(),
+        'UPLOAD_TIMEOUT', 'API_KEYS', 'ADMIN_API_KEYS', 'ALLOWED_HOSTS', 'RATE_LIMIT', 'TLS_CERT', 'TLS_KEY', 'REDIS_URL', 'PREDICTION_CACHE_TTL',
+        'WORKERS'].sort(),
     );
   });
 

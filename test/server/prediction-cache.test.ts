@@ -1,46 +1,54 @@
 // PredictionCache: its key (what makes two requests the same), LRU eviction, clear, and turning it off.
 import { describe, expect, it } from 'vitest';
 
-import { PredictionCache, type CachedPrediction } from '../../src/server/prediction-cache.js';
+import { MemoryPredictionCache, predictionKey, type CachedPrediction } from '../../src/server/prediction-cache.js';
 import { toWorkshopPrediction } from '../../src/server/routes/predict.js';
 
 const answer = (name: string): CachedPrediction[] => [{ class_name: name, probability: 1, confidence: '100.00%' }];
 const bytes = (...values: number[]) => Uint8Array.from(values);
 
-describe('PredictionCache.key', () => {
-  it('depends on the generation, the text and every image byte', async () => {
-    const base = await PredictionCache.key(1, 'Image of food', bytes(1, 2, 3));
+describe('predictionKey', () => {
+  it('depends on the model, the text and every image byte', async () => {
+    const base = await predictionKey('model-a', 'Image of food', bytes(1, 2, 3));
     expect(base).toMatch(/^[0-9a-f]{64}$/);
-    expect(await PredictionCache.key(1, 'Image of food', bytes(1, 2, 3))).toBe(base);
-    expect(await PredictionCache.key(2, 'Image of food', bytes(1, 2, 3))).not.toBe(base);
-    expect(await PredictionCache.key(1, 'Image of food ', bytes(1, 2, 3))).not.toBe(base);
-    expect(await PredictionCache.key(1, 'Image of food', bytes(1, 2, 4))).not.toBe(base);
+    expect(await predictionKey('model-a', 'Image of food', bytes(1, 2, 3))).toBe(base);
+    expect(await predictionKey('model-b', 'Image of food', bytes(1, 2, 3))).not.toBe(base);
+    expect(await predictionKey('model-a', 'Image of food ', bytes(1, 2, 3))).not.toBe(base);
+    expect(await predictionKey('model-a', 'Image of food', bytes(1, 2, 4))).not.toBe(base);
   });
 
   it('cannot be fooled by moving bytes between the text and the image', async () => {
-    expect(await PredictionCache.key(1, 'ab', bytes(99))).not.toBe(await PredictionCache.key(1, 'a', Uint8Array.from(Buffer.from('bc'))));
+    expect(await predictionKey('m', 'ab', bytes(99))).not.toBe(await predictionKey('m', 'a', Uint8Array.from(Buffer.from('bc'))));
   });
 });
 
-describe('PredictionCache', () => {
-  it('evicts the least recently used entry when full, and counts hits and misses', () => {
-    const cache = new PredictionCache(2);
-    cache.set('a', answer('a'));
-    cache.set('b', answer('b'));
-    expect(cache.get('a')).toEqual(answer('a')); // a is now the most recent
-    cache.set('c', answer('c')); // evicts b
-    expect(cache.get('b')).toBeUndefined();
-    expect(cache.get('c')).toEqual(answer('c'));
-    expect(cache.stats).toEqual({ size: 2, max_size: 2, hits: 2, misses: 1 });
+describe('MemoryPredictionCache', () => {
+  it('evicts the least recently used entry when full, and counts hits and misses', async () => {
+    const cache = new MemoryPredictionCache(2);
+    await cache.set('a', answer('a'));
+    await cache.set('b', answer('b'));
+    expect(await cache.get('a')).toEqual(answer('a')); // a is now the most recent
+    await cache.set('c', answer('c')); // evicts b
+    expect(await cache.get('b')).toBeUndefined();
+    expect(await cache.get('c')).toEqual(answer('c'));
+    expect(cache.stats).toEqual({ size: 2, max_size: 2, hits: 2, misses: 1, errors: 0 });
     cache.clear();
     expect(cache.size).toBe(0);
   });
 
-  it('size 0 turns it off', () => {
-    const cache = new PredictionCache(0);
-    cache.set('a', answer('a'));
-    expect(cache.get('a')).toBeUndefined();
+  it('size 0 turns it off', async () => {
+    const cache = new MemoryPredictionCache(0);
+    await cache.set('a', answer('a'));
+    expect(await cache.get('a')).toBeUndefined();
     expect(cache.size).toBe(0);
+  });
+
+  it('entries expire after the TTL', async () => {
+    const cache = new MemoryPredictionCache(10, 1);
+    await cache.set('a', answer('a'));
+    expect(await cache.get('a')).toEqual(answer('a'));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await cache.get('a')).toBeUndefined();
   });
 });
 

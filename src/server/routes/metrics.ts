@@ -2,12 +2,14 @@
 import { Router } from 'express';
 
 import type { AppContext } from '../app.js';
+import { clusterMetrics, inWorker } from '../cluster.js';
 import { methodNotAllowed } from '../errors.js';
 
 export function metricsRoutes({ metrics }: AppContext): Router {
   const router = Router();
   router.get('/metrics', async (_req, res) => {
-    const { contentType, body } = await metrics.exposition();
+    // With WORKERS, every worker's figures, summed (the process metrics too: the service's total memory).
+    const { contentType, body } = inWorker() ? await clusterMetrics() : await metrics.exposition();
     res.setHeader('Content-Type', contentType);
     res.send(body);
   });

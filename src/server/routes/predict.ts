@@ -11,7 +11,7 @@ import { ImageError } from '../../classifier/preprocess.js';
 import type { Admission } from '../admission.js';
 import type { AppContext } from '../app.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
-import { PredictionCache, type CachedPrediction } from '../prediction-cache.js';
+import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
 import { limitUploadBytes } from '../uploads.js';
 
 export const TOP_K = 5;
@@ -53,8 +53,8 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     // The generation and the classifier are taken together, before any await: a reload may swap both later.
     const generation = models.generation;
     const classifier = models.classifier;
-    const key = await PredictionCache.key(generation, text, image.buffer);
-    const cached = cache.get(key);
+    const key = await predictionKey(classifier.modelId, text, image.buffer);
+    const cached = await cache.get(key);
     res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {
       res.json({ predictions: cached, cache_hit: true });
@@ -92,7 +92,7 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     res.locals.log = { ...res.locals.log, queue_ms: round(queueMs), preprocess_ms: round(result.preprocessMs), text_cached: result.textFeaturesCached };
     const predictions = result.predictions.map(toWorkshopPrediction);
     // An answer computed by a model that has been replaced meanwhile is returned, but not cached.
-    if (models.generation === generation) cache.set(key, predictions);
+    if (models.generation === generation) void cache.set(key, predictions);
     res.json({ predictions, cache_hit: false });
   };
   const router = Router();

@@ -31,7 +31,7 @@ export function statusRoutes({ config, models, cache, admission }: AppContext): 
       device_name: deviceName,
       libtorch_version: runtime.libtorch?.version ?? null,
       model_generation: models.generation,
-      prediction_cache: cache.stats,
+      prediction_cache: { store: cache.kind, ...cache.stats },
       token_cache: classifier.tokenCache,
       text_feature_cache: features
         ? { size: features.size, max_size: features.maxSize, bytes_per_entry: features.bytesPerEntry, hits: features.hits, misses: features.misses }
@@ -44,6 +44,9 @@ export function statusRoutes({ config, models, cache, admission }: AppContext): 
         rejected: { queue_full: admission.rejected.full, timeout: admission.rejected.timeout },
         large_decodes: { ...classifier.largeDecodes, max: config.maxLargeDecodes },
       },
+      // which process answered: with WORKERS, one of them
+      worker: process.pid,
+      workers: config.workers,
       uptime_s: Math.round(process.uptime()),
     });
   });
