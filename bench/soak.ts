@@ -53,7 +53,14 @@ const truncated = photos[0].subarray(0, photos[0].length >> 1);
 
 const server = await startServer({ MAX_UPLOAD_MB: '2', PREDICTION_CACHE_SIZE: '20' }, repo, { entry: 'dist', cleanEnv: true });
 const pid = server.child.pid!;
-const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** The service's resident size in MB; NaN once it has exited (counted as a failure below). */
+const rss = () => {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+};
 log(`service ${server.url}; ${seconds} s, ${args.concurrency} loops of good uploads, a loop of bad inputs, a reload every ${reloadEvery} s`);
 
 const end = performance.now() + seconds * 1000;
@@ -91,7 +98,12 @@ const badInputs: [string, () => Promise<number>][] = [
 ];
 
 const samples: number[] = [];
-const sampler = setInterval(() => samples.push(rss()), 1000);
+let died = false;
+const sampler = setInterval(() => {
+  const mb = rss();
+  if (Number.isNaN(mb)) died = true;
+  else samples.push(mb);
+}, 1000);
 let n = 0;
 await Promise.all([
   ...Array.from({ length: Number(args.concurrency) }, async () => {
@@ -152,7 +164,8 @@ const result = {
   rss_growth: Math.round(growth * 10000) / 10000,
   rss_samples_mb: samples.filter((_, i) => i % 5 === 0).map(Math.round),
   exit,
-  ok: good.failed === 0 && reloadFailures === 0 && !badFive && growth < 0.05 && exit.code === 0,
+  died_during_run: died,
+  ok: !died && good.failed === 0 && reloadFailures === 0 && !badFive && growth < 0.05 && exit.code === 0,
 };
 log(
   `${result.good_requests} good requests, ${good.failed} failed; ${reloads} reloads (${reloadFailures} failed); ` +

@@ -40,10 +40,38 @@ export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHand
   });
 }
 
-/** The counters in Redis (rate-limit-redis), shared by every instance that uses the same Redis. */
+/**
+ * The counters in Redis (rate-limit-redis), shared by every instance that uses the same Redis. rate-limit-redis
+ * loads its script as it is made, which fails while Redis is unreachable (commands are not queued: see
+ * RedisPredictionCache); so a store is made each time the connection becomes ready, and until then counting
+ * fails, which lets requests through (passOnStoreError) rather than failing them.
+ */
 export function redisRateLimitStore(redis: Redis): Store {
-  return new RedisStore({
+  let current: RedisStore | undefined;
+  let options: Parameters<NonNullable<Store['init']>>[0] | undefined;
+  const make = (): void => {
+    current = new RedisStore({
+      prefix: 'torchscript-node:rate-limit:',
+      sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<RedisReply>,
+    });
+    if (options) current.init(options);
+  };
+  if (redis.status === 'ready') make();
+  redis.on('ready', make);
+  const store = (): RedisStore => {
+    if (!current) throw new Error('Redis is not reachable yet: the request is not counted');
+    return current;
+  };
+  return {
     prefix: 'torchscript-node:rate-limit:',
-    sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<RedisReply>,
-  });
+    localKeys: false,
+    init: (o) => {
+      options = o;
+      current?.init(o);
+    },
+    increment: (key) => store().increment(key),
+    decrement: (key) => store().decrement(key),
+    resetKey: (key) => store().resetKey(key),
+    get: (key) => store().get(key),
+  };
 }
