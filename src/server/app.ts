@@ -37,6 +37,8 @@ export function createApp(context: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Behind nginx: the client's address from X-Forwarded-For (rate limits per client, logs), for TRUST_PROXY only.
+  if (context.config.trustProxy !== undefined) app.set('trust proxy', context.config.trustProxy);
   app.use(context.metrics.httpMiddleware());
   app.use(requestLogger(context.logger));
   // Security headers. The Content-Security-Policy lets the pages load only this server's scripts and styles;

@@ -57,6 +57,8 @@ export interface ServiceConfig {
   allowedHosts: string[];
   /** Requests a minute per API key (or client address); 0: no limit. */
   rateLimit: number;
+  /** Express's `trust proxy`: which proxies' X-Forwarded-For to believe (the client address behind nginx). */
+  trustProxy: string | number | undefined;
   /** HTTPS: PEM certificate (chain) and private key files, absolute; both or neither. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -116,6 +118,7 @@ export const VARIABLES: readonly Variable[] = [
     help: 'Host headers accepted when no API key is set (and HOST itself); * accepts any',
   },
   { name: 'RATE_LIMIT', default: '0', help: 'requests a minute per API key or client address (0: no limit; /health exempt)' },
+  { name: 'TRUST_PROXY', default: 'none', help: "proxies whose X-Forwarded-For gives the client's address: loopback, a hop count, or addresses" },
   { name: 'TLS_CERT', default: 'none', help: 'PEM certificate file: serve HTTPS (with TLS_KEY)' },
   { name: 'TLS_KEY', default: 'none', help: 'PEM private key file (with TLS_CERT)' },
   { name: 'KEEP_ALIVE_TIMEOUT', default: '30', help: 'seconds an idle keep-alive connection stays open' },
@@ -183,6 +186,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     ...keys(get('API_KEYS'), get('ADMIN_API_KEYS')),
     allowedHosts: hosts(get('ALLOWED_HOSTS'), get('HOST') ?? '127.0.0.1'),
     rateLimit: integer(get('RATE_LIMIT'), 'RATE_LIMIT', 0, 1_000_000) ?? 0,
+    trustProxy: trustProxy(get('TRUST_PROXY')),
     ...tls(file('TLS_CERT'), file('TLS_KEY')),
     // Whole seconds, at least 1: the Keep-Alive header carries whole seconds, and 0 would mean no timeout at all.
     keepAliveTimeoutMs: (integer(get('KEEP_ALIVE_TIMEOUT'), 'KEEP_ALIVE_TIMEOUT', 1, 3600) ?? 30) * 1000,
@@ -190,6 +194,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: logLevel(get('LOG_LEVEL')),
     envFile,
   };
+}
+
+/** Express's trust proxy: a hop count, or names and addresses (loopback, linklocal, uniquelocal, IPs, CIDRs). */
+function trustProxy(value: string | undefined): string | number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (!/^[\w.:/, -]+$/.test(value)) throw new ConfigError(`Expected a hop count, loopback, or addresses for TRUST_PROXY ${received(value)}`);
+  return value;
 }
 
 function redisUrl(value: string | undefined): string | undefined {

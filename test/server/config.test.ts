@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       adminApiKeys: [],
       allowedHosts: ['localhost', '127.0.0.1', '::1'],
       rateLimit: 0,
+      trustProxy: undefined,
       tlsCert: undefined,
       tlsKey: undefined,
       keepAliveTimeoutMs: 30_000,
@@ -146,7 +147,7 @@ describe('loadConfig', () => {
         'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE',
         'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS', 'MAX_DECODE_MB', 'MAX_LARGE_DECODES',
         'UPLOAD_TIMEOUT', 'API_KEYS', 'ADMIN_API_KEYS', 'ALLOWED_HOSTS', 'RATE_LIMIT', 'TLS_CERT', 'TLS_KEY', 'REDIS_URL', 'PREDICTION_CACHE_TTL',
-        'WORKERS'].sort(),
+        'WORKERS', 'TRUST_PROXY'].sort(),
     );
   });
 
