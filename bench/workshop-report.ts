@@ -31,13 +31,13 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   }
   out.push('', `${h}# The service under load`, '');
   out.push(
-    '| text | concurrency | req/s | × baseline | p50 ms | p99 ms | errors | /health p50 / p99 ms | peak RSS MB | head forward ms × batch | text encoder ms × batch | preprocess ms | queue ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| workers x threads | text | concurrency | req/s | × baseline | p50 ms | p99 ms | errors | /health p50 / p99 ms | peak RSS MB | head forward ms × batch | text encoder ms × batch | preprocess ms | queue ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const x of r.runs) {
     const vs = base ? x.requests_per_s / base.requests_per_s : undefined;
     out.push(
-      `| ${x.text} | ${x.concurrency} | **${f(x.requests_per_s)}** | ${f(vs, 2)}× | ${f(x.p50_ms, 0)} | ${f(x.p99_ms, 0)} | ${x.errors} | ` +
+      `| ${x.workers ?? 1} x ${x.threads ?? '–'} | ${x.text} | ${x.concurrency} | **${f(x.requests_per_s)}** | ${f(vs, 2)}× | ${f(x.p50_ms, 0)} | ${f(x.p99_ms, 0)} | ${x.errors} | ` +
         `${f(x.health_p50_ms, 2)} / ${f(x.health_p99_ms, 2)} | ${f(x.peak_rss_mb, 0)} | ${f(x.head_forward_ms)} × ${f(x.head_batch, 2)} | ` +
         `${x.text_forward_ms === undefined ? '–' : `${f(x.text_forward_ms)} × ${f(x.text_batch, 2)}`} | ${f(x.preprocess_ms)} | ${f(x.queue_ms)} |`,
     );
@@ -58,7 +58,7 @@ export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
   const bars: { label: string; value: number; colour: string }[] = [
     ...r.baseline.map((b) => ({ label: `workshop app's forward, Python torch, ${b.threads} threads`, value: b.requests_per_s, colour: '#a3be8c' })),
     ...r.runs.map((x) => ({
-      label: `service, ${x.text} text, concurrency ${x.concurrency}`,
+      label: `service${(x.workers ?? 1) > 1 ? ` (${x.workers} workers)` : ''}, ${x.text} text, concurrency ${x.concurrency}`,
       value: x.requests_per_s,
       colour: x.text === 'same' ? '#5e81ac' : '#d08770',
     })),

@@ -49,6 +49,9 @@ export interface PartForwardRow extends Partial<Stats> {
 }
 
 export interface WorkshopServiceRow {
+  /** Worker processes (WORKERS) and threads each: 1 x 2 (the default) or 2 x 1. */
+  workers: number;
+  threads: number;
   text: 'same' | 'different';
   concurrency: number;
   requests_per_s: number;
@@ -206,21 +209,59 @@ async function histogramTotals(url: string): Promise<Record<string, number>> {
   return totals;
 }
 
+/** The process and its descendants (WORKERS: the primary and its workers). */
+function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (const task of (() => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+  })()) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+    } catch {
+      // gone
+    }
+    for (const child of children.split(/\s+/).filter(Boolean).map(Number)) pids.push(...processTree(child));
+  }
+  return pids;
+}
+
+/** The peak resident size (VmHWM) of the service's processes, summed. */
 function peakRssMb(pid: number): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    try {
+      kb += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return kb / 1024;
 }
 
 function resetPeakRss(pid: number): void {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  } catch {
-    // not permitted: the peak is then the peak so far
+  for (const p of processTree(pid)) {
+    try {
+      writeFileSync(`/proc/${p}/clear_refs`, '5');
+    } catch {
+      // not permitted: the peak is then the peak so far
+    }
   }
 }
 
-async function serviceRuns(plan: WorkshopServicePlan, photos: string): Promise<{ runs: WorkshopServiceRow[]; service: WorkshopServiceResults['service'] }> {
-  // The service as a user starts it: `node dist/server/main.js`, its defaults, the model folder and THREADS set.
-  const server = await startServer({ MODEL_DIR: plan.modelDir, THREADS: String(plan.threads) }, plan.repo, { entry: 'dist', cleanEnv: true });
+async function serviceRuns(
+  plan: WorkshopServicePlan,
+  photos: string,
+  shape: { workers: number; concurrencies: number[] },
+): Promise<{ runs: WorkshopServiceRow[]; service: WorkshopServiceResults['service'] }> {
+  // The service as a user starts it: `node dist/server/main.js`, its defaults, the model folder and THREADS set
+  // (with WORKERS, the threads divided among the workers).
+  const threads = Math.max(1, Math.floor(plan.threads / shape.workers));
+  const server = await startServer({ MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers) }, plan.repo, { entry: 'dist', cleanEnv: true });
   const runs: WorkshopServiceRow[] = [];
   let service: WorkshopServiceResults['service'];
   try {
@@ -241,8 +282,8 @@ async function serviceRuns(plan: WorkshopServicePlan, photos: string): Promise<{
       runJson<{ requests: number; errors: number; requests_per_s?: number } & Stats>(process.execPath, ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--seconds', String(seconds), ...extra], process.env, plan.repo);
     await client(['--photos', photos, '--concurrency', '2', '--text', 'same'], 2); // warm-up
     for (const text of ['same', 'different'] as const) {
-      for (const concurrency of plan.concurrencies) {
-        plan.progress(`[workshop model] the service, ${text} text, concurrency ${concurrency}, ${plan.durationS} s`);
+      for (const concurrency of shape.concurrencies) {
+        plan.progress(`[workshop model] the service (${shape.workers} x ${threads} threads), ${text} text, concurrency ${concurrency}, ${plan.durationS} s`);
         const before = await histogramTotals(server.url);
         resetPeakRss(server.child.pid!);
         const [load, health] = await Promise.all([
@@ -253,6 +294,8 @@ async function serviceRuns(plan: WorkshopServicePlan, photos: string): Promise<{
         const delta = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
         const mean = (name: string, scale = 1000) => (delta(`${name}_count`) > 0 ? (delta(`${name}_sum`) / delta(`${name}_count`)) * scale : undefined);
         const row: WorkshopServiceRow = {
+          workers: shape.workers,
+          threads,
           text,
           concurrency,
           requests_per_s: load.requests_per_s ?? 0,
@@ -288,7 +331,10 @@ export async function workshopService(plan: WorkshopServicePlan): Promise<Worksh
   const photos = await photoFolder(plan);
   const base = await baseline(plan);
   const parts = await forwards(plan);
-  const { runs, service } = await serviceRuns(plan, photos.dir);
+  const { runs, service } = await serviceRuns(plan, photos.dir, { workers: 1, concurrencies: plan.concurrencies });
+  // The other way to use the cores: two workers of one thread each (WORKERS=2), at concurrency 4.
+  const two = await serviceRuns(plan, photos.dir, { workers: 2, concurrencies: [4] });
+  runs.push(...two.runs);
   return {
     model: 'full-size workshop model (ResNet18 + BERT-base, 132.5 M parameters, random weights)',
     photos: photos.label,
@@ -305,7 +351,7 @@ export function workshopHeadlines(r: WorkshopServiceResults | undefined): Record
   const round = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : Math.round(v * 1000) / 1000);
   const base = r.baseline.at(-1)?.requests_per_s;
   const appBase = r.baseline[0]?.requests_per_s;
-  const run = (text: string, c: number) => r.runs.find((x) => x.text === text && x.concurrency === c);
+  const run = (text: string, c: number, workers = 1) => r.runs.find((x) => x.text === text && x.concurrency === c && (x.workers ?? 1) === workers);
   const same4 = run('same', 4);
   const diff4 = run('different', 4);
   const c16 = run('same', 16);
@@ -317,10 +363,12 @@ export function workshopHeadlines(r: WorkshopServiceResults | undefined): Record
     same_text_c4_vs_baseline: round(same4 && base ? same4.requests_per_s / base : undefined),
     different_text_c4_rps: round(diff4?.requests_per_s),
     different_text_c4_vs_baseline: round(diff4 && base ? diff4.requests_per_s / base : undefined),
-    peak_rss_mb: round(Math.max(...r.runs.map((x) => x.peak_rss_mb))),
+    peak_rss_mb: round(Math.max(...r.runs.filter((x) => (x.workers ?? 1) === 1).map((x) => x.peak_rss_mb))),
     c16_p99_over_p50: round(c16 ? c16.p99_ms / c16.p50_ms : undefined),
     health_p99_ms: round(Math.max(...r.runs.map((x) => x.health_p99_ms))),
     service_head_forward_ms_c1: round(run('same', 1)?.head_forward_ms ?? same4?.head_forward_ms),
     fastest_head_forward_ms: round(fastestHead),
+    two_workers_same_text_c4_rps: round(run('same', 4, 2)?.requests_per_s),
+    two_workers_vs_one: round(run('same', 4, 2) && same4 ? run('same', 4, 2)!.requests_per_s / same4.requests_per_s : undefined),
   };
 }
