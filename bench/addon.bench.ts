@@ -24,9 +24,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(
-    'npm run bench:addon -- [--threads 2] [--device cpu|cuda] [--iters 60] [--rounds 3] [--rss-forwards 10000] [--python PATH]',
-  );
+  console.log('npm run bench:addon -- [--threads 2] [--device cpu|cuda] [--iters 60] [--rounds 3] [--rss-forwards 10000] [--python PATH]');
   process.exit(0);
 }
 const threads = Number(args.threads);
@@ -104,9 +102,7 @@ async function main(): Promise<void> {
         `${runtime.libtorchVersion}; Python torch ${ready.torch as string}; ${threads} thread(s) each side; ` +
         `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`,
     );
-    console.log(
-      `model: torchvision resnet18 (101 classes), traced${device === 'cpu' ? ', optimised for inference' : ''} on both sides`,
-    );
+    console.log(`model: torchvision resnet18 (101 classes), traced${device === 'cpu' ? ', optimised for inference' : ''} on both sides`);
     const model = await TorchModel.load(path.join(folder, 'resnet18.pt'), { threads, device });
 
     const results: Record<number, { addon: ReturnType<typeof stats>; python: ReturnType<typeof stats> }> = {};

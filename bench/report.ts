@@ -10,10 +10,6 @@ const ratio = (v: number | undefined, flag = false) => (v === undefined || Numbe
 /** A LibTorch runner below 0.9× its own floor beat an executable that does strictly less: noise, flagged. */
 const belowFloor = (r: LatencyRow) => r.kind !== 'onnx' && r.kind !== 'onnx-main' && r.vs_floor !== undefined && r.vs_floor < 0.9;
 
-function modelLabel(results: BenchResults, key: string): string {
-  return results.models.find((m) => m.key === key)?.label ?? key;
-}
-
 function latencyTable(rows: LatencyRow[]): string {
   const lines = [
     '| runner | threads | batch | p50 ms | p95 ms | p99 ms | × floor | event loop p99 ms | same output |',
@@ -66,9 +62,22 @@ export function renderMarkdown(results: BenchResults, svgName: string, workshopS
   out.push(`# Benchmark results (${results.kind} run, ${results.date.slice(0, 16).replace('T', ' ')} UTC)`, '');
   out.push(`Command: \`${results.command}\`  `);
   out.push(`Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gb} GB, ${results.machine.os}  `);
-  out.push(`Versions: ${Object.entries(results.versions).map(([k, v]) => `${k} ${v}`).join(', ')}  `);
-  out.push(`Environment: ${Object.entries(results.environment).map(([k, v]) => `${k}=${v}`).join(', ')}  `);
-  out.push(`Settings: ${Object.entries(results.settings).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`, '');
+  out.push(
+    `Versions: ${Object.entries(results.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}  `,
+  );
+  out.push(
+    `Environment: ${Object.entries(results.environment)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}  `,
+  );
+  out.push(
+    `Settings: ${Object.entries(results.settings)
+      .map(([k, v]) => `${k} ${JSON.stringify(v)}`)
+      .join(', ')}`,
+    '',
+  );
   if (results.workshop_service) out.push(workshopMarkdown(results.workshop_service, workshopSvgName));
   out.push(`![latency per backend](${svgName})`, '');
   out.push('## Model latency, batch 1', '', headlineTable(results), '');
@@ -98,7 +107,10 @@ export function renderMarkdown(results: BenchResults, svgName: string, workshopS
   if (results.service.length) {
     out.push(`## The HTTP service under load (the default model; autocannon; upload: ${results.service_upload ?? ''})`, '');
     out.push(serviceTable(results), '');
-    out.push('"cache hits": the same upload repeated, answered from the prediction cache after the first; "cache off": PREDICTION_CACHE_SIZE=0, every request computed. THREADS=2, default logging.', '');
+    out.push(
+      '"cache hits": the same upload repeated, answered from the prediction cache after the first; "cache off": PREDICTION_CACHE_SIZE=0, every request computed. THREADS=2, default logging.',
+      '',
+    );
   }
   return `${out.join('\n')}\n`;
 }
@@ -114,7 +126,7 @@ export function renderSvg(results: BenchResults): string {
   const barArea = width - labelWidth - 230;
   const rowHeight = 24;
   const colour: Record<string, string> = { cpp: '#4c566a', addon: '#d08770', onnx: '#5e81ac', 'onnx-main': '#88c0d0', python: '#a3be8c' };
-  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts: string[] = [];
   let y = 40;
   parts.push(`<text x="16" y="24" font-size="16" font-weight="bold">Model latency, batch 1, ${threads} threads: p50 (bar) and p99 (tick), milliseconds</text>`);
@@ -122,22 +134,26 @@ export function renderSvg(results: BenchResults): string {
     // The scale follows the medians: one runner's stray p99 must not squeeze every bar (a clipped tick says so).
     const max = Math.max(...rows.map((r) => r.p50)) * 1.5;
     const scale = barArea / max;
-    parts.push(`<text x="16" y="${y + 16}" font-size="13" font-weight="bold">${escape(model.label)}</text>`);
+    parts.push(`<text x="16" y="${y + 16}" font-size="13" font-weight="bold">${escapeXml(model.label)}</text>`);
     y += 26;
     for (const r of [...rows].sort((a, b) => a.p50 - b.p50)) {
       const w = Math.max(1, r.p50 * scale);
-      parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escape(r.runner)}</text>`);
+      parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escapeXml(r.runner)}</text>`);
       parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${colour[r.kind] ?? '#999'}"/>`);
       const clipped = r.p99 > max;
       const tick = labelWidth + Math.min(r.p99, max) * scale;
-      parts.push(`<line x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="${y + 2}" y2="${y + rowHeight - 2}" stroke="#2e3440" stroke-width="1.5"${clipped ? ' stroke-dasharray="3 2"' : ''}/>`);
+      parts.push(
+        `<line x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="${y + 2}" y2="${y + rowHeight - 2}" stroke="#2e3440" stroke-width="1.5"${clipped ? ' stroke-dasharray="3 2"' : ''}/>`,
+      );
       const note = (r.vs_floor === undefined ? '' : ` (${r.vs_floor.toFixed(2)}× floor)`) + (clipped ? `, p99 ${ms(r.p99)}` : '');
       parts.push(`<text x="${(tick + 6).toFixed(1)}" y="${y + 16}" font-size="12">${ms(r.p50)}${note}</text>`);
       y += rowHeight;
     }
     y += 14;
   }
-  parts.push(`<text x="16" y="${y + 8}" font-size="11" fill="#555">${escape(`${results.machine.cpu}, ${results.machine.cores} cores; ${results.date.slice(0, 10)}; npm run bench`)}</text>`);
+  parts.push(
+    `<text x="16" y="${y + 8}" font-size="11" fill="#555">${escapeXml(`${results.machine.cpu}, ${results.machine.cores} cores; ${results.date.slice(0, 10)}; npm run bench`)}</text>`,
+  );
   const height = y + 22;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,

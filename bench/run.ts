@@ -78,7 +78,10 @@ if (args.render) {
   writeFileSync(path.join(args.out, 'latest.svg'), renderSvg(saved));
   const savedServiceSvg = saved.workshop_service ? 'latest-service.svg' : undefined;
   if (saved.workshop_service) {
-    writeFileSync(path.join(args.out, 'latest-service.svg'), workshopSvg(saved.workshop_service, `${saved.machine.cpu}, ${saved.machine.cores} cores; ${saved.date.slice(0, 10)}; ${saved.command}`));
+    writeFileSync(
+      path.join(args.out, 'latest-service.svg'),
+      workshopSvg(saved.workshop_service, `${saved.machine.cpu}, ${saved.machine.cores} cores; ${saved.date.slice(0, 10)}; ${saved.command}`),
+    );
   }
   writeFileSync(path.join(args.out, 'latest.md'), renderMarkdown(saved, 'latest.svg', savedServiceSvg));
   if (args.out === path.join(REPO, 'bench', 'results')) {
@@ -133,7 +136,7 @@ interface Stack {
 }
 
 function stacks(): Stack[] {
-  progress('building the C++ floor against Debian\'s LibTorch (bench/build-floor.mjs)');
+  progress("building the C++ floor against Debian's LibTorch (bench/build-floor.mjs)");
   sh(process.execPath, ['bench/build-floor.mjs', '--out', FLOOR_113], { LIBTORCH_DIR: '', TORCH_PYTHON: '' });
   const list: Stack[] = [{ label: 'LibTorch 1.13 (Debian)', key: 'debian', addon: ADDON_113, floor: FLOOR_113, python: DEBIAN_PYTHON }];
   if (quick || args['no-torch2']) return list;
@@ -201,7 +204,10 @@ function runStreaming(command: string, argv: string[]): Promise<void> {
 /** Deterministic standard-normal floats (an LCG and Box-Muller), so every run times the very same inputs. */
 function normal(n: number, seed: number): Float32Array {
   let state = seed >>> 0 || 1;
-  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  const uniform = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state + 1) / 4294967297;
+  };
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const r = Math.sqrt(-2 * Math.log(uniform()));
@@ -258,7 +264,17 @@ interface Runner {
 function runnersFor(list: Stack[]): Runner[] {
   const runners: Runner[] = [];
   const common = (file: string, inputs: string, threads: number, o: { iters: number; warmup: number; extra?: string[] }) => [
-    '--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...(o.extra ?? []),
+    '--model',
+    file,
+    '--inputs',
+    inputs,
+    '--threads',
+    String(threads),
+    '--warmup',
+    String(o.warmup),
+    '--iters',
+    String(o.iters),
+    ...(o.extra ?? []),
   ];
   for (const s of list) {
     runners.push({
@@ -288,13 +304,21 @@ function runnersFor(list: Stack[]): Runner[] {
     name: 'onnxruntime-node (worker thread)',
     kind: 'onnx',
     stack: 'onnx',
-    command: (dir, inputs, threads, o) => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)], {}],
+    command: (dir, inputs, threads, o) => [
+      process.execPath,
+      [...TSX, 'bench/latency-node.ts', '--backend', 'onnx', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)],
+      {},
+    ],
   });
   runners.push({
     name: 'onnxruntime-node (main thread)',
     kind: 'onnx-main',
     stack: 'onnx',
-    command: (dir, inputs, threads, o) => [process.execPath, [...TSX, 'bench/latency-node.ts', '--backend', 'onnx-main', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)], {}],
+    command: (dir, inputs, threads, o) => [
+      process.execPath,
+      [...TSX, 'bench/latency-node.ts', '--backend', 'onnx-main', ...common(path.join(dir, 'best_model.onnx'), inputs, threads, o)],
+      {},
+    ],
   });
   return runners;
 }
@@ -367,7 +391,22 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
         const measured = active.filter((r) => outputs.has(r));
         const reference = measured.length ? outputs.get(measured[0])!.output_sum : 0;
         for (const [runner, error] of failures) {
-          rows.push({ model: model.key, batch, threads, runner: runner.name, kind: runner.kind, stack: runner.stack, version: '', n: 0, p50: NaN, p95: NaN, p99: NaN, mean: NaN, output_matches: false, error });
+          rows.push({
+            model: model.key,
+            batch,
+            threads,
+            runner: runner.name,
+            kind: runner.kind,
+            stack: runner.stack,
+            version: '',
+            n: 0,
+            p50: NaN,
+            p95: NaN,
+            p99: NaN,
+            mean: NaN,
+            output_matches: false,
+            error,
+          });
         }
         for (const runner of measured) {
           const out = outputs.get(runner)!;
@@ -393,7 +432,10 @@ async function latencyMatrix(models: BenchModel[], runners: Runner[], inputsRoot
         }
         progress(
           `   ${model.key} b${batch} t${threads}: ` +
-            rows.filter(here).map((r) => `${r.runner} ${r.p50.toFixed(1)} ms`).join('; '),
+            rows
+              .filter(here)
+              .map((r) => `${r.runner} ${r.p50.toFixed(1)} ms`)
+              .join('; '),
         );
       }
     }
@@ -409,13 +451,25 @@ async function optionsStudy(model: BenchModel, list: Stack[], inputsRoot: string
   // Three times a batch-1 measurement: each option runs once, so it gets the longer sample.
   const o = { iters: model.plan(1).iters * 3, warmup: model.plan(1).warmup };
   const variants: { stack: Stack | undefined; option: string; command: [string, string[]]; env: NodeJS.ProcessEnv }[] = [];
-  const common = (file: string, extra: string[] = []) => ['--model', file, '--inputs', inputs, '--threads', String(threads), '--warmup', String(o.warmup), '--iters', String(o.iters), ...extra];
+  const common = (file: string, extra: string[] = []) => [
+    '--model',
+    file,
+    '--inputs',
+    inputs,
+    '--threads',
+    String(threads),
+    '--warmup',
+    String(o.warmup),
+    '--iters',
+    String(o.iters),
+    ...extra,
+  ];
   for (const s of list) {
     const pth = path.join(model.dir, 'best_model.pth');
     const floor = (option: string, extra: string[], env: NodeJS.ProcessEnv = {}) =>
       variants.push({ stack: s, option, command: [s.floor, common(pth, extra)], env });
     floor('traced only (no freeze, no optimize_for_inference)', ['--no-optimize']);
-    floor('frozen + optimize_for_inference (the addon\'s default)', []);
+    floor("frozen + optimize_for_inference (the addon's default)", []);
     // oneDNN Graph fusion goes with freezing alone: with optimize_for_inference as well, torch 2.x fails on the
     // first forward; Debian's 1.13 has no oneDNN fuser (the row then says so).
     floor('frozen (no optimize_for_inference) + oneDNN Graph fusion', ['--onednn']);
@@ -462,14 +516,20 @@ async function uploadBody(): Promise<{ body: Buffer; contentType: string; photo:
   // A phone-sized upload: the sample photo scaled to 1024 pixels (or, without ../shared/data, a synthetic one).
   const jpeg = existsSync(sample)
     ? await sharp(sample).resize(1024, 1024, { fit: 'inside' }).jpeg({ quality: 85 }).toBuffer()
-    : await sharp({ create: { width: 1024, height: 768, channels: 3, background: { r: 180, g: 120, b: 60 } } }).jpeg().toBuffer();
+    : await sharp({ create: { width: 1024, height: 768, channels: 3, background: { r: 180, g: 120, b: 60 } } })
+        .jpeg()
+        .toBuffer();
   const boundary = '----torchscript-node-bench';
   const body = Buffer.concat([
     Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
     jpeg,
     Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\nImage of food\r\n--${boundary}--\r\n`),
   ]);
-  return { body, contentType: `multipart/form-data; boundary=${boundary}`, photo: existsSync(sample) ? `${path.basename(sample)} at 1024 px (${jpeg.length} bytes)` : 'synthetic 1024x768 JPEG' };
+  return {
+    body,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    photo: existsSync(sample) ? `${path.basename(sample)} at 1024 px (${jpeg.length} bytes)` : 'synthetic 1024x768 JPEG',
+  };
 }
 
 async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
@@ -478,8 +538,15 @@ async function startService(backend: 'torch' | 'onnx', cache: boolean): Promise<
   const env = measurementEnv(2, {});
   for (const v of SERVICE_VARIABLES) delete env[v.name];
   Object.assign(env, {
-    PORT: '0', MODEL_DIR: path.join(REPO, 'models'), DEVICE: 'cpu', BACKEND: backend, THREADS: '2', LOG_LEVEL: 'info',
-    PREDICTION_CACHE_SIZE: cache ? '100' : '0', ENV_FILE: '/dev/null', TORCH_NODE_ADDON: ADDON_113,
+    PORT: '0',
+    MODEL_DIR: path.join(REPO, 'models'),
+    DEVICE: 'cpu',
+    BACKEND: backend,
+    THREADS: '2',
+    LOG_LEVEL: 'info',
+    PREDICTION_CACHE_SIZE: cache ? '100' : '0',
+    ENV_FILE: '/dev/null',
+    TORCH_NODE_ADDON: ADDON_113,
   });
   const child = spawn(process.execPath, main, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = () => child.exitCode !== null || child.signalCode !== null;
@@ -555,7 +622,15 @@ async function serviceLoad(): Promise<{ rows: ServiceRow[]; photo: string }> {
     }
     try {
       const fire = (connections: number, seconds: number) =>
-        autocannon({ url: `${service.url}/predict`, method: 'POST', headers: { 'content-type': contentType }, body, connections, duration: seconds, pipelining: 1 });
+        autocannon({
+          url: `${service.url}/predict`,
+          method: 'POST',
+          headers: { 'content-type': contentType },
+          body,
+          connections,
+          duration: seconds,
+          pipelining: 1,
+        });
       await fire(1, quick ? 1 : 2); // warm-up
       for (const connections of concurrencies) {
         progress(`[service ${i + 1}/${plans.length}] BACKEND=${plan.backend}, cache ${plan.cache ? 'hits' : 'off'}, concurrency ${connections}, ${duration} s`);
@@ -590,7 +665,7 @@ function versions(list: Stack[]): Record<string, string> {
   v.onnxruntime_node = (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string }).version;
   v.autocannon = (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version;
   try {
-    v.openblas = sh('dpkg-query', ['-W', '-f=${Version}', 'libopenblas0-openmp']).trim();
+    v.openblas = sh('dpkg-query', ['-W', `-f=\${Version}`, 'libopenblas0-openmp']).trim();
   } catch {
     v.openblas = 'not installed';
   }
@@ -613,7 +688,12 @@ const inputsRoot = path.join(os.tmpdir(), `torchscript-node-bench-inputs-${proce
 const results: BenchResults = {
   kind: quick ? 'quick' : 'full',
   date: new Date().toISOString(),
-  machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` },
+  machine: {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()}`,
+  },
   versions: versions(list),
   environment: {
     OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? '(unset)',
@@ -680,7 +760,8 @@ if (!quick && args.out === path.join(REPO, 'bench', 'results')) {
 }
 progress(`done in ${Math.round((Date.now() - started) / 1000)} s: ${path.join(args.out, name)}.{json,md,svg}`);
 
-const pick = (kind: string, stack: string) => results.latency.find((r) => r.model === 'demo' && r.batch === 1 && r.threads === 2 && r.kind === kind && r.stack === stack);
+const pick = (kind: string, stack: string) =>
+  results.latency.find((r) => r.model === 'demo' && r.batch === 1 && r.threads === 2 && r.kind === kind && r.stack === stack);
 const addon = pick('addon', 'debian');
 const onnx = pick('onnx', 'onnx');
 const floor = pick('cpp', 'debian');
@@ -699,7 +780,11 @@ console.log(
     floor_p50_ms: round(floor?.p50),
     addon_vs_floor: round(addon && floor ? addon.p50 / floor.p50 : undefined),
     python_p50_ms: round(python?.p50),
-    eventloop_p99_ms: { addon: round(addon?.eventloop_p99_ms), onnx_worker: round(onnx?.eventloop_p99_ms), onnx_main: round(pick('onnx-main', 'onnx')?.eventloop_p99_ms) },
+    eventloop_p99_ms: {
+      addon: round(addon?.eventloop_p99_ms),
+      onnx_worker: round(onnx?.eventloop_p99_ms),
+      onnx_main: round(pick('onnx-main', 'onnx')?.eventloop_p99_ms),
+    },
     service_rps_c4: { torch: round(rps('torch')), onnx: round(rps('onnx')) },
     workshop_model: workshopHeadlines(results.workshop_service),
   }),

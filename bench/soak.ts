@@ -43,7 +43,9 @@ async function goodPhotos(): Promise<Buffer[]> {
   }
   return Promise.all(
     Array.from({ length: 24 }, (_, i) =>
-      sharp({ create: { width: 400 + i * 7, height: 300, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 53) % 256 } } }).jpeg().toBuffer(),
+      sharp({ create: { width: 400 + i * 7, height: 300, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 53) % 256 } } })
+        .jpeg()
+        .toBuffer(),
     ),
   );
 }
@@ -71,7 +73,7 @@ let reloadFailures = 0;
 
 async function post(body: FormData | Buffer | string, headers: Record<string, string> = {}, method = 'POST'): Promise<number> {
   try {
-    const res = await fetch(`${server.url}/predict`, { method, body: method === "GET" ? undefined : (body as FormData), headers });
+    const res = await fetch(`${server.url}/predict`, { method, body: method === 'GET' ? undefined : (body as FormData), headers });
     await res.arrayBuffer();
     return res.status;
   } catch {
@@ -90,7 +92,17 @@ const badInputs: [string, () => Promise<number>][] = [
   ['random bytes', () => post(form(Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) & 255))))],
   ['truncated JPEG', () => post(form(truncated))],
   ['empty file', () => post(form(Buffer.alloc(0)))],
-  ['text as the image', () => post((() => { const f = new FormData(); f.append('image', 'not a file'); return f; })())],
+  [
+    'text as the image',
+    () =>
+      post(
+        (() => {
+          const f = new FormData();
+          f.append('image', 'not a file');
+          return f;
+        })(),
+      ),
+  ],
   ['no image', () => post(form(undefined, 'Image of food'))],
   ['malformed form', () => post('--x\r\nnot a header\r\n', { 'content-type': 'multipart/form-data; boundary=x' })],
   ['oversized upload', () => post(form(Buffer.alloc(3 * 1024 * 1024, 7)))],
@@ -120,7 +132,8 @@ await Promise.all([
     while (performance.now() < end) {
       const [name, send] = badInputs[i++ % badInputs.length];
       const status = await send();
-      (bad[name] ??= {})[status] = (bad[name][status] ?? 0) + 1;
+      bad[name] ??= {};
+      bad[name][status] = (bad[name][status] ?? 0) + 1;
       await new Promise((r) => setTimeout(r, 50));
     }
   })(),
@@ -145,7 +158,10 @@ function fitted(ys: number[]): [number, number] {
   const my = ys.reduce((a, b) => a + b, 0) / n;
   let sxy = 0;
   let sxx = 0;
-  ys.forEach((y, x) => ((sxy += (x - mx) * (y - my)), (sxx += (x - mx) ** 2)));
+  for (const [x, y] of ys.entries()) {
+    sxy += (x - mx) * (y - my);
+    sxx += (x - mx) ** 2;
+  }
   const slope = sxx > 0 ? sxy / sxx : 0;
   return [my - slope * mx, my + slope * (n - 1 - mx)];
 }

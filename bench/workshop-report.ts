@@ -16,7 +16,7 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
       `layout ${r.service.layout}, ${r.service.runtime}. Uploads: ${r.photos}.`,
     '',
   );
-  out.push(`${h}# The baseline: the workshop\'s app\'s forward (Python torch, eager, one at a time)`, '');
+  out.push(`${h}# The baseline: the workshop's app's forward (Python torch, eager, one at a time)`, '');
   out.push('| threads | torch | p50 ms | p95 ms | req/s (1/p50) |', '|---|---|---|---|---|');
   for (const b of r.baseline) out.push(`| ${b.threads} | ${b.torch} | ${f(b.p50, 0)} | ${f(b.p95, 0)} | ${f(b.requests_per_s, 2)} |`);
   out.push(
@@ -27,7 +27,11 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   );
   out.push(`${h}# The forwards, batch 1`, '', '| part | backend | p50 ms | p95 ms | BLAS |', '|---|---|---|---|---|');
   for (const p of r.forwards) {
-    out.push(p.error ? `| ${p.part} | ${p.backend} | failed: ${p.error.replace(/\|/g, '/')} | | |` : `| ${p.part} | ${p.backend} | **${f(p.p50)}** | ${f(p.p95)} | ${p.blas ?? ''} |`);
+    out.push(
+      p.error
+        ? `| ${p.part} | ${p.backend} | failed: ${p.error.replace(/\|/g, '/')} | | |`
+        : `| ${p.part} | ${p.backend} | **${f(p.p50)}** | ${f(p.p95)} | ${p.blas ?? ''} |`,
+    );
   }
   out.push('', `${h}# The service under load`, '');
   out.push(
@@ -46,7 +50,7 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
     '',
     '"same": every request says "Image of food" (the text encoder ran once, at start); "different": a text never seen before on ' +
       'every request (the text encoder runs for each). Distinct photos throughout: the prediction cache never answers. ' +
-      '/health is asked every 10 ms by another process during the run. The last columns come from the service\'s /metrics over the run: ' +
+      "/health is asked every 10 ms by another process during the run. The last columns come from the service's /metrics over the run: " +
       'the mean forward and batch size of each part, decoding, and the wait from admission to the forward.',
     '',
   );
@@ -69,18 +73,18 @@ export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
   const barArea = width - labelWidth - 180;
   const rowHeight = 24;
   const max = Math.max(...bars.map((b) => b.value), 1) * 1.05;
-  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const parts = [`<text x="16" y="24" font-size="16" font-weight="bold">${escape(`Requests a second, ${r.model}`)}</text>`];
+  const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts = [`<text x="16" y="24" font-size="16" font-weight="bold">${escapeXml(`Requests a second, ${r.model}`)}</text>`];
   let y = 40;
   for (const b of bars) {
     const w = Math.max(1, (b.value / max) * barArea);
-    parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escape(b.label)}</text>`);
+    parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" font-size="12" text-anchor="end">${escapeXml(b.label)}</text>`);
     parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${b.colour}"/>`);
     const times = base ? ` (${(b.value / base).toFixed(1)}×)` : '';
     parts.push(`<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + 16}" font-size="12">${b.value.toFixed(1)}${times}</text>`);
     y += rowHeight;
   }
-  parts.push(`<text x="16" y="${y + 16}" font-size="11" fill="#555">${escape(footer)}</text>`);
+  parts.push(`<text x="16" y="${y + 16}" font-size="11" fill="#555">${escapeXml(footer)}</text>`);
   const height = y + 30;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,

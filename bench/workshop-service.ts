@@ -101,7 +101,9 @@ async function photoFolder(plan: WorkshopServicePlan): Promise<{ dir: string; la
   for (let i = 0; i < 64; i++) {
     const pixels = Buffer.alloc(512 * 384 * 3);
     for (let p = 0; p < pixels.length; p++) pixels[p] = (p * (i + 7) + (p >> 9) * 13) & 255;
-    await sharp(pixels, { raw: { width: 512, height: 384, channels: 3 } }).jpeg({ quality: 88 }).toFile(path.join(dir, `${i}.jpg`));
+    await sharp(pixels, { raw: { width: 512, height: 384, channels: 3 } })
+      .jpeg({ quality: 88 })
+      .toFile(path.join(dir, `${i}.jpg`));
   }
   return { dir, label: '64 distinct synthetic 512x384 JPEGs (../shared/data is absent)' };
 }
@@ -137,7 +139,12 @@ async function baseline(plan: WorkshopServicePlan): Promise<BaselineRow[]> {
       plan.repo,
     );
     const s = stats(out.times_ms);
-    rows.push({ threads: threads === 'default' ? `torch's default (${out.threads})` : String(out.threads), torch: out.torch, ...s, requests_per_s: 1000 / s.p50 });
+    rows.push({
+      threads: threads === 'default' ? `torch's default (${out.threads})` : String(out.threads),
+      torch: out.torch,
+      ...s,
+      requests_per_s: 1000 / s.p50,
+    });
     plan.progress(`   p50 ${s.p50.toFixed(0)} ms: ${(1000 / s.p50).toFixed(2)} req/s`);
   }
   return rows;
@@ -153,11 +160,17 @@ function partInputs(plan: WorkshopServicePlan, part: 'head' | 'text_encoder'): s
   if (part === 'head') {
     const image = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.37));
     const features = new Float32Array(L * meta.config.hidden_size).map((_, i) => Math.cos(i * 0.11));
-    inputs.push({ name: 'image', dtype: 'float32', shape: [1, 3, 224, 224], data: image }, { name: 'text_features', dtype: 'float32', shape: [1, L, meta.config.hidden_size], data: features });
+    inputs.push(
+      { name: 'image', dtype: 'float32', shape: [1, 3, 224, 224], data: image },
+      { name: 'text_features', dtype: 'float32', shape: [1, L, meta.config.hidden_size], data: features },
+    );
   } else {
     const ids = new BigInt64Array(L);
     const mask = new BigInt64Array(L);
-    [101n, 3746n, 1997n, 2833n, 102n].forEach((id, i) => ((ids[i] = id), (mask[i] = 1n)));
+    for (const [i, id] of [101n, 3746n, 1997n, 2833n, 102n].entries()) {
+      ids[i] = id;
+      mask[i] = 1n;
+    }
     inputs.push({ name: 'input_ids', dtype: 'int64', shape: [1, L], data: ids }, { name: 'attention_mask', dtype: 'int64', shape: [1, L], data: mask });
   }
   for (const input of inputs) writeFileSync(path.join(dir, `${input.name}.bin`), Buffer.from(input.data.buffer));
@@ -174,7 +187,12 @@ async function forwards(plan: WorkshopServicePlan): Promise<PartForwardRow[]> {
     variants.push({ backend: `addon, ${label}`, args: ['--backend', 'torch'], env: { TORCH_NODE_ADDON: addon }, ext: 'pth' });
     // Debian's LibTorch as a fresh machine has it: OPENBLAS_CORETYPE unset, the library choosing the kernel.
     if (i === 0 && process.env.OPENBLAS_CORETYPE) {
-      variants.push({ backend: `addon, ${label}, OPENBLAS_CORETYPE unset (kernel chosen by the library)`, args: ['--backend', 'torch'], env: { TORCH_NODE_ADDON: addon, OPENBLAS_CORETYPE: '' }, ext: 'pth' });
+      variants.push({
+        backend: `addon, ${label}, OPENBLAS_CORETYPE unset (kernel chosen by the library)`,
+        args: ['--backend', 'torch'],
+        env: { TORCH_NODE_ADDON: addon, OPENBLAS_CORETYPE: '' },
+        ext: 'pth',
+      });
     }
   }
   for (const part of ['head', 'text_encoder'] as const) {
@@ -184,7 +202,22 @@ async function forwards(plan: WorkshopServicePlan): Promise<PartForwardRow[]> {
       const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(plan.threads), ...v.env };
       if (env.OPENBLAS_CORETYPE === '') delete env.OPENBLAS_CORETYPE;
       const iters = part === 'head' ? plan.forwardIters * 3 : plan.forwardIters;
-      const argv = ['--import', 'tsx', 'bench/latency-node.ts', ...v.args, '--model', path.join(plan.modelDir, `${part}.${v.ext}`), '--inputs', inputs, '--threads', String(plan.threads), '--warmup', '3', '--iters', String(iters)];
+      const argv = [
+        '--import',
+        'tsx',
+        'bench/latency-node.ts',
+        ...v.args,
+        '--model',
+        path.join(plan.modelDir, `${part}.${v.ext}`),
+        '--inputs',
+        inputs,
+        '--threads',
+        String(plan.threads),
+        '--warmup',
+        '3',
+        '--iters',
+        String(iters),
+      ];
       try {
         const out = await runJson<{ times_ms: number[]; blas?: string }>(process.execPath, argv, env, plan.repo);
         rows.push({ part, backend: v.backend, blas: out.blas, ...stats(out.times_ms) });
@@ -203,7 +236,10 @@ async function histogramTotals(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const totals: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const m = /^(inference_forward_seconds|inference_batch_size|predict_preprocess_seconds|predict_queue_seconds)_(sum|count)(\{model="(\w+)"\})? ([\d.e+-]+)$/.exec(line);
+    const m =
+      /^(inference_forward_seconds|inference_batch_size|predict_preprocess_seconds|predict_queue_seconds)_(sum|count)(\{model="(\w+)"\})? ([\d.e+-]+)$/.exec(
+        line,
+      );
     if (m) totals[`${m[1]}${m[4] ? `:${m[4]}` : ''}_${m[2]}`] = Number(m[5]);
   }
   return totals;
@@ -261,7 +297,10 @@ async function serviceRuns(
   // The service as a user starts it: `node dist/server/main.js`, its defaults, the model folder and THREADS set
   // (with WORKERS, the threads divided among the workers).
   const threads = Math.max(1, Math.floor(plan.threads / shape.workers));
-  const server = await startServer({ MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers) }, plan.repo, { entry: 'dist', cleanEnv: true });
+  const server = await startServer({ MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers) }, plan.repo, {
+    entry: 'dist',
+    cleanEnv: true,
+  });
   const runs: WorkshopServiceRow[] = [];
   let service: WorkshopServiceResults['service'];
   try {
@@ -276,10 +315,17 @@ async function serviceRuns(
       backend: status.backend,
       layout: status.layout,
       threads: status.threads,
-      runtime: status.onnxruntime ? `ONNX Runtime ${status.onnxruntime.version}` : `LibTorch ${status.libtorch?.version}, BLAS kernel ${status.libtorch?.blas.kernel} (${status.libtorch?.blas.source})`,
+      runtime: status.onnxruntime
+        ? `ONNX Runtime ${status.onnxruntime.version}`
+        : `LibTorch ${status.libtorch?.version}, BLAS kernel ${status.libtorch?.blas.kernel} (${status.libtorch?.blas.source})`,
     };
     const client = (extra: string[], seconds: number) =>
-      runJson<{ requests: number; errors: number; requests_per_s?: number } & Stats>(process.execPath, ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--seconds', String(seconds), ...extra], process.env, plan.repo);
+      runJson<{ requests: number; errors: number; requests_per_s?: number } & Stats>(
+        process.execPath,
+        ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--seconds', String(seconds), ...extra],
+        process.env,
+        plan.repo,
+      );
     await client(['--photos', photos, '--concurrency', '2', '--text', 'same'], 2); // warm-up
     for (const text of ['same', 'different'] as const) {
       for (const concurrency of shape.concurrencies) {

@@ -42,18 +42,28 @@ const worst: { name: string; bytes: Buffer; type: string }[] = [
   {
     name: 'rgba-6000x6000.png',
     type: 'image/png',
-    bytes: await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 30, g: 140, b: 60, alpha: 0.6 } } }).png({ compressionLevel: 9 }).toBuffer(),
+    bytes: await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 30, g: 140, b: 60, alpha: 0.6 } } })
+      .png({ compressionLevel: 9 })
+      .toBuffer(),
   },
   {
     name: 'thin-1x39000000.png',
     type: 'image/png',
-    bytes: await sharp({ create: { width: 1, height: 39_000_000, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png({ compressionLevel: 9 }).toBuffer(),
+    bytes: await sharp({ create: { width: 1, height: 39_000_000, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+      .png({ compressionLevel: 9 })
+      .toBuffer(),
   },
 ];
 for (const w of worst) log(`  ${w.name}: ${(w.bytes.length / 1024).toFixed(0)} KiB`);
-const ordinary = await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 40 } } } as never).jpeg().toBuffer();
+const ordinary = await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 40 } } } as never)
+  .jpeg()
+  .toBuffer();
 
-const server = await startServer({ MAX_UPLOAD_MB: '10', MAX_QUEUE: '256', ...(process.env.SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } : {}) }, repo, { entry: 'dist', cleanEnv: true });
+const server = await startServer(
+  { MAX_UPLOAD_MB: '10', MAX_QUEUE: '256', ...(process.env.SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } : {}) },
+  repo,
+  { entry: 'dist', cleanEnv: true },
+);
 const pid = server.child.pid!;
 const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -89,14 +99,21 @@ const ordinaryStatuses: Record<string, number> = {};
 const ordinaryLoop = (async () => {
   while (performance.now() < end) {
     // a byte more each time: every ordinary photo is computed, none answered from the cache
-    const { status, ms } = await send({ name: 'ordinary.jpg', bytes: Buffer.concat([ordinary, Buffer.from(String(ordinaryTimes.length))]), type: 'image/jpeg' });
+    const { status, ms } = await send({
+      name: 'ordinary.jpg',
+      bytes: Buffer.concat([ordinary, Buffer.from(String(ordinaryTimes.length))]),
+      type: 'image/jpeg',
+    });
     ordinaryStatuses[status] = (ordinaryStatuses[status] ?? 0) + 1;
     if (status === 200) ordinaryTimes.push(ms);
   }
 })();
 const { spawn } = await import('node:child_process');
 const health = await new Promise<Record<string, number>>((resolve, reject) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--health', '--seconds', String(seconds)], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--health', '--seconds', String(seconds)], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.once('exit', () => {

@@ -37,9 +37,7 @@ function fromLibtorchDir(dir) {
     const found = fromPrefix(candidate, `LIBTORCH_DIR (${dir})`);
     if (found) return found;
   }
-  throw new LibTorchNotFound(
-    `LIBTORCH_DIR=${dir} holds no LibTorch: expected include/${API_INCLUDE}/torch/torch.h and lib/libtorch_cpu.so under it.`,
-  );
+  throw new LibTorchNotFound(`LIBTORCH_DIR=${dir} holds no LibTorch: expected include/${API_INCLUDE}/torch/torch.h and lib/libtorch_cpu.so under it.`);
 }
 
 function fromPython(python) {
@@ -49,7 +47,10 @@ function fromPython(python) {
     const locate = 'import importlib.util as u, os; s = u.find_spec("torch"); print(os.path.dirname(s.origin) if s else "")';
     torchDir = execFileSync(python, ['-c', locate], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (err) {
-    const reason = String(err.stderr || err.message).trim().split('\n').pop();
+    const reason = String(err.stderr || err.message)
+      .trim()
+      .split('\n')
+      .pop();
     throw new LibTorchNotFound(`TORCH_PYTHON=${python} cannot be run: ${reason}`);
   }
   if (!torchDir) throw new LibTorchNotFound(`TORCH_PYTHON=${python} has no torch package installed.`);
@@ -73,8 +74,7 @@ function fromSystem() {
 function describe({ source, prefix, includeDir, libDir }) {
   // torch 2.x moved the version macros from the API headers to torch/headeronly.
   const versionHeaders = [path.join(includeDir, API_INCLUDE, 'torch', 'version.h'), path.join(includeDir, 'torch', 'headeronly', 'version.h')];
-  const version =
-    versionHeaders.map((f) => /#define TORCH_VERSION\s*\\?\s*"([^"]+)"/.exec(readIfExists(f))?.[1]).find(Boolean) ?? 'unknown';
+  const version = versionHeaders.map((f) => /#define TORCH_VERSION\s*\\?\s*"([^"]+)"/.exec(readIfExists(f))?.[1]).find(Boolean) ?? 'unknown';
   // LibTorch 2.10 and later need C++20 (ATen.h says so with an #error); older ones build as C++17.
   const cxxStandard = readIfExists(path.join(includeDir, 'ATen', 'ATen.h')).includes('C++20 or later') ? 20 : 17;
   const cuda = existsSync(path.join(libDir, 'libtorch_cuda.so'));
@@ -93,10 +93,7 @@ function describe({ source, prefix, includeDir, libDir }) {
 
 /** LibTorch's C++ ABI: the addon must be compiled with the same _GLIBCXX_USE_CXX11_ABI or it fails to link. */
 function cxx11Abi(prefix, libDir) {
-  const configs = [
-    path.join(prefix, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'),
-    path.join(libDir, 'cmake', 'Torch', 'TorchConfig.cmake'),
-  ];
+  const configs = [path.join(prefix, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'), path.join(libDir, 'cmake', 'Torch', 'TorchConfig.cmake')];
   for (const config of configs) {
     const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(readIfExists(config));
     if (m) return m[1];

@@ -22,11 +22,7 @@ function load(): MemoryAddon | null {
   const root = packageRoot();
   // Beside the main addon that is in use (TORCH_NODE_ADDON), else cmake-js's build, else node-gyp's.
   const explicit = process.env.TORCH_NODE_ADDON;
-  const dirs = [
-    ...(explicit ? [path.dirname(path.resolve(explicit))] : []),
-    path.join(root, 'build', 'cmake', 'Release'),
-    path.join(root, 'build', 'Release'),
-  ];
+  const dirs = [...(explicit ? [path.dirname(path.resolve(explicit))] : []), path.join(root, 'build', 'cmake', 'Release'), path.join(root, 'build', 'Release')];
   for (const dir of dirs) {
     const file = path.join(dir, 'torch_node_memory.node');
     if (!existsSync(file)) continue;

@@ -22,9 +22,7 @@ function upToDate(hash: string): boolean {
     models: Record<string, { file: string }>;
     files: Record<string, string>;
   };
-  return [...Object.values(models).map((m) => m.file), ...Object.values(files)].every((f) =>
-    existsSync(path.join(fixtures, f)),
-  );
+  return [...Object.values(models).map((m) => m.file), ...Object.values(files)].every((f) => existsSync(path.join(fixtures, f)));
 }
 
 export function setup(): void {
@@ -49,10 +47,7 @@ export function setup(): void {
   const run = spawnSync(python, [script, staging], { encoding: 'utf8' });
   if (run.status !== 0) {
     rmSync(staging, { recursive: true, force: true });
-    throw new Error(
-      `${python} ${path.relative(process.cwd(), script)} failed (exit ${run.status ?? run.signal}):\n` +
-        `${run.stdout}${run.stderr}`,
-    );
+    throw new Error(`${python} ${path.relative(process.cwd(), script)} failed (exit ${run.status ?? run.signal}):\n` + `${run.stdout}${run.stderr}`);
   }
   for (const entry of readdirSync(fixtures)) {
     if (entry !== '.new') rmSync(path.join(fixtures, entry), { recursive: true, force: true });

@@ -207,14 +207,12 @@ export class BatchScheduler {
     // The forward is called on a later turn: a request's own submit() never runs it synchronously.
     Promise.resolve()
       .then(() => queue.run(batch.map((entry) => entry.item)))
-      .then(
-        (outputs) => {
-          if (!Array.isArray(outputs) || outputs.length !== batch.length) {
-            throw new Error(`The ${queue.name} forward gave ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${batch.length} inputs`);
-          }
-          batch.forEach((entry, i) => entry.resolve(outputs[i]));
-        },
-      )
+      .then((outputs) => {
+        if (!Array.isArray(outputs) || outputs.length !== batch.length) {
+          throw new Error(`The ${queue.name} forward gave ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${batch.length} inputs`);
+        }
+        for (const [i, entry] of batch.entries()) entry.resolve(outputs[i]);
+      })
       .catch((err: unknown) => {
         failed = true;
         for (const entry of batch) entry.reject(err);

@@ -15,9 +15,7 @@ export interface CmykRequest {
   region: { left: number; top: number; width: number; height: number };
 }
 
-export type CmykReply =
-  | { id: number; rgb: Uint8Array; width: number; height: number; channels: number }
-  | { id: number; error: string };
+export type CmykReply = { id: number; rgb: Uint8Array; width: number; height: number; channels: number } | { id: number; error: string };
 
 const port = parentPort!;
 // On Linux a thread's nice value is its own: the arithmetic yields the cores to the event loop.

@@ -43,11 +43,14 @@ class Slots {
       const timer =
         deadline === undefined
           ? undefined
-          : setTimeout(() => {
-              const i = this.#waiting.indexOf(entry);
-              if (i >= 0) this.#waiting.splice(i, 1);
-              reject(new QueueError('The request waited to be decoded longer than its deadline allows', 'ERR_QUEUE_TIMEOUT'));
-            }, Math.max(0, deadline - performance.now()));
+          : setTimeout(
+              () => {
+                const i = this.#waiting.indexOf(entry);
+                if (i >= 0) this.#waiting.splice(i, 1);
+                reject(new QueueError('The request waited to be decoded longer than its deadline allows', 'ERR_QUEUE_TIMEOUT'));
+              },
+              Math.max(0, deadline - performance.now()),
+            );
       timer?.unref();
       this.#waiting.push(entry);
     });
@@ -64,7 +67,10 @@ export class DecodeLanes {
   readonly #all: Slots;
 
   constructor(maxLarge: number, maxDecodes = availableParallelism()) {
-    for (const [name, value] of [['maxLarge', maxLarge], ['maxDecodes', maxDecodes]] as const) {
+    for (const [name, value] of [
+      ['maxLarge', maxLarge],
+      ['maxDecodes', maxDecodes],
+    ] as const) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`Expected a positive integer for ${name} but received ${String(value)}`);
     }
     this.#large = new Slots(maxLarge);

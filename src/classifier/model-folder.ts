@@ -25,9 +25,7 @@ export const WORKSHOP_PREPROCESSING: Readonly<Preprocessing> = Object.freeze(wor
 export const WORKSHOP_MAX_LENGTH = 128;
 
 /** How the model runs: whole, or as a text encoder (once per distinct text) and a head (once per photo). */
-export type ModelLayout =
-  | { kind: 'whole'; modelFile: string }
-  | { kind: 'parts'; textEncoderFile: string; headFile: string };
+export type ModelLayout = { kind: 'whole'; modelFile: string } | { kind: 'parts'; textEncoderFile: string; headFile: string };
 
 export interface ModelFolder {
   /** The folder, absolute. */
@@ -121,8 +119,7 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
     if (Array.isArray(metadata.classes) && metadata.classes.join('\n') !== classNames.join('\n')) {
       throw invalid(
         classMappingFile,
-        `its classes differ from those the model was exported with (${metadataFile}): ` +
-          'the class mapping belongs to another model',
+        `its classes differ from those the model was exported with (${metadataFile}): the class mapping belongs to another model`,
       );
     }
   }
@@ -165,7 +162,13 @@ export async function chooseLayout(
   // Nothing to run: name the whole model's file, as the workshop's users know it, and the parts looked for.
   const whole = candidates.at(-1)!.layout as { kind: 'whole'; modelFile: string };
   const what = backends.length > 1 ? 'the model' : backends[0] === 'onnx' ? 'the model (ONNX)' : 'the model (TorchScript)';
-  const parts = candidates.filter((c) => c.layout.kind === 'parts').map((c) => layoutFiles(c.layout).map((f) => path.basename(f)).join(' + '));
+  const parts = candidates
+    .filter((c) => c.layout.kind === 'parts')
+    .map((c) =>
+      layoutFiles(c.layout)
+        .map((f) => path.basename(f))
+        .join(' + '),
+    );
   const orParts = parts.length > 0 ? ` (nor the two parts ${parts.join(' or ')})` : '';
   throw new ModelFolderError(`Missing ${what}: ${whole.modelFile} does not exist or is not a file${orParts}`, 'ERR_MODEL_FILE_MISSING', whole.modelFile);
 }
@@ -200,8 +203,7 @@ function parsePreprocessing(value: unknown, file: string): Preprocessing | undef
   if (value === undefined) return undefined;
   const p = value as Partial<Record<keyof Preprocessing, unknown>>;
   const positive = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
-  const triple = (v: unknown, min: number) =>
-    Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > min);
+  const triple = (v: unknown, min: number) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > min);
   if (!positive(p.resize) || !positive(p.crop) || !triple(p.mean, -Infinity) || !triple(p.std, 0)) {
     throw invalid(file, 'preprocessing must have integer resize and crop, and mean and std of three numbers (std > 0)');
   }

@@ -46,7 +46,7 @@ export interface PipelineOptions {
 function stack(parts: readonly BigInt64Array[], make: typeof BigInt64Array): BigInt64Array {
   const size = parts[0].length;
   const out = new make(size * parts.length);
-  parts.forEach((part, i) => out.set(part, i * size));
+  for (const [i, part] of parts.entries()) out.set(part, i * size);
   return out;
 }
 
@@ -63,8 +63,11 @@ class StackBuffers {
 
   stack(parts: readonly Float32Array[]): Float32Array {
     let out = this.#byBatch.get(parts.length);
-    if (!out) this.#byBatch.set(parts.length, (out = new Float32Array(parts.length * this.rowLength)));
-    parts.forEach((part, i) => out.set(part, i * this.rowLength));
+    if (!out) {
+      out = new Float32Array(parts.length * this.rowLength);
+      this.#byBatch.set(parts.length, out);
+    }
+    for (const [i, part] of parts.entries()) out.set(part, i * this.rowLength);
     return out;
   }
 }
@@ -76,7 +79,7 @@ function rows(data: Float32Array, n: number): Float32Array[] {
 }
 
 function checkOutput(tensor: Tensor | undefined, expected: readonly number[], what: string): Float32Array {
-  if (!tensor || tensor.dtype !== 'float32' || tensor.shape.join() !== expected.join()) {
+  if (tensor?.dtype !== 'float32' || tensor.shape.join() !== expected.join()) {
     const got = tensor ? `${tensor.dtype} [${tensor.shape.join(', ')}]` : 'no output';
     throw new Error(`${what} gave ${got}; expected float32 [${expected.join(', ')}]`);
   }
@@ -126,8 +129,20 @@ export class WholePipeline implements Pipeline {
     const { crop, maxLength } = this.shape;
     const [logits] = await this.model.forward([
       Tensor.float32(this.#images.stack(items.map((i) => i.pixels)), [n, 3, crop, crop]),
-      Tensor.int64(stack(items.map((i) => i.text.inputIds), BigInt64Array), [n, maxLength]),
-      Tensor.int64(stack(items.map((i) => i.text.attentionMask), BigInt64Array), [n, maxLength]),
+      Tensor.int64(
+        stack(
+          items.map((i) => i.text.inputIds),
+          BigInt64Array,
+        ),
+        [n, maxLength],
+      ),
+      Tensor.int64(
+        stack(
+          items.map((i) => i.text.attentionMask),
+          BigInt64Array,
+        ),
+        [n, maxLength],
+      ),
     ]);
     return rows(checkOutput(logits, [n, this.numClasses], 'The model'), n);
   }
@@ -198,8 +213,20 @@ export class SplitPipeline implements Pipeline {
     const n = items.length;
     const { maxLength, hidden } = this.shape;
     const [features] = await this.textEncoder.forward([
-      Tensor.int64(stack(items.map((t) => t.inputIds), BigInt64Array), [n, maxLength]),
-      Tensor.int64(stack(items.map((t) => t.attentionMask), BigInt64Array), [n, maxLength]),
+      Tensor.int64(
+        stack(
+          items.map((t) => t.inputIds),
+          BigInt64Array,
+        ),
+        [n, maxLength],
+      ),
+      Tensor.int64(
+        stack(
+          items.map((t) => t.attentionMask),
+          BigInt64Array,
+        ),
+        [n, maxLength],
+      ),
     ]);
     return rows(checkOutput(features, [n, maxLength, hidden], 'The text encoder'), n);
   }

@@ -129,9 +129,7 @@ export function roundHalfToEven(value: number): number {
  * int(size * long / short).
  */
 export function resizedSize(width: number, height: number, size = RESIZE): { width: number; height: number } {
-  return width <= height
-    ? { width: size, height: Math.trunc((size * height) / width) }
-    : { width: Math.trunc((size * width) / height), height: size };
+  return width <= height ? { width: size, height: Math.trunc((size * height) / width) } : { width: Math.trunc((size * width) / height), height: size };
 }
 
 /** torchvision's CenterCrop offset along one side: int(round((size - crop) / 2.0)). */
@@ -190,10 +188,7 @@ function tooCostly(width: number, height: number, bytes: number, limit: number):
 /** sharp's error, as the user should read it. Only called for failures of the image itself. */
 function decodeError(error: unknown, stage: 'header' | 'pixels'): ImageError {
   const details = error instanceof Error ? error.message : String(error);
-  const message =
-    stage === 'header'
-      ? NOT_AN_IMAGE
-      : `The uploaded image is truncated or corrupt and cannot be decoded (${FORMATS} are accepted)`;
+  const message = stage === 'header' ? NOT_AN_IMAGE : `The uploaded image is truncated or corrupt and cannot be decoded (${FORMATS} are accepted)`;
   return new ImageError(message, 'ERR_IMAGE_DECODE', details);
 }
 
@@ -284,10 +279,7 @@ async function run(input: Buffer, options: PreprocessOptions, into: Float32Array
   let pixels: Uint8Array;
   const done = gate ? await gate(estimate) : undefined;
   try {
-    pixels =
-      Math.min(width, height) < resize
-        ? await upscaleCrop(image, target, left, top, crop)
-        : await downscaleCrop(image, target, left, top, crop);
+    pixels = Math.min(width, height) < resize ? await upscaleCrop(image, target, left, top, crop) : await downscaleCrop(image, target, left, top, crop);
   } catch (error) {
     if (error instanceof UnexpectedOutput) throw error;
     if (error instanceof Error && /pixel limit/i.test(error.message)) throw tooLarge(width, height, maxPixels);
@@ -317,13 +309,7 @@ interface Region {
 /**
  * Resize(256) that reduces (the usual case), then the crop: all in sharp, on the libuv pool.
  */
-async function downscaleCrop(
-  image: Source,
-  target: { width: number; height: number },
-  left: number,
-  top: number,
-  crop: number,
-): Promise<Uint8Array> {
+async function downscaleCrop(image: Source, target: { width: number; height: number }, left: number, top: number, crop: number): Promise<Uint8Array> {
   const whole = { left: 0, top: 0, width: image.width, height: image.height };
   let source: Sharp;
   if (image.alpha || image.cmyk) {
@@ -353,13 +339,7 @@ async function downscaleCrop(
  * the image's size) and PIL's bilinear resampling runs in TypeScript: the same integer arithmetic, the same
  * pixels. About a million multiply-adds, a millisecond on the event loop.
  */
-async function upscaleCrop(
-  image: Source,
-  target: { width: number; height: number },
-  left: number,
-  top: number,
-  crop: number,
-): Promise<Uint8Array> {
+async function upscaleCrop(image: Source, target: { width: number; height: number }, left: number, top: number, crop: number): Promise<Uint8Array> {
   const horizontal = pilBilinearCoefficients(image.width, target.width, left, crop);
   const vertical = pilBilinearCoefficients(image.height, target.height, top, crop);
   const region = {
@@ -473,13 +453,7 @@ function clip8(sum: number): number {
  * PIL's two-pass resampling (horizontal first, rounded to 8 bits, then vertical) of an RGB region whose
  * origin is (horizontal.first, vertical.first) in the source, for a crop x crop block of the output.
  */
-function pilResample(
-  rgb: Uint8Array,
-  regionWidth: number,
-  horizontal: Coefficients,
-  vertical: Coefficients,
-  crop: number,
-): Uint8Array {
+function pilResample(rgb: Uint8Array, regionWidth: number, horizontal: Coefficients, vertical: Coefficients, crop: number): Uint8Array {
   const rows = vertical.last - vertical.first;
   const half = 1 << (PRECISION_BITS - 1);
   const temp = new Uint8Array(rows * crop * 3);

@@ -142,9 +142,7 @@ export class TextTokenizer {
         maxInputCharsPerWord: MAX_CHARS_PER_WORD,
       }),
     );
-    tokenizer.setNormalizer(
-      bertNormalizer({ cleanText: true, handleChineseChars: true, stripAccents: true, lowercase: true }),
-    );
+    tokenizer.setNormalizer(bertNormalizer({ cleanText: true, handleChineseChars: true, stripAccents: true, lowercase: true }));
     tokenizer.setPreTokenizer(bertPreTokenizer());
     tokenizer.setPostProcessor(
       templateProcessing(`${cls.token}:0 $A:0 ${sep.token}:0`, undefined, [
@@ -271,11 +269,7 @@ async function readVocab(file: string): Promise<Buffer> {
     if (e instanceof VocabError) throw e;
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ENOENT') {
-      throw new VocabError(
-        `${what} does not exist: the model folder must hold the vocab.txt its text encoder was trained with`,
-        'ERR_VOCAB_NOT_FOUND',
-        file,
-      );
+      throw new VocabError(`${what} does not exist: the model folder must hold the vocab.txt its text encoder was trained with`, 'ERR_VOCAB_NOT_FOUND', file);
     }
     throw new VocabError(`${what} cannot be read: ${err.message}`, 'ERR_VOCAB_READ', file);
   }
@@ -284,8 +278,7 @@ async function readVocab(file: string): Promise<Buffer> {
 /** Lines as Python's `open(file, encoding='utf-8').readlines()` gives them (universal newlines). */
 function parseVocab(file: string, bytes: Buffer): Vocab {
   const what = `The vocabulary file ${file}`;
-  const malformed = (why: string) =>
-    new VocabError(`${what} is not a vocab.txt (one WordPiece token a line): ${why}`, 'ERR_VOCAB_MALFORMED', file);
+  const malformed = (why: string) => new VocabError(`${what} is not a vocab.txt (one WordPiece token a line): ${why}`, 'ERR_VOCAB_MALFORMED', file);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
@@ -397,9 +390,7 @@ function makePrepareText(vocabChars: ReadonlySet<string>): (text: string) => str
     return c;
   };
   return (text) => {
-    // eslint-disable-next-line no-control-regex
-    if (/^[\x00-\x7F]*$/.test(text)) return text;
-    return text.normalize('NFD').replace(/[^\x00-\x7F]/gu, rewrite);
+    if (/^\p{ASCII}*$/u.test(text)) return text;
+    return text.normalize('NFD').replace(/\P{ASCII}/gu, rewrite);
   };
 }
-

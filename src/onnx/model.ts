@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
@@ -150,9 +150,11 @@ class MainThreadRunner implements Runner {
   }
 
   run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
-    const result = this.#queue.then(() => runSession(ort, this.session, inputs)).catch((err: unknown) => {
-      throw asTorchError(err, 'ERR_FORWARD');
-    });
+    const result = this.#queue
+      .then(() => runSession(ort, this.session, inputs))
+      .catch((err: unknown) => {
+        throw asTorchError(err, 'ERR_FORWARD');
+      });
     this.#queue = result.catch(() => undefined);
     return result;
   }
@@ -169,7 +171,7 @@ class WorkerRunner implements Runner {
   readonly #pending = new Map<number, { resolve: (outputs: WireTensor[]) => void; reject: (err: Error) => void }>();
   #nextId = 1;
   #exited: Promise<void>;
-  #disposed: ((value: void) => void) | undefined;
+  #resolveDisposed: (() => void) | undefined;
   #disposing = false;
   /** Set when the worker failed or stopped: every later call rejects with it at once. */
   #dead: TorchError | undefined;
@@ -217,7 +219,9 @@ class WorkerRunner implements Runner {
   async dispose(): Promise<void> {
     if (this.#dead) return;
     // The worker handles requests in order: the runs already posted finish first.
-    const disposed = new Promise<void>((resolve) => (this.#disposed = resolve));
+    const disposed = new Promise<void>((resolve) => {
+      this.#resolveDisposed = resolve;
+    });
     this.#disposing = true;
     this.#worker.ref();
     this.#post({ type: 'dispose' });
@@ -231,7 +235,7 @@ class WorkerRunner implements Runner {
 
   #receive(reply: Reply): void {
     if (reply.type === 'disposed') {
-      this.#disposed?.();
+      this.#resolveDisposed?.();
       return;
     }
     if (reply.type !== 'result' && reply.type !== 'error') return;
@@ -248,6 +252,6 @@ class WorkerRunner implements Runner {
     this.#dead ??= err;
     for (const { reject } of this.#pending.values()) reject(err);
     this.#pending.clear();
-    this.#disposed?.();
+    this.#resolveDisposed?.();
   }
 }

@@ -62,10 +62,7 @@ export async function runSession(
   inputs: readonly (WireTensor | Tensor)[],
 ): Promise<WireTensor[]> {
   if (inputs.length !== session.inputNames.length) {
-    throw new TorchError(
-      `The model takes ${session.inputNames.length} inputs (${session.inputNames.join(', ')}) but received ${inputs.length}`,
-      'ERR_FORWARD',
-    );
+    throw new TorchError(`The model takes ${session.inputNames.length} inputs (${session.inputNames.join(', ')}) but received ${inputs.length}`, 'ERR_FORWARD');
   }
   const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, toOrt(ort, inputs[i])]));
   let results: InferenceSession.OnnxValueMapType;

@@ -34,7 +34,8 @@ export interface WorkerReload {
   error?: { message: string; code?: string; file?: string; path?: string };
 }
 
-const isMessage = (m: unknown): m is { kind: string } => typeof m === 'object' && m !== null && typeof (m as { kind?: unknown }).kind === 'string' && (m as { kind: string }).kind.startsWith('tsn:');
+const isMessage = (m: unknown): m is { kind: string } =>
+  typeof m === 'object' && m !== null && typeof (m as { kind?: unknown }).kind === 'string' && (m as { kind: string }).kind.startsWith('tsn:');
 
 /** THREADS for each worker when unset: the cores divided among the workers, at least 1. */
 export function threadsPerWorker(config: ServiceConfig): number | undefined {
@@ -73,7 +74,7 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
   let nextReload = 1;
   const record = (id: number, result: WorkerReload): void => {
     const pending = pendingReloads.get(id);
-    if (!pending || !pending.waitingFor.delete(result.pid)) return;
+    if (!pending?.waitingFor.delete(result.pid)) return;
     pending.results.push(result);
     if (pending.waitingFor.size > 0) return;
     pendingReloads.delete(id);
@@ -91,7 +92,7 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
         }
         return;
       case 'tsn:reload-all': {
-        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
         const id = nextReload++;
         pendingReloads.set(id, { from, requesterId: m.id, waitingFor: new Set(workers.map((w) => w.process.pid ?? 0)), results: [] });
         for (const w of workers) w.send({ kind: 'tsn:reload', id } satisfies ToWorker);
@@ -103,7 +104,8 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
       case 'tsn:metrics':
         aggregator.clusterMetrics().then(
           (body) => from.isConnected() && from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: aggregator.contentType, body } satisfies ToWorker),
-          (err: Error) => from.isConnected() && from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: 'text/plain', body: '', error: err.message } satisfies ToWorker),
+          (err: Error) =>
+            from.isConnected() && from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: 'text/plain', body: '', error: err.message } satisfies ToWorker),
         );
         return;
     }
@@ -213,7 +215,8 @@ export async function reloadEveryWorker(): Promise<WorkerReload[]> {
 /** In a worker: the metrics of all the workers (through the primary). */
 export async function clusterMetrics(): Promise<{ contentType: string; body: string }> {
   const reply = await ask({ kind: 'tsn:metrics', id: nextRequest++ });
-  if (reply.kind !== 'tsn:metrics-done' || reply.error) throw new Error(`the primary could not gather the workers' metrics${reply.kind === 'tsn:metrics-done' ? `: ${reply.error}` : ''}`);
+  if (reply.kind !== 'tsn:metrics-done' || reply.error)
+    throw new Error(`the primary could not gather the workers' metrics${reply.kind === 'tsn:metrics-done' ? `: ${reply.error}` : ''}`);
   return { contentType: reply.contentType, body: reply.body };
 }
 

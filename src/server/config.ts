@@ -227,7 +227,9 @@ function keyList(value: string | undefined, name: string): string[] {
   list.forEach((key, i) => {
     // The message never repeats a key: it may be a real one with a typo.
     if (key.length < MIN_KEY_LENGTH || /\s/.test(key)) {
-      throw new ConfigError(`Expected comma-separated keys of at least ${MIN_KEY_LENGTH} characters without spaces for ${name} but key ${i + 1} of ${list.length} is not`);
+      throw new ConfigError(
+        `Expected comma-separated keys of at least ${MIN_KEY_LENGTH} characters without spaces for ${name} but key ${i + 1} of ${list.length} is not`,
+      );
     }
   });
   return [...new Set(list)];
@@ -239,7 +241,12 @@ function keys(apiKeys: string | undefined, adminKeys: string | undefined): { api
 
 /** ALLOWED_HOSTS, lower case, without ports; HOST is added when it names one interface. */
 function hosts(value: string | undefined, host: string): string[] {
-  const list = (value ?? 'localhost,127.0.0.1,::1').split(',').map((h) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+  const list = (value ?? 'localhost,127.0.0.1,::1').split(',').map((h) =>
+    h
+      .trim()
+      .toLowerCase()
+      .replace(/^\[(.*)\]$/, '$1'),
+  );
   if (list.some((h) => h === '')) throw new ConfigError(`Expected comma-separated host names for ALLOWED_HOSTS ${received(value ?? '')}`);
   if (list.includes('*')) return ['*'];
   const own = host.toLowerCase();
@@ -251,7 +258,10 @@ function tls(cert: string | undefined, key: string | undefined): { tlsCert: stri
   if ((cert === undefined) !== (key === undefined)) {
     throw new ConfigError(`HTTPS needs both TLS_CERT and TLS_KEY, but only ${cert ? 'TLS_CERT' : 'TLS_KEY'} is set`);
   }
-  for (const [name, f] of [['TLS_CERT', cert], ['TLS_KEY', key]] as const) {
+  for (const [name, f] of [
+    ['TLS_CERT', cert],
+    ['TLS_KEY', key],
+  ] as const) {
     if (f !== undefined && !existsSync(f)) throw new ConfigError(`${name} names ${f}, which does not exist`);
   }
   return { tlsCert: cert, tlsKey: key };

@@ -8,7 +8,7 @@ import { ConfigError, describeVariables, loadConfig, type ServiceConfig } from '
 import { createLogger } from './logger.js';
 import { limitMallocArenas } from '../process-memory.js';
 import { describeRuntime } from './runtime-description.js';
-import { startService } from './server.js';
+import { type RunningService, startService } from './server.js';
 
 const USAGE = `Usage: npm start   (or: node dist/server/main.js [--help])
 
@@ -54,7 +54,7 @@ if (config.workers > 1 && cluster.isPrimary) {
 /** This process serves: loads the model, listens, and stops gracefully on a signal. */
 async function serve(config: ServiceConfig): Promise<void> {
   const started = performance.now();
-  let service;
+  let service: RunningService;
   try {
     service = await startService(config, logger);
   } catch (err) {

@@ -52,7 +52,7 @@ export class ServiceMetrics {
     this.#httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered', labelNames: ['route', 'method', 'status'], registers });
     this.#httpDuration = new Histogram({
       name: 'http_request_duration_seconds',
-      help: 'Time from a request\'s arrival to the end of its answer',
+      help: "Time from a request's arrival to the end of its answer",
       labelNames: ['route', 'method', 'status'],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -63,17 +63,39 @@ export class ServiceMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.#preprocess = new Histogram({ name: 'predict_preprocess_seconds', help: '/predict: decoding and preprocessing the photo (libuv pool)', buckets: LATENCY_BUCKETS, registers });
+    this.#preprocess = new Histogram({
+      name: 'predict_preprocess_seconds',
+      help: '/predict: decoding and preprocessing the photo (libuv pool)',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     this.#inferenceQueue = new Histogram({
       name: 'inference_queue_seconds',
-      help: 'Each request\'s wait in a model\'s batch queue',
+      help: "Each request's wait in a model's batch queue",
       labelNames: ['model'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.#forward = new Histogram({ name: 'inference_forward_seconds', help: 'Each forward (one batch)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
-    this.#batchSize = new Histogram({ name: 'inference_batch_size', help: 'Requests computed by one forward', labelNames: ['model'], buckets: BATCH_BUCKETS, registers });
-    this.#rejected = new Counter({ name: 'predict_rejected_total', help: '/predict requests refused with 503: queue_full, timeout', labelNames: ['reason'], registers });
+    this.#forward = new Histogram({
+      name: 'inference_forward_seconds',
+      help: 'Each forward (one batch)',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#batchSize = new Histogram({
+      name: 'inference_batch_size',
+      help: 'Requests computed by one forward',
+      labelNames: ['model'],
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.#rejected = new Counter({
+      name: 'predict_rejected_total',
+      help: '/predict requests refused with 503: queue_full, timeout',
+      labelNames: ['reason'],
+      registers,
+    });
     for (const reason of ['queue_full', 'timeout']) this.#rejected.inc({ reason }, 0);
 
     const { models, cache, admission } = sources;

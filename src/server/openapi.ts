@@ -27,9 +27,16 @@ function guarded(responses: Record<number, object>, { auth, rateLimit }: OpenApi
     extra[401] = detail('No API key, or an unknown one (WWW-Authenticate says which)', 'Invalid API key');
   }
   if (!auth) {
-    extra[403] = detail('A Host header outside ALLOWED_HOSTS, or a state-changing request from another origin', "Host 'example.com' is not allowed (ALLOWED_HOSTS, or set API_KEYS)");
+    extra[403] = detail(
+      'A Host header outside ALLOWED_HOSTS, or a state-changing request from another origin',
+      "Host 'example.com' is not allowed (ALLOWED_HOSTS, or set API_KEYS)",
+    );
   }
-  if (rateLimit && !isPublic) extra[429] = detail('More requests a minute than RATE_LIMIT; Retry-After says when to try again', 'Too many requests: the limit is 60 a minute (RATE_LIMIT); try again later');
+  if (rateLimit && !isPublic)
+    extra[429] = detail(
+      'More requests a minute than RATE_LIMIT; Retry-After says when to try again',
+      'Too many requests: the limit is 60 a minute (RATE_LIMIT); try again later',
+    );
   return { ...responses, ...extra };
 }
 
@@ -45,8 +52,8 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
       title: 'Food classifier',
       version,
       description:
-        'The workshop\'s food classifier (ResNet18 + BERT), served from Node.js with LibTorch. ' +
-        'Same paths, fields and answers as the workshop\'s FastAPI service.',
+        "The workshop's food classifier (ResNet18 + BERT), served from Node.js with LibTorch. " +
+        "Same paths, fields and answers as the workshop's FastAPI service.",
     },
     paths: {
       '/predict': {
@@ -57,7 +64,10 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
           requestBody: { required: true, content: { 'multipart/form-data': { schema: ref('Body_predict') } } },
           responses: {
             200: json(ref('PredictionResponse')),
-            400: detail('The file is not a decodable image, or has too many pixels', 'The uploaded file is not a decodable image (JPEG, PNG, WebP, GIF, TIFF or AVIF)'),
+            400: detail(
+              'The file is not a decodable image, or has too many pixels',
+              'The uploaded file is not a decodable image (JPEG, PNG, WebP, GIF, TIFF or AVIF)',
+            ),
             413: detail('The upload is larger than MAX_UPLOAD_MB', 'The uploaded file is larger than the limit of 10 MiB (MAX_UPLOAD_MB)'),
             422: json(ref('HTTPValidationError'), 'Validation Error'),
             500: detail('The model failed', 'Classification error'),
@@ -97,8 +107,13 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
           operationId: 'reloadModel',
           responses: {
             200: json(ref('ReloadResponse')),
-            ...((options.auth ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', 'This API key may not reload the model: only ADMIN_API_KEYS may') } : {}) as Record<number, object>),
-            500: detail('The new model could not be loaded; the current one keeps serving', 'Reload failed: best_model.pth is truncated or corrupt; the current model keeps serving'),
+            ...((options.auth
+              ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', 'This API key may not reload the model: only ADMIN_API_KEYS may') }
+              : {}) as Record<number, object>),
+            500: detail(
+              'The new model could not be loaded; the current one keeps serving',
+              'Reload failed: best_model.pth is truncated or corrupt; the current model keeps serving',
+            ),
           },
         }),
       },
@@ -167,7 +182,7 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
             model_generation: { type: 'integer', description: '1 at start, +1 on every successful reload' },
             prediction_cache: { type: 'object' },
             token_cache: { type: 'object' },
-            text_feature_cache: { type: ['object', 'null'], description: 'The text encoder\'s outputs kept per distinct text (layout parts)' },
+            text_feature_cache: { type: ['object', 'null'], description: "The text encoder's outputs kept per distinct text (layout parts)" },
             batching: { type: 'object', properties: { max_batch: { type: 'integer' }, max_batch_delay_ms: { type: 'number' } } },
             queue: { type: 'object', description: 'Requests waiting for the model now, the bound, and the 503s so far' },
             libtorch_version: { type: ['string', 'null'] },

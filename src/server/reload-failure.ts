@@ -39,5 +39,5 @@ export function reloadFailure(err: unknown): string {
   }
   const what = typeof e.code === 'string' ? WHAT[e.code] : undefined;
   if (name && what) return `Reload failed: ${name} ${what}; the current model keeps serving`;
-  return 'Reload failed (the reason is in the service\'s log); the current model keeps serving';
+  return "Reload failed (the reason is in the service's log); the current model keeps serving";
 }

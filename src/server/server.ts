@@ -43,9 +43,10 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   // Node checks the request timeouts below every connectionsCheckingInterval (30 s by default): often enough
   // that UPLOAD_TIMEOUT means what it says.
   const checking = { connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) };
-  const server: Server = config.tlsCert && config.tlsKey
-    ? createHttpsServer({ ...checking, cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, app)
-    : createServer(checking, app);
+  const server: Server =
+    config.tlsCert && config.tlsKey
+      ? createHttpsServer({ ...checking, cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, app)
+      : createServer(checking, app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // A request (headers and upload) must arrive within UPLOAD_TIMEOUT, or it gets 408 and its connection
   // closes: a stalled upload holds its buffers that long at most (Node's default is 5 minutes).

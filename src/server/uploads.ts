@@ -19,7 +19,9 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
   return (req, res, next) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      return next(new HttpError(413, `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB): its Content-Length is ${declared} bytes`));
+      return next(
+        new HttpError(413, `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB): its Content-Length is ${declared} bytes`),
+      );
     }
     let received = 0;
     const count = (chunk: Buffer): void => {

@@ -90,10 +90,7 @@ export function addonCandidates(): string[] {
   const root = packageRoot();
   const explicit = process.env.TORCH_NODE_ADDON;
   if (explicit) return [path.resolve(explicit)];
-  return [
-    path.join(root, 'build', 'cmake', 'Release', 'torch_node.node'),
-    path.join(root, 'build', 'Release', 'torch_node.node'),
-  ];
+  return [path.join(root, 'build', 'cmake', 'Release', 'torch_node.node'), path.join(root, 'build', 'Release', 'torch_node.node')];
 }
 
 let cached: { binding: NativeBinding; path: string; blas: BlasChoice } | undefined;

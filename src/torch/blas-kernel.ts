@@ -105,7 +105,8 @@ function trial(addonPath: string, kernel: string, threads: number): KernelTrial 
     error,
   });
   const line = child.stdout?.trim().split('\n').at(-1);
-  if (child.status !== 0 || !line) return failed(`the check exited with ${child.status ?? child.signal}: ${(child.stderr ?? '').trim().split('\n').at(-1) ?? ''}`);
+  if (child.status !== 0 || !line)
+    return failed(`the check exited with ${child.status ?? child.signal}: ${(child.stderr ?? '').trim().split('\n').at(-1) ?? ''}`);
   let parsed: { blas: { library: string | null; kernel: string | null }; check?: Omit<KernelTrial, 'kernel' | 'ran' | 'correct'>; error?: string };
   try {
     parsed = JSON.parse(line);
@@ -146,7 +147,10 @@ interface CacheEntry {
 
 function cacheFileFor(addonPath: string, key: string): string[] {
   const name = 'blas-kernel.json';
-  return [path.join(path.dirname(addonPath), name), path.join(tmpdir(), `torchscript-node-${createHash('sha256').update(key).digest('hex').slice(0, 16)}-${name}`)];
+  return [
+    path.join(path.dirname(addonPath), name),
+    path.join(tmpdir(), `torchscript-node-${createHash('sha256').update(key).digest('hex').slice(0, 16)}-${name}`),
+  ];
 }
 
 function readCache(files: string[], key: string): { entry: CacheEntry; file: string } | undefined {
@@ -193,7 +197,9 @@ export function chooseBlasKernel(addonPath: string): BlasChoice {
   } catch {
     return { source: 'library default', coretype: undefined, trials: [], cacheFile: undefined, note: `no addon at ${addonPath}` };
   }
-  const key = createHash('sha256').update(`${cpu}\n${addonStamp}\n${process.env.OPENBLAS_L2_SIZE ?? ''}`).digest('hex');
+  const key = createHash('sha256')
+    .update(`${cpu}\n${addonStamp}\n${process.env.OPENBLAS_L2_SIZE ?? ''}`)
+    .digest('hex');
   const files = cacheFileFor(addonPath, key);
   const cached = readCache(files, key);
   let entry: CacheEntry;

@@ -174,7 +174,5 @@ function checkWarmup(warmup: LoadOptions['warmup']): { inputs: readonly Tensor[]
 }
 
 function toTensors(result: NativeResult): Tensor[] {
-  return result.tensors.map(
-    (t) => new Tensor(t.dtype, t.data as DTypeArray[DType], t.shape, t.name),
-  );
+  return result.tensors.map((t) => new Tensor(t.dtype, t.data as DTypeArray[DType], t.shape, t.name));
 }

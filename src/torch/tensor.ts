@@ -52,9 +52,7 @@ export class Tensor<D extends DType = DType> {
     this.shape = Object.freeze(checkShape(shape));
     const size = this.shape.reduce((a, b) => a * b, 1);
     if (size !== data.length) {
-      throw new RangeError(
-        `Expected ${size} elements for shape [${this.shape.join(', ')}] but the data holds ${data.length}`,
-      );
+      throw new RangeError(`Expected ${size} elements for shape [${this.shape.join(', ')}] but the data holds ${data.length}`);
     }
     if (dtype === 'bool') {
       const bad = (data as Uint8Array).findIndex((v) => v > 1);
@@ -139,8 +137,7 @@ function checkShape(shape: unknown): number[] {
 }
 
 function checkArrayLike(data: unknown, dtype: DType): asserts data is ArrayLike<unknown> {
-  const ok =
-    Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array));
+  const ok = Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array));
   if (!ok) invalid(`a ${ARRAY_OF[dtype].name} or an array of numbers`, `the data of a ${dtype} tensor`, data);
 }
 

@@ -64,13 +64,26 @@ describe('npm run bench -- --quick', () => {
     const workshop = results.workshop_service!;
     expect(workshop.baseline.map((b) => b.requests_per_s > 0)).toEqual([true, true]);
     // the default (1 worker x 2 threads), then 2 workers x 1 thread
-    expect(workshop.runs.map((r) => `${r.workers}x${r.threads}/${r.text}/${r.concurrency}`)).toEqual(['1x2/same/4', '1x2/different/4', '2x1/same/4', '2x1/different/4']);
+    expect(workshop.runs.map((r) => `${r.workers}x${r.threads}/${r.text}/${r.concurrency}`)).toEqual([
+      '1x2/same/4',
+      '1x2/different/4',
+      '2x1/same/4',
+      '2x1/different/4',
+    ]);
     expect(workshop.runs.every((r) => r.errors === 0 && r.requests > 0 && r.peak_rss_mb > 0 && r.health_p99_ms > 0)).toBe(true);
     // the same text: the text encoder never ran during the run; a different text: it ran
     expect(workshop.runs[0].text_forward_ms).toBeUndefined();
     expect(workshop.runs[1].text_forward_ms).toBeGreaterThan(0);
     expect(new Set(workshop.forwards.filter((f) => !f.error).map((f) => f.part))).toEqual(new Set(['head', 'text_encoder']));
-    for (const key of ['baseline_rps', 'same_text_c4_rps', 'same_text_c4_vs_baseline', 'different_text_c4_rps', 'peak_rss_mb', 'fastest_head_forward_ms', 'two_workers_vs_one']) {
+    for (const key of [
+      'baseline_rps',
+      'same_text_c4_rps',
+      'same_text_c4_vs_baseline',
+      'different_text_c4_rps',
+      'peak_rss_mb',
+      'fastest_head_forward_ms',
+      'two_workers_vs_one',
+    ]) {
       expect(headline.workshop_model[key], key).toBeGreaterThan(0);
     }
     expect(markdown).toContain('## The service on the full-size workshop model');

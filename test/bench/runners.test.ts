@@ -20,7 +20,7 @@ const HAS_GXX = spawnSync(process.env.CXX || 'g++', ['--version']).status === 0;
 
 // Writes into argv[1] the model model.pt, its inputs (spec.json, x.bin, ids.bin), and prints the eager
 // output's sum and first values.
-const MAKE_MODEL = String.raw`
+const MAKE_MODEL = `
 import json, sys, os
 import torch
 folder = sys.argv[1]
@@ -90,7 +90,9 @@ function checkResult(result: RunnerJson, runner: string): void {
   for (const t of result.times_ms) expect(t).toBeGreaterThan(0);
   expect(Math.abs(result.output_sum - expected.sum)).toBeLessThan(TOLERANCE);
   expect(result.output_first).toHaveLength(8);
-  result.output_first.forEach((v, i) => expect(Math.abs(v - expected.first[i])).toBeLessThan(TOLERANCE));
+  result.output_first.forEach((v, i) => {
+    expect(Math.abs(v - expected.first[i])).toBeLessThan(TOLERANCE);
+  });
 }
 
 const common = () => ['--model', path.join(folder, 'model.pt'), '--inputs', folder, '--threads', '1', '--warmup', '1', '--iters', String(ITERS)];
@@ -161,6 +163,8 @@ describe.skipIf(!HAS_GXX)('the two runners', () => {
     const { cpp, python } = results;
     if (!cpp || !python) return skip('a runner above failed');
     expect(Math.abs(cpp.output_sum - python.output_sum)).toBeLessThan(TOLERANCE);
-    cpp.output_first.forEach((v, i) => expect(Math.abs(v - python.output_first[i])).toBeLessThan(TOLERANCE));
+    cpp.output_first.forEach((v, i) => {
+      expect(Math.abs(v - python.output_first[i])).toBeLessThan(TOLERANCE);
+    });
   });
 });

@@ -25,19 +25,32 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'classifier-'));
   const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
   const words = ['image', 'of', 'food', 'pizza', 'steak', 'sushi', 'a', 'photo', 'dish', '##s'];
-  writeFileSync(path.join(dir, 'vocab.txt'), [...special, ...words].join('\n') + '\n');
+  writeFileSync(path.join(dir, 'vocab.txt'), `${[...special, ...words].join('\n')}\n`);
   writeFileSync(path.join(dir, 'classes.json'), JSON.stringify({ pizza: 0, steak: 1, sushi: 2 }));
   execFileSync(
     PYTHON,
     [
-      'scripts/export_model.py', '--random', 'small', '--num-classes', '3', '--seed', '3',
-      '--class-mapping', path.join(dir, 'classes.json'), '--vocab', path.join(dir, 'vocab.txt'), '--out', path.join(dir, 'model'),
+      'scripts/export_model.py',
+      '--random',
+      'small',
+      '--num-classes',
+      '3',
+      '--seed',
+      '3',
+      '--class-mapping',
+      path.join(dir, 'classes.json'),
+      '--vocab',
+      path.join(dir, 'vocab.txt'),
+      '--out',
+      path.join(dir, 'model'),
     ],
     { cwd: REPO, stdio: 'pipe' },
   );
   classifier = await FoodClassifier.load(await readModelFolder(path.join(dir, 'model')), { device: 'cpu', threads: 1 });
   const jpeg = (r: number, g: number, b: number) =>
-    sharp({ create: { width: 320, height: 240, channels: 3, background: { r, g, b } } }).jpeg().toBuffer();
+    sharp({ create: { width: 320, height: 240, channels: 3, background: { r, g, b } } })
+      .jpeg()
+      .toBuffer();
   [red, green] = await Promise.all([jpeg(200, 30, 20), jpeg(20, 180, 40)]);
 }, 180_000);
 
@@ -65,7 +78,9 @@ describe('FoodClassifier', () => {
     // The same classes in the same order, the same probabilities to float precision: a and b may have shared a
     // batch (different rows of one forward), where the last bits of a float can differ.
     expect(b.map((p) => p.className)).toEqual(a.map((p) => p.className));
-    b.forEach((p, i) => expect(Math.abs(p.probability - a[i].probability)).toBeLessThan(1e-6));
+    b.forEach((p, i) => {
+      expect(Math.abs(p.probability - a[i].probability)).toBeLessThan(1e-6);
+    });
     const probabilities = (top: typeof a) => top.map((p) => `${p.className}:${p.probability}`).sort();
     expect(probabilities(otherImage)).not.toEqual(probabilities(a));
     expect(probabilities(otherText)).not.toEqual(probabilities(a));
@@ -92,9 +107,7 @@ describe('FoodClassifier', () => {
   it('retire() lets the predictions already started finish, then refuses new ones', async () => {
     const other = await FoodClassifier.load(await readModelFolder(path.join(dir, 'model')), { device: 'cpu', threads: 1 });
     const events: string[] = [];
-    const running = Promise.all(
-      [red, green, red].map((image, i) => other.predict(image).then(() => events.push(`predict ${i}`))),
-    );
+    const running = Promise.all([red, green, red].map((image, i) => other.predict(image).then(() => events.push(`predict ${i}`))));
     const retired = other.retire().then(() => events.push('retired'));
     await Promise.all([running, retired]);
     expect(events.slice(-1)).toEqual(['retired']);

@@ -5,12 +5,7 @@ import path from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import {
-  ModelFolderError,
-  parseClassMapping,
-  readModelFolder,
-  WORKSHOP_PREPROCESSING,
-} from '../../src/classifier/model-folder.js';
+import { ModelFolderError, parseClassMapping, readModelFolder, WORKSHOP_PREPROCESSING } from '../../src/classifier/model-folder.js';
 
 let dir: string;
 
@@ -53,7 +48,9 @@ describe('readModelFolder', () => {
   });
 
   describe('the files the model runs from', () => {
-    const touch = (...names: string[]) => names.forEach((n) => writeFileSync(path.join(dir, n), 'not read here'));
+    const touch = (...names: string[]) => {
+      for (const n of names) writeFileSync(path.join(dir, n), 'not read here');
+    };
 
     it('the whole model when the folder has no parts', async () => {
       const folder = await readModelFolder(dir);
@@ -70,7 +67,7 @@ describe('readModelFolder', () => {
       });
       expect((await readModelFolder(dir, { useParts: false })).layout.kind).toBe('whole');
       expect((await readModelFolder(dir, { modelFile: 'best_model.pth' })).layout.kind).toBe('parts');
-      expect((await readModelFolder(dir, { modelFile: path.join(dir, 'elsewhere.pth') }).catch((e: Error) => e.message))).toContain('elsewhere.pth');
+      expect(await readModelFolder(dir, { modelFile: path.join(dir, 'elsewhere.pth') }).catch((e: Error) => e.message)).toContain('elsewhere.pth');
       rmSync(path.join(dir, 'head.pth'));
       expect((await readModelFolder(dir)).layout.kind).toBe('whole');
     });

@@ -78,9 +78,7 @@ function centred(values: ArrayLike<number>): number[] {
   return list.map((v) => v - mean);
 }
 
-const TITLE =
-  `top-1 parity of the classifier with torchvision + PIL + Python torch on the workshop's photos ` +
-  `(${SHARED_DATA}; skipped when absent)`;
+const TITLE = `top-1 parity of the classifier with torchvision + PIL + Python torch on the workshop's photos (${SHARED_DATA}; skipped when absent)`;
 describe.skipIf(!HAVE_SHARED)(TITLE, () => {
   let dir: string;
   let folder: ModelFolder;

@@ -24,13 +24,7 @@ import {
   roundHalfToEven,
 } from '../../src/classifier/preprocess.js';
 import { pngBomb } from '../helpers/images.js';
-import {
-  SHARED_DATA,
-  absDiff,
-  sharedPhotos,
-  torchvisionPreprocess,
-  type TorchvisionResult,
-} from '../helpers/torchvision.js';
+import { SHARED_DATA, absDiff, sharedPhotos, torchvisionPreprocess, type TorchvisionResult } from '../helpers/torchvision.js';
 
 const AREA = CROP * CROP;
 
@@ -56,8 +50,7 @@ function smooth(width: number, height: number, channels: number): Buffer {
   const out = Buffer.alloc(width * height * channels);
   for (let c = 0; c < Math.min(channels, 3); c++) {
     // sin(x / a + y / b) = sin(x / a) cos(y / b) + cos(x / a) sin(y / b), from tables
-    const table = (n: number, period: number, f: (v: number) => number) =>
-      Float64Array.from({ length: n }, (_, i) => f(i / period));
+    const table = (n: number, period: number, f: (v: number) => number) => Float64Array.from({ length: n }, (_, i) => f(i / period));
     const [sx, cx] = [table(width, 9 + 4 * c, Math.sin), table(width, 9 + 4 * c, Math.cos)];
     const [sy, cy] = [table(height, 13 - 3 * c, Math.sin), table(height, 13 - 3 * c, Math.cos)];
     for (let y = 0; y < height; y++) {
@@ -87,14 +80,35 @@ function bomb(): Buffer {
   return bombCache;
 }
 
-
 /** The JPEG with an EXIF segment (APP1) holding only an Orientation tag, inserted after SOI: same pixels. */
 function withOrientation(jpeg: Buffer, orientation: number): Buffer {
   const tiff = Buffer.from([
-    0x4d, 0x4d, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x08, // big-endian TIFF header, first IFD at 8
-    0x00, 0x01, // one entry
-    0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, orientation >> 8, orientation & 255, 0x00, 0x00, // Orientation, SHORT
-    0x00, 0x00, 0x00, 0x00, // no next IFD
+    0x4d,
+    0x4d,
+    0x00,
+    0x2a,
+    0x00,
+    0x00,
+    0x00,
+    0x08, // big-endian TIFF header, first IFD at 8
+    0x00,
+    0x01, // one entry
+    0x01,
+    0x12,
+    0x00,
+    0x03,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
+    orientation >> 8,
+    orientation & 255,
+    0x00,
+    0x00, // Orientation, SHORT
+    0x00,
+    0x00,
+    0x00,
+    0x00, // no next IFD
   ]);
   const body = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]);
   const segment = Buffer.concat([Buffer.from([0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 255]), body]);
@@ -116,17 +130,44 @@ interface Case {
 
 async function makeCases(): Promise<Case[]> {
   const list: Array<[string, string, Promise<Buffer>, 'exact' | 'close', string]> = [];
-  const add = (name: string, ext: string, bytes: Promise<Buffer>, expect: 'exact' | 'close', mode = 'RGB') =>
-    list.push([name, ext, bytes, expect, mode]);
+  const add = (name: string, ext: string, bytes: Promise<Buffer>, expect: 'exact' | 'close', mode = 'RGB') => list.push([name, ext, bytes, expect, mode]);
   const photo = raw(smooth(600, 400, 3), 600, 400, 3);
   const photoPng = photo.clone().png();
 
   // (341 - 224) / 2 = 58.5: Python rounds to 58, Math.round to 59. No resize: PIL's pixels exactly.
-  add('offset 58.5 horizontally (341x256)', 'png', raw(noise(341, 256, 3), 341, 256, 3).png().toBuffer(), 'exact');
-  add('offset 58.5 vertically (256x341)', 'png', raw(noise(256, 341, 3, 3), 256, 341, 3).png().toBuffer(), 'exact');
-  add('offset 60.5 horizontally (345x256)', 'png', raw(noise(345, 256, 3, 5), 345, 256, 3).png().toBuffer(), 'exact');
+  add(
+    'offset 58.5 horizontally (341x256)',
+    'png',
+    raw(noise(341, 256, 3), 341, 256, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'offset 58.5 vertically (256x341)',
+    'png',
+    raw(noise(256, 341, 3, 3), 256, 341, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'offset 60.5 horizontally (345x256)',
+    'png',
+    raw(noise(345, 256, 3, 5), 345, 256, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
   // Resized to 341x256 first (682 * 256 / 512), then cropped at 58.
-  add('resized to 341x256 (682x512)', 'png', raw(smooth(682, 512, 3), 682, 512, 3).png().toBuffer(), 'close');
+  add(
+    'resized to 341x256 (682x512)',
+    'png',
+    raw(smooth(682, 512, 3), 682, 512, 3)
+      .png()
+      .toBuffer(),
+    'close',
+  );
   add('RGB JPEG', 'jpg', photo.clone().jpeg({ quality: 90 }).toBuffer(), 'close');
   add('RGB PNG', 'png', photoPng.toBuffer(), 'close');
   add('greyscale PNG (L)', 'png', photo.clone().toColourspace('b-w').png().toBuffer(), 'close', 'L');
@@ -134,22 +175,82 @@ async function makeCases(): Promise<Case[]> {
   const rgba = raw(smooth(600, 400, 4), 600, 400, 4);
   add('greyscale + alpha PNG (LA)', 'png', rgba.clone().toColourspace('b-w').png().toBuffer(), 'close', 'LA');
   add('RGBA PNG, alpha 0 to 255', 'png', rgba.clone().png().toBuffer(), 'close', 'RGBA');
-  add('RGBA PNG enlarged (300x200)', 'png', raw(smooth(300, 200, 4), 300, 200, 4).png().toBuffer(), 'exact', 'RGBA');
+  add(
+    'RGBA PNG enlarged (300x200)',
+    'png',
+    raw(smooth(300, 200, 4), 300, 200, 4)
+      .png()
+      .toBuffer(),
+    'exact',
+    'RGBA',
+  );
   add('palette PNG (P)', 'png', photo.clone().png({ palette: true, effort: 1, dither: 0 }).toBuffer(), 'close', 'P');
   add('16-bit RGB PNG', 'png', photo.clone().toColourspace('rgb16').png().toBuffer(), 'close');
   add('CMYK JPEG', 'jpg', photo.clone().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer(), 'close', 'CMYK');
-  const cmykSmall = raw(smooth(200, 150, 3), 200, 150, 3).toColourspace('cmyk').jpeg().toBuffer();
+  const cmykSmall = raw(smooth(200, 150, 3), 200, 150, 3)
+    .toColourspace('cmyk')
+    .jpeg()
+    .toBuffer();
   add('CMYK JPEG enlarged (200x150)', 'jpg', cmykSmall, 'exact', 'CMYK');
   add('GIF', 'gif', photo.clone().gif({ effort: 1, dither: 0 }).toBuffer(), 'close', 'P');
   add('lossless WebP', 'webp', photo.clone().webp({ lossless: true }).toBuffer(), 'close');
   add('TIFF', 'tif', photo.clone().tiff({ compression: 'lzw' }).toBuffer(), 'close');
-  add('tiny 10x10 (Resize enlarges)', 'png', raw(noise(10, 10, 3, 11), 10, 10, 3).png().toBuffer(), 'exact');
-  add('tiny 1x1', 'png', raw(noise(1, 1, 3, 13), 1, 1, 3).png().toBuffer(), 'exact');
-  add('tiny 7x3', 'png', raw(smooth(7, 3, 3), 7, 3, 3).png().toBuffer(), 'exact');
-  add('enlarged 300x250', 'png', raw(smooth(300, 250, 3), 300, 250, 3).png().toBuffer(), 'exact');
-  add('very wide 5000x300', 'jpg', raw(smooth(5000, 300, 3), 5000, 300, 3).jpeg().toBuffer(), 'close');
-  add('very tall 300x5000', 'jpg', raw(smooth(300, 5000, 3), 300, 5000, 3).jpeg().toBuffer(), 'close');
-  add('a line 5000x1', 'png', raw(smooth(5000, 1, 3), 5000, 1, 3).png().toBuffer(), 'exact');
+  add(
+    'tiny 10x10 (Resize enlarges)',
+    'png',
+    raw(noise(10, 10, 3, 11), 10, 10, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'tiny 1x1',
+    'png',
+    raw(noise(1, 1, 3, 13), 1, 1, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'tiny 7x3',
+    'png',
+    raw(smooth(7, 3, 3), 7, 3, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'enlarged 300x250',
+    'png',
+    raw(smooth(300, 250, 3), 300, 250, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
+  add(
+    'very wide 5000x300',
+    'jpg',
+    raw(smooth(5000, 300, 3), 5000, 300, 3)
+      .jpeg()
+      .toBuffer(),
+    'close',
+  );
+  add(
+    'very tall 300x5000',
+    'jpg',
+    raw(smooth(300, 5000, 3), 300, 5000, 3)
+      .jpeg()
+      .toBuffer(),
+    'close',
+  );
+  add(
+    'a line 5000x1',
+    'png',
+    raw(smooth(5000, 1, 3), 5000, 1, 3)
+      .png()
+      .toBuffer(),
+    'exact',
+  );
   const bytes = await Promise.all(list.map(([, , b]) => b));
   return list.map(([name, ext, , expect, mode], i) => ({
     name,
@@ -184,13 +285,11 @@ beforeAll(async () => {
   const t0 = performance.now();
   cases = await makeCases();
   // The same JPEG, with and without an EXIF Orientation of 6 (stored sideways: rotate 90 degrees to show).
-  exifPlain = await raw(smooth(600, 400, 3), 600, 400, 3).jpeg({ quality: 90 }).toBuffer();
+  exifPlain = await raw(smooth(600, 400, 3), 600, 400, 3)
+    .jpeg({ quality: 90 })
+    .toBuffer();
   exifRotated = withOrientation(exifPlain, 6);
-  const files = [
-    ...cases.map((c) => path.join(dir, c.file)),
-    path.join(dir, 'exif6.jpg'),
-    ...(HAVE_SHARED ? allPhotos : []),
-  ];
+  const files = [...cases.map((c) => path.join(dir, c.file)), path.join(dir, 'exif6.jpg'), ...(HAVE_SHARED ? allPhotos : [])];
   for (const c of cases) writeFileSync(path.join(dir, c.file), c.bytes);
   writeFileSync(path.join(dir, 'exif6.jpg'), exifRotated);
   const t1 = performance.now();
@@ -249,25 +348,21 @@ describe('constants and torchvision geometry', () => {
 describe('arguments are checked at once (a synchronous throw)', () => {
   const png = Buffer.from('89504e470d0a1a0a', 'hex');
   it.each([
-    ['options that are not an object', 5, TypeError,
-      'Expected an object for the preprocess options but received 5 of type number'],
-    ['an unknown option', { maxpixels: 5 }, TypeError,
-      "Unknown option 'maxpixels' in the preprocess options; expected one of resize, crop, mean, std, maxPixels"],
+    ['options that are not an object', 5, TypeError, 'Expected an object for the preprocess options but received 5 of type number'],
+    [
+      'an unknown option',
+      { maxpixels: 5 },
+      TypeError,
+      "Unknown option 'maxpixels' in the preprocess options; expected one of resize, crop, mean, std, maxPixels",
+    ],
     ['resize 0', { resize: 0 }, RangeError, 'Expected an integer between 1 and 8192 for resize but received 0 of type number'],
-    ["resize '256'", { resize: '256' }, TypeError,
-      "Expected an integer between 1 and 8192 for resize but received '256' of type string"],
-    ['crop over resize', { crop: 300 }, RangeError,
-      'Expected an integer between 1 and resize (256) for crop but received 300 of type number'],
-    ['crop 2.5', { resize: 128, crop: 2.5 }, RangeError,
-      'Expected an integer between 1 and resize (128) for crop but received 2.5 of type number'],
-    ['mean of 2', { mean: [0.5, 0.5] }, TypeError,
-      'Expected an array of 3 finite numbers for mean but received an array of length 2'],
-    ['mean with NaN', { mean: [0.5, NaN, 0.5] }, RangeError,
-      'Expected an array of 3 finite numbers for mean but received [0.5, NaN, 0.5]'],
-    ['std with 0', { std: [0.2, 0, 0.2] }, RangeError,
-      'Expected an array of 3 positive finite numbers for std but received [0.2, 0, 0.2]'],
-    ['maxPixels 0', { maxPixels: 0 }, RangeError,
-      `Expected an integer between 1 and ${Number.MAX_SAFE_INTEGER} for maxPixels but received 0 of type number`],
+    ["resize '256'", { resize: '256' }, TypeError, "Expected an integer between 1 and 8192 for resize but received '256' of type string"],
+    ['crop over resize', { crop: 300 }, RangeError, 'Expected an integer between 1 and resize (256) for crop but received 300 of type number'],
+    ['crop 2.5', { resize: 128, crop: 2.5 }, RangeError, 'Expected an integer between 1 and resize (128) for crop but received 2.5 of type number'],
+    ['mean of 2', { mean: [0.5, 0.5] }, TypeError, 'Expected an array of 3 finite numbers for mean but received an array of length 2'],
+    ['mean with NaN', { mean: [0.5, NaN, 0.5] }, RangeError, 'Expected an array of 3 finite numbers for mean but received [0.5, NaN, 0.5]'],
+    ['std with 0', { std: [0.2, 0, 0.2] }, RangeError, 'Expected an array of 3 positive finite numbers for std but received [0.2, 0, 0.2]'],
+    ['maxPixels 0', { maxPixels: 0 }, RangeError, `Expected an integer between 1 and ${Number.MAX_SAFE_INTEGER} for maxPixels but received 0 of type number`],
   ])('%s', (_, options, type, message) => {
     expect(() => preprocessImage(png, options as never)).toThrow(type);
     expect(() => preprocessImage(png, options as never)).toThrow(message);
@@ -275,8 +370,7 @@ describe('arguments are checked at once (a synchronous throw)', () => {
 
   it.each([
     ['a string', 'image.jpg', "Expected a Buffer or Uint8Array for the image bytes but received 'image.jpg' of type string"],
-    ['an ArrayBuffer', new ArrayBuffer(8),
-      'Expected a Buffer or Uint8Array for the image bytes but received an object of type ArrayBuffer'],
+    ['an ArrayBuffer', new ArrayBuffer(8), 'Expected a Buffer or Uint8Array for the image bytes but received an object of type ArrayBuffer'],
     ['undefined', undefined, 'Expected a Buffer or Uint8Array for the image bytes but received undefined'],
   ])('bytes that are %s', (_, bytes, message) => {
     expect(() => preprocessImage(bytes as never)).toThrow(new TypeError(message));
@@ -341,12 +435,9 @@ describe('synthetic images against torchvision + PIL', () => {
 
   it("crops at Python's round: offset 58, not 59, for a 341-pixel side", async () => {
     const [horizontal, vertical] = await Promise.all(
-      ['offset 58.5 horizontally (341x256)', 'offset 58.5 vertically (256x341)'].map((name) =>
-        preprocessImage(cases.find((c) => c.name === name)!.bytes),
-      ),
+      ['offset 58.5 horizontally (341x256)', 'offset 58.5 vertically (256x341)'].map((name) => preprocessImage(cases.find((c) => c.name === name)!.bytes)),
     );
-    const value = (v: number, c: number) =>
-      Math.fround(Math.fround(v / 255) - Math.fround(IMAGENET_MEAN[c])) / Math.fround(IMAGENET_STD[c]);
+    const value = (v: number, c: number) => Math.fround(Math.fround(v / 255) - Math.fround(IMAGENET_MEAN[c])) / Math.fround(IMAGENET_STD[c]);
     const source = noise(341, 256, 3);
     const sourceT = noise(256, 341, 3, 3);
     // The first output pixel is the source pixel (58, 16) for the wide image, (16, 58) for the tall one.
@@ -377,7 +468,9 @@ describe('synthetic images against torchvision + PIL', () => {
 
   it('channels are R, G, B planes, normalised with the given mean and std', async () => {
     const background = { r: 255, g: 0, b: 51 };
-    const red = await sharp({ create: { width: 300, height: 300, channels: 3, background } }).png().toBuffer();
+    const red = await sharp({ create: { width: 300, height: 300, channels: 3, background } })
+      .png()
+      .toBuffer();
     const out = await preprocessImage(red);
     const expected = [(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0.2 - 0.406) / 0.225];
     for (let c = 0; c < 3; c++) {
@@ -389,8 +482,12 @@ describe('synthetic images against torchvision + PIL', () => {
   });
 
   it('accepts AVIF too (which PIL 9 does not read)', async () => {
-    const avif = await raw(smooth(300, 300, 3), 300, 300, 3).avif({ quality: 90, effort: 0 }).toBuffer();
-    const png = await raw(smooth(300, 300, 3), 300, 300, 3).png().toBuffer();
+    const avif = await raw(smooth(300, 300, 3), 300, 300, 3)
+      .avif({ quality: 90, effort: 0 })
+      .toBuffer();
+    const png = await raw(smooth(300, 300, 3), 300, 300, 3)
+      .png()
+      .toBuffer();
     expect(absDiff(await preprocessImage(avif), await preprocessImage(png)).mean).toBeLessThan(0.1);
   });
 });
@@ -423,20 +520,22 @@ describe('uploads that are not usable images reject with an ImageError', () => {
   });
 
   it('a truncated JPEG (its first half)', async () => {
-    const jpeg = await raw(noise(800, 600, 3), 800, 600, 3).jpeg().toBuffer();
+    const jpeg = await raw(noise(800, 600, 3), 800, 600, 3)
+      .jpeg()
+      .toBuffer();
     const e = await rejection(preprocessImage(jpeg.subarray(0, jpeg.length >> 1)));
     expect(e.code).toBe('ERR_IMAGE_DECODE');
     expect(e.message).toMatch(/^The uploaded image is truncated or corrupt/);
     expect(e.details).toMatch(/premature end/i);
     // and a truncated enlargement (decoded by another path)
-    const small = await raw(noise(200, 150, 3), 200, 150, 3).jpeg().toBuffer();
+    const small = await raw(noise(200, 150, 3), 200, 150, 3)
+      .jpeg()
+      .toBuffer();
     expect((await rejection(preprocessImage(small.subarray(0, small.length >> 1)))).code).toBe('ERR_IMAGE_DECODE');
   });
 
   it('SVG, which sharp could render but is not accepted', async () => {
-    const svg = Buffer.from(
-      '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><rect width="300" height="300"/></svg>',
-    );
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><rect width="300" height="300"/></svg>');
     expect((await rejection(preprocessImage(svg))).code).toBe('ERR_IMAGE_DECODE');
   });
 
@@ -447,24 +546,24 @@ describe('uploads that are not usable images reject with an ImageError', () => {
     const rss = process.memoryUsage().rss;
     const e = await rejection(preprocessImage(png));
     expect(e.code).toBe('ERR_IMAGE_TOO_LARGE');
-    expect(e.message).toBe(
-      'The uploaded image is too large: 30000x30000 pixels (900 megapixels); the limit is 40 megapixels',
-    );
+    expect(e.message).toBe('The uploaded image is too large: 30000x30000 pixels (900 megapixels); the limit is 40 megapixels');
     expect(process.memoryUsage().rss - rss).toBeLessThan(300e6); // 900 M pixels decoded would be 2.7 GB
   });
 
   it('maxPixels is width x height, inclusive', async () => {
-    const png = await raw(noise(1000, 1000, 3), 1000, 1000, 3).png().toBuffer();
+    const png = await raw(noise(1000, 1000, 3), 1000, 1000, 3)
+      .png()
+      .toBuffer();
     const e = await rejection(preprocessImage(png, { maxPixels: 999_999 }));
     expect(e.code).toBe('ERR_IMAGE_TOO_LARGE');
-    expect(e.message).toBe(
-      'The uploaded image is too large: 1000x1000 pixels (1 megapixels); the limit is 0.999999 megapixels',
-    );
+    expect(e.message).toBe('The uploaded image is too large: 1000x1000 pixels (1 megapixels); the limit is 0.999999 megapixels');
     expect((await preprocessImage(png, { maxPixels: 1_000_000 })).length).toBe(3 * AREA);
   });
 
   it('the process stays healthy: bad uploads among good ones, all at once', async () => {
-    const good = await raw(smooth(600, 400, 3), 600, 400, 3).jpeg().toBuffer();
+    const good = await raw(smooth(600, 400, 3), 600, 400, 3)
+      .jpeg()
+      .toBuffer();
     const expected = await preprocessImage(good);
     const truncated = good.subarray(0, good.length >> 1);
     const bad = [Buffer.alloc(0), randomBytes(1000), truncated, bomb()];

@@ -18,12 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  MAX_CACHED_TEXT_LENGTH,
-  TextTokenizer,
-  VocabError,
-  type EncodedText,
-} from '../../src/classifier/tokenizer.js';
+import { MAX_CACHED_TEXT_LENGTH, TextTokenizer, VocabError, type EncodedText } from '../../src/classifier/tokenizer.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BERT = path.resolve(HERE, '..', '..', '..', 'shared', 'data', 'bert-base-uncased');
@@ -103,8 +98,34 @@ function vocabFile(name: string, lines: readonly string[] | string): string {
 
 // A small vocabulary whose special tokens are not where bert-base-uncased has them: [PAD] is 2, not 0.
 const SMALL = [
-  'hello', '[SEP]', '[PAD]', 'world', '[CLS]', '[UNK]', 'pizza', 'steak', 'sushi', '##s', ',', '!', '.',
-  'a', 'b', 'c', 'x', '##x', 'cafe', 'image', 'of', '[MASK]', '##a', '##b', '##c', '寿', '司', '?',
+  'hello',
+  '[SEP]',
+  '[PAD]',
+  'world',
+  '[CLS]',
+  '[UNK]',
+  'pizza',
+  'steak',
+  'sushi',
+  '##s',
+  ',',
+  '!',
+  '.',
+  'a',
+  'b',
+  'c',
+  'x',
+  '##x',
+  'cafe',
+  'image',
+  'of',
+  '[MASK]',
+  '##a',
+  '##b',
+  '##c',
+  '寿',
+  '司',
+  '?',
 ];
 const SMALL_IDS = Object.fromEntries(SMALL.map((t, i) => [t, i]));
 
@@ -302,7 +323,12 @@ describe('arguments and bad vocab files', () => {
     ['lower-case special tokens', ['[pad]', '[unk]', '[cls]', '[sep]'].join('\n'), 'ERR_VOCAB_SPECIAL_TOKENS', /\[PAD\], \[UNK\], \[CLS\], \[SEP\]/],
     ['token-and-id pairs', '[PAD] 0\n[UNK] 1\n[CLS] 2\n[SEP] 3\n', 'ERR_VOCAB_MALFORMED', /line 1 \("\[PAD\] 0"\) holds whitespace/],
     ['a tokenizer.json', JSON.stringify({ model: { vocab: { '[PAD]': 0 } } }, null, 2), 'ERR_VOCAB_MALFORMED', /line 2 .* holds whitespace/],
-    ['a duplicate token', ['[PAD]', '[UNK]', '[CLS]', '[SEP]', 'pizza', 'steak', 'pizza'].join('\n'), 'ERR_VOCAB_MALFORMED', /"pizza" is on line 5 and again on line 7/],
+    [
+      'a duplicate token',
+      ['[PAD]', '[UNK]', '[CLS]', '[SEP]', 'pizza', 'steak', 'pizza'].join('\n'),
+      'ERR_VOCAB_MALFORMED',
+      /"pizza" is on line 5 and again on line 7/,
+    ],
     ['a binary file', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0xff, 0xfe, 0x00, 0x80]), 'ERR_VOCAB_MALFORMED', /not UTF-8 text/],
     ['NUL bytes', '[PAD]\n[UNK]\0\n[CLS]\n[SEP]\n', 'ERR_VOCAB_MALFORMED', /NUL/],
     ['a byte-order mark', '\ufeff[PAD]\n[UNK]\n[CLS]\n[SEP]\n', 'ERR_VOCAB_MALFORMED', /byte-order mark/],
@@ -404,7 +430,11 @@ describe.skipIf(!HAS_BERT)(`bert-base-uncased (${HAS_BERT ? BERT : NO_BERT})`, (
       for (const { input, tokens } of cases) {
         const got = (await bert.encode(input)).tokens.slice(1, -1);
         // WordPiece's pieces joined back into words ([UNK]: a word with no pieces in the vocabulary)
-        const words = got.reduce<string[]>((w, t) => (t.startsWith('##') ? [...w.slice(0, -1), w[w.length - 1] + t.slice(2)] : [...w, t]), []);
+        const words: string[] = [];
+        for (const t of got) {
+          if (t.startsWith('##')) words[words.length - 1] += t.slice(2);
+          else words.push(t);
+        }
         expect(words.length, JSON.stringify(input)).toBe(tokens.length);
         words.forEach((w, i) => {
           if (w === '[UNK]') expect(inVocab.has(tokens[i]), `${tokens[i]} is [UNK] but is in the vocabulary`).toBe(false);
@@ -463,7 +493,9 @@ describe.skipIf(!HAS_BERT)(`bert-base-uncased (${HAS_BERT ? BERT : NO_BERT})`, (
       const corpus = live.cases.filter((c) => !c.name?.startsWith('fuzz '));
       expect(corpus.map((c) => c.text)).toEqual(fixture.cases.map((c) => c.text));
       expect(live.vocab_sha256).toBe(fixture.vocab_sha256);
-      corpus.forEach((c, i) => expect(c.input_ids, c.name).toEqual(fixture.cases[i].input_ids));
+      corpus.forEach((c, i) => {
+        expect(c.input_ids, c.name).toEqual(fixture.cases[i].input_ids);
+      });
     });
 
     it('confirms the unverified golden entries (their texts are in the corpus)', (ctx) => {

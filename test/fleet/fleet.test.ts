@@ -46,7 +46,9 @@ function nginxConfig(port: number, upstreams: number[], cert: string, key: strin
   replace('pid', (i) => `${i}pid ${work}/nginx.pid;\n`);
   replace('error_log', (i) => `${i}error_log ${work}/error.log warn;\n`);
   replace('access_log', (i) =>
-    [`access_log ${work}/access.log;`, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/${t};`)].map((l) => `${i}${l}\n`).join(''),
+    [`access_log ${work}/access.log;`, ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/${t};`)]
+      .map((l) => `${i}${l}\n`)
+      .join(''),
   );
   // one upstream line for each instance (the config's two lines become this test's)
   const upstreamLine = /^(\s*)server 127\.0\.0\.1:\d+ ([^;]*);\s*# test: upstream\n/gm;
@@ -71,7 +73,9 @@ beforeAll(async () => {
 
   const cert = path.join(work, 'cert.pem');
   const key = path.join(work, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], {
+    stdio: 'ignore',
+  });
   const port = await freePort();
   writeFileSync(path.join(work, 'nginx.conf'), nginxConfig(port, ports, cert, key));
   execFileSync('nginx', ['-t', '-p', work, '-c', path.join(work, 'nginx.conf')], { stdio: 'pipe' });
@@ -83,7 +87,9 @@ beforeAll(async () => {
   }
   photos = await Promise.all(
     Array.from({ length: 12 }, (_, i) =>
-      sharp({ create: { width: 320, height: 240, channels: 3, background: { r: (i * 41) % 256, g: (i * 67) % 256, b: (i * 13) % 256 } } }).jpeg().toBuffer(),
+      sharp({ create: { width: 320, height: 240, channels: 3, background: { r: (i * 41) % 256, g: (i * 67) % 256, b: (i * 13) % 256 } } })
+        .jpeg()
+        .toBuffer(),
     ),
   );
 }, 120_000);
@@ -136,7 +142,17 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
     const again = await rawRequest(nginxUrl, { method: 'POST', path: '/predict', headers: { 'content-type': contentType }, body });
     expect(JSON.parse(first.body).cache_hit).toBe(false);
     expect(JSON.parse(again.body).cache_hit).toBe(true);
-    const upstreams = new Set((await load(4, ((deadline) => () => performance.now() > deadline)(performance.now() + 2000))).map((a) => a.upstream));
+    const upstreams = new Set(
+      (
+        await load(
+          4,
+          (
+            (deadline) => () =>
+              performance.now() > deadline
+          )(performance.now() + 2000),
+        )
+      ).map((a) => a.upstream),
+    );
     expect(upstreams.size).toBe(2);
   }, 60_000);
 
@@ -166,8 +182,13 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
     const mapping = JSON.parse(readFileSync(path.join(modelDir, 'class_mapping.json'), 'utf8')) as Record<string, number>;
     const renamed = Object.fromEntries(Object.entries(mapping).map(([k, v]) => [v === 0 ? 'pizza_v2' : k, v]));
     const meta = JSON.parse(readFileSync(path.join(modelDir, 'model.json'), 'utf8')) as { classes: string[] };
-    meta.classes = Object.entries(renamed).sort((a, b) => a[1] - b[1]).map(([k]) => k);
-    for (const [name, content] of [['class_mapping.json', JSON.stringify(renamed)], ['model.json', JSON.stringify(meta)]] as const) {
+    meta.classes = Object.entries(renamed)
+      .sort((a, b) => a[1] - b[1])
+      .map(([k]) => k);
+    for (const [name, content] of [
+      ['class_mapping.json', JSON.stringify(renamed)],
+      ['model.json', JSON.stringify(meta)],
+    ] as const) {
       writeFileSync(path.join(modelDir, `${name}.new`), content);
       renameSync(path.join(modelDir, `${name}.new`), path.join(modelDir, name));
     }
@@ -188,7 +209,10 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
     for (const [upstream, at] of reloadedAt) {
       const after = answers.filter((a) => a.upstream === upstream && a.started > at);
       expect(after.length, upstream).toBeGreaterThan(0);
-      expect(after.filter((a) => !isNew(a)), upstream).toEqual([]);
+      expect(
+        after.filter((a) => !isNew(a)),
+        upstream,
+      ).toEqual([]);
     }
     expect(answers.some((a) => !isNew(a))).toBe(true); // the old model did answer before
   }, 90_000);

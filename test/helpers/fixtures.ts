@@ -88,7 +88,10 @@ export function toTensor(json: TensorJson): Tensor {
     case 'int32':
       return Tensor.int32(Int32Array.from(json.data), json.shape);
     case 'int64':
-      return Tensor.int64(BigInt64Array.from(json.data, (v) => BigInt(v)), json.shape);
+      return Tensor.int64(
+        BigInt64Array.from(json.data, (v) => BigInt(v)),
+        json.shape,
+      );
     case 'uint8':
       return Tensor.uint8(Uint8Array.from(json.data), json.shape);
     case 'bool':
@@ -117,12 +120,7 @@ export function tensorMismatch(actual: Tensor, want: TensorJson, tolerance: numb
   for (let i = 0; i < want.data.length; i++) {
     const a = actual.data[i] as number | bigint;
     const e = want.data[i];
-    const ok =
-      typeof a === 'bigint'
-        ? a === BigInt(e)
-        : float
-          ? Number.isFinite(a) && Math.abs(a - e) <= tolerance * (1 + Math.abs(e))
-          : a === e;
+    const ok = typeof a === 'bigint' ? a === BigInt(e) : float ? Number.isFinite(a) && Math.abs(a - e) <= tolerance * (1 + Math.abs(e)) : a === e;
     if (!ok) return `element ${i} is ${String(a)}, expected ${e} (tolerance ${float ? tolerance : 0})`;
   }
   return undefined;

@@ -32,9 +32,13 @@ export async function startRedis(port?: number): Promise<TestRedis> {
   let child: ChildProcess;
   const launch = () =>
     new Promise<void>((resolve, reject) => {
-      child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--enable-debug-command', 'local'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      child = spawn(
+        'redis-server',
+        ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--enable-debug-command', 'local'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
       child.stdout!.setEncoding('utf8').on('data', (c: string) => {
@@ -61,7 +65,6 @@ export async function startRedis(port?: number): Promise<TestRedis> {
         child.kill('SIGKILL');
       }),
     restart: launch,
-    command: (...args: string[]) =>
-      new Promise((resolve) => spawn('redis-cli', ['-p', String(p), ...args], { stdio: 'ignore' }).once('exit', () => resolve())),
+    command: (...args: string[]) => new Promise((resolve) => spawn('redis-cli', ['-p', String(p), ...args], { stdio: 'ignore' }).once('exit', () => resolve())),
   };
 }

@@ -62,7 +62,12 @@ export function startServer(env: Record<string, string | undefined> = {}, cwd = 
   let stderr = '';
   let pending = '';
   let running = true;
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => ((running = false), resolve({ code, signal }))));
+  const exited = new Promise<Exit>((resolve) =>
+    child.once('exit', (code, signal) => {
+      running = false;
+      resolve({ code, signal });
+    }),
+  );
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -143,15 +148,11 @@ export async function rawRequest(
   const target = new URL(options.path, url);
   const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = request(
-      target,
-      { method: options.method ?? 'GET', headers: options.headers, rejectUnauthorized: false } as never,
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
+    const req = request(target, { method: options.method ?? 'GET', headers: options.headers, rejectUnauthorized: false } as never, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
     req.on('error', reject);
     req.end(options.body);
   });
@@ -162,7 +163,9 @@ export function multipartBody(image: Uint8Array | undefined, text?: string, file
   const boundary = `----torchscript-node-${Math.random().toString(36).slice(2)}`;
   const parts: Buffer[] = [];
   if (image) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    parts.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    );
     parts.push(Buffer.from(image), Buffer.from('\r\n'));
   }
   if (text !== undefined) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n${text}\r\n`));

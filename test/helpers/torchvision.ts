@@ -33,9 +33,7 @@ export function sharedPhotos(): { samples: string[]; val: string[] } {
 }
 
 /** What torchvision made of one file: the tensor [3, crop, crop] in CHW order, or PIL's error. */
-export type TorchvisionResult =
-  | { file: string; mode: string; size: [number, number]; tensor: Float32Array }
-  | { file: string; error: string };
+export type TorchvisionResult = { file: string; mode: string; size: [number, number]; tensor: Float32Array } | { file: string; error: string };
 
 /**
  * Runs a Python script of the tests (`[script, ...args]`) with the Python that has Debian's torch and
@@ -66,15 +64,16 @@ export async function runTorchPython(args: readonly string[], stdin = ''): Promi
  * Runs the workshop's transform (Image.open(f).convert('RGB'), Resize, CenterCrop, ToTensor, Normalize) on
  * each file, in one Python process (about 2 s to start, for torch).
  */
-export async function torchvisionPreprocess(
-  files: readonly string[],
-  options: { resize?: number; crop?: number } = {},
-): Promise<TorchvisionResult[]> {
+export async function torchvisionPreprocess(files: readonly string[], options: { resize?: number; crop?: number } = {}): Promise<TorchvisionResult[]> {
   const out = mkdtempSync(path.join(os.tmpdir(), 'torchvision-preprocess-'));
   try {
     const args = [SCRIPT, out, '--resize', String(options.resize ?? 256), '--crop', String(options.crop ?? 224)];
     const stdout = await runTorchPython(args, files.map((f) => `${f}\n`).join(''));
-    const lines = stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     return files.map((file, index) => {
       const line = lines.find((l) => l.index === index);
       if (!line) throw new Error(`torchvision_preprocess.py printed nothing for ${file}`);

@@ -121,9 +121,15 @@ describe.each(['small', 'full'] as const)('a %s-size workshop checkpoint convert
     timings.checkpoint = made.seconds;
 
     const exported = await run(PYTHON, [
-      'scripts/export_model.py', '--checkpoint', path.join(tmp, 'best_model.pth'),
-      '--class-mapping', path.join(tmp, 'class_mapping.json'), '--vocab', path.join(tmp, 'vocab.txt'),
-      '--out', path.join(tmp, 'model'),
+      'scripts/export_model.py',
+      '--checkpoint',
+      path.join(tmp, 'best_model.pth'),
+      '--class-mapping',
+      path.join(tmp, 'class_mapping.json'),
+      '--vocab',
+      path.join(tmp, 'vocab.txt'),
+      '--out',
+      path.join(tmp, 'model'),
     ]);
     if (exported.code !== 0) throw new Error(`export_model.py failed (exit ${exported.code}):\n${exported.output}`);
     timings.export = exported.seconds;
@@ -140,7 +146,11 @@ describe.each(['small', 'full'] as const)('a %s-size workshop checkpoint convert
   afterAll(async () => {
     await Promise.all(models.map((m) => m.dispose()));
     if (tmp) rmSync(tmp, { recursive: true, force: true });
-    console.log(`${size}: ${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`);
+    console.log(
+      `${size}: ${Object.entries(timings)
+        .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+        .join(', ')}`,
+    );
   });
 
   async function load(file: string): Promise<TorchModel> {
@@ -157,39 +167,54 @@ describe.each(['small', 'full'] as const)('a %s-size workshop checkpoint convert
     expect(info.num_classes).toBe(want.num_classes);
     expect(info.classes).toHaveLength(want.num_classes);
     expect(info.versions.torch).toBe(want.torch); // exported by the same torch as the eager reference
-    expect(Object.keys(info.files).sort()).toEqual(
-      ['best_model.onnx', 'best_model.pth', 'class_mapping.json', 'head.onnx', 'head.pth', 'text_encoder.onnx', 'text_encoder.pth', 'vocab.txt'],
-    );
+    expect(Object.keys(info.files).sort()).toEqual([
+      'best_model.onnx',
+      'best_model.pth',
+      'class_mapping.json',
+      'head.onnx',
+      'head.pth',
+      'text_encoder.onnx',
+      'text_encoder.pth',
+      'vocab.txt',
+    ]);
   });
 
-  it("best_model.pth run by the library gives the eager model's logits", async () => {
-    const model = await load('best_model.pth');
-    expect(model.info.inputNames).toEqual(['image', 'input_ids', 'attention_mask']);
-    const start = performance.now();
-    const [logits] = await model.forward([inputs.image, inputs.inputIds, inputs.attentionMask]);
-    timings['forward batch 2'] = (performance.now() - start) / 1000;
-    expect(logits.shape).toEqual(want.shape);
-    const diff = maxAbsDiff(logits, logitsTensor(want));
-    console.log(`${size}: best_model.pth through the library vs eager: max abs difference ${diff.toExponential(2)}`);
-    expect(diff).toBeLessThanOrEqual(TOLERANCE);
-    // the two samples' logits differ by far more than the tolerance: the comparison is not of a constant
-    let rows = 0;
-    for (let c = 0; c < want.num_classes; c++) {
-      rows = Math.max(rows, Math.abs(want.logits[c] - want.logits[want.num_classes + c]));
-    }
-    expect(rows).toBeGreaterThan(100 * TOLERANCE);
-  }, SLOW);
+  it(
+    "best_model.pth run by the library gives the eager model's logits",
+    async () => {
+      const model = await load('best_model.pth');
+      expect(model.info.inputNames).toEqual(['image', 'input_ids', 'attention_mask']);
+      const start = performance.now();
+      const [logits] = await model.forward([inputs.image, inputs.inputIds, inputs.attentionMask]);
+      timings['forward batch 2'] = (performance.now() - start) / 1000;
+      expect(logits.shape).toEqual(want.shape);
+      const diff = maxAbsDiff(logits, logitsTensor(want));
+      console.log(`${size}: best_model.pth through the library vs eager: max abs difference ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThanOrEqual(TOLERANCE);
+      // the two samples' logits differ by far more than the tolerance: the comparison is not of a constant
+      let rows = 0;
+      for (let c = 0; c < want.num_classes; c++) {
+        rows = Math.max(rows, Math.abs(want.logits[c] - want.logits[want.num_classes + c]));
+      }
+      expect(rows).toBeGreaterThan(100 * TOLERANCE);
+    },
+    SLOW,
+  );
 
-  it("text_encoder.pth then head.pth through the library give the eager model's logits", async () => {
-    const text = await load('text_encoder.pth');
-    const head = await load('head.pth');
-    expect(text.info.inputNames).toEqual(['input_ids', 'attention_mask']);
-    expect(head.info.inputNames).toEqual(['image', 'text_features']);
-    const [features] = await text.forward([inputs.inputIds, inputs.attentionMask]);
-    expect(features.shape).toEqual([want.shape[0], want.max_length, want.hidden_size]);
-    const [logits] = await head.forward([inputs.image, features]);
-    const diff = maxAbsDiff(logits, logitsTensor(want));
-    console.log(`${size}: text_encoder.pth + head.pth via the library vs eager: max abs difference ${diff.toExponential(2)}`);
-    expect(diff).toBeLessThanOrEqual(TOLERANCE);
-  }, SLOW);
+  it(
+    "text_encoder.pth then head.pth through the library give the eager model's logits",
+    async () => {
+      const text = await load('text_encoder.pth');
+      const head = await load('head.pth');
+      expect(text.info.inputNames).toEqual(['input_ids', 'attention_mask']);
+      expect(head.info.inputNames).toEqual(['image', 'text_features']);
+      const [features] = await text.forward([inputs.inputIds, inputs.attentionMask]);
+      expect(features.shape).toEqual([want.shape[0], want.max_length, want.hidden_size]);
+      const [logits] = await head.forward([inputs.image, features]);
+      const diff = maxAbsDiff(logits, logitsTensor(want));
+      console.log(`${size}: text_encoder.pth + head.pth via the library vs eager: max abs difference ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThanOrEqual(TOLERANCE);
+    },
+    SLOW,
+  );
 });

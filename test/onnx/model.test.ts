@@ -57,7 +57,14 @@ describe.each(['worker', 'main'] as const)('OnnxModel, thread: %s', (thread) => 
   });
 
   it("reads the graph's inputs and outputs", () => {
-    expect(onnx.info).toMatchObject({ path: ONNX, device: 'cpu', threads: 2, thread, inputNames: ['image', 'input_ids', 'attention_mask'], outputNames: ['logits'] });
+    expect(onnx.info).toMatchObject({
+      path: ONNX,
+      device: 'cpu',
+      threads: 2,
+      thread,
+      inputNames: ['image', 'input_ids', 'attention_mask'],
+      outputNames: ['logits'],
+    });
     expect(onnx.info.onnxruntimeVersion).toMatch(/^1\.\d+\.\d+$/);
   });
 
@@ -119,7 +126,10 @@ describe('OnnxModel.load and dispose', () => {
     const pending = [onnx.forward(inputs[0]), onnx.forward(inputs[1])];
     const disposed = onnx.dispose();
     const results = await Promise.all(pending);
-    expect(results.map((r) => r[0].shape)).toEqual([[1, 3], [1, 3]]);
+    expect(results.map((r) => r[0].shape)).toEqual([
+      [1, 3],
+      [1, 3],
+    ]);
     await disposed;
     await expect(onnx.forward(inputs[0])).rejects.toMatchObject({ code: 'ERR_MODEL_DISPOSED' });
   });
@@ -137,7 +147,9 @@ describe('FoodClassifier with the ONNX backend', () => {
       if (!image) return;
       const [a, b] = await Promise.all([viaTorch.predict(image, 'a pizza'), viaOnnx.predict(image, 'a pizza')]);
       expect(b.map((p) => p.className)).toEqual(a.map((p) => p.className));
-      b.forEach((p, i) => expect(Math.abs(p.probability - a[i].probability)).toBeLessThan(1e-4));
+      b.forEach((p, i) => {
+        expect(Math.abs(p.probability - a[i].probability)).toBeLessThan(1e-4);
+      });
     } finally {
       await Promise.all([viaTorch.retire(), viaOnnx.retire()]);
     }

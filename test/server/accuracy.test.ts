@@ -34,7 +34,11 @@ describe.skipIf(!HAVE_VAL)('the demo model through the service', () => {
       }
     }
     const [hits, total] = Object.values(right).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
-    console.log(`[accuracy.test] ${hits}/${total} = ${(hits / total).toFixed(3)}; ${Object.entries(right).map(([c, [h, n]]) => `${c} ${h}/${n}`).join(', ')}`);
+    console.log(
+      `[accuracy.test] ${hits}/${total} = ${(hits / total).toFixed(3)}; ${Object.entries(right)
+        .map(([c, [h, n]]) => `${c} ${h}/${n}`)
+        .join(', ')}`,
+    );
     expect(total).toBe(75);
     expect(hits / total).toBeGreaterThanOrEqual(0.92);
     for (const [cls, [h, n]] of Object.entries(right)) expect(h / n, cls).toBeGreaterThanOrEqual(0.85);

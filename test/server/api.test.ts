@@ -32,7 +32,9 @@ async function aJpeg(seed = 0): Promise<Buffer> {
   if (HAVE_PHOTOS) return readFileSync(photos.val[seed % photos.val.length]);
   const pixels = Buffer.alloc(320 * 240 * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * (seed + 7) + (i >> 9)) & 255;
-  return sharp(pixels, { raw: { width: 320, height: 240, channels: 3 } }).jpeg().toBuffer();
+  return sharp(pixels, { raw: { width: 320, height: 240, channels: 3 } })
+    .jpeg()
+    .toBuffer();
 }
 
 let server: TestServer;
@@ -80,7 +82,9 @@ describe('POST /predict', () => {
     try {
       const direct = await classifier.predict(jpeg, 'Image of pizza');
       expect(res.body.predictions.map((p: { class_name: string }) => p.class_name)).toEqual(direct.map((p) => p.className.replaceAll('_', ' ')));
-      res.body.predictions.forEach((p: { probability: number }, i: number) => expect(p.probability).toBeCloseTo(direct[i].probability, 5));
+      res.body.predictions.forEach((p: { probability: number }, i: number) => {
+        expect(p.probability).toBeCloseTo(direct[i].probability, 5);
+      });
     } finally {
       await classifier.retire();
     }
@@ -120,7 +124,10 @@ describe('POST /predict', () => {
   it('accepts PNG and WebP as well as JPEG', async () => {
     const png = await sharp(jpeg).png().toBuffer();
     const webp = await sharp(jpeg).webp().toBuffer();
-    for (const [bytes, name] of [[png, 'photo.png'], [webp, 'photo.webp']] as const) {
+    for (const [bytes, name] of [
+      [png, 'photo.png'],
+      [webp, 'photo.webp'],
+    ] as const) {
       const res = await predict(server.url, bytes, 'Image of food', name);
       expect(res.status).toBe(200);
       expectWorkshopBody(res.body, false);
@@ -324,9 +331,7 @@ describe('bad uploads get a clear 4xx, and the service keeps running', () => {
 
 describe('100 predictions at once', () => {
   it('all answer 200 with the answer each gets alone, batched (cache emptied by a reload in between, so all are computed)', async () => {
-    const requests = await Promise.all(
-      Array.from({ length: 100 }, async (_, i) => ({ image: await aJpeg(i), text: `concurrent ${i % 7}` })),
-    );
+    const requests = await Promise.all(Array.from({ length: 100 }, async (_, i) => ({ image: await aJpeg(i), text: `concurrent ${i % 7}` })));
     const alone: any[] = [];
     for (const r of requests.slice(0, 100)) alone.push((await predict(server.url, r.image, r.text)).body);
     expect((await getJson(server.url, '/reload_model', { method: 'POST' })).status).toBe(200);
@@ -338,8 +343,12 @@ describe('100 predictions at once', () => {
       // the first of identical requests is computed; a repeat may be answered from the cache
       if (first === i) expect(res.body.cache_hit).toBe(false);
       // computed in a batch: the same classes in the same order, the same probabilities within 1e-5
-      expect(res.body.predictions.map((p: { class_name: string }) => p.class_name)).toEqual(alone[i].predictions.map((p: { class_name: string }) => p.class_name));
-      res.body.predictions.forEach((p: { probability: number }, k: number) => expect(Math.abs(p.probability - alone[i].predictions[k].probability)).toBeLessThan(1e-5));
+      expect(res.body.predictions.map((p: { class_name: string }) => p.class_name)).toEqual(
+        alone[i].predictions.map((p: { class_name: string }) => p.class_name),
+      );
+      res.body.predictions.forEach((p: { probability: number }, k: number) => {
+        expect(Math.abs(p.probability - alone[i].predictions[k].probability)).toBeLessThan(1e-5);
+      });
     });
     expect(together.filter((r) => !r.body.cache_hit).length).toBeGreaterThan(50);
   }, 180_000);

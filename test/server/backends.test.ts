@@ -17,11 +17,20 @@ beforeAll(async () => {
   [torch, onnx] = await Promise.all([startServer({ BACKEND: 'torch', THREADS: '1' }), startServer({ BACKEND: 'onnx', THREADS: '1' })]);
   images = photos.val.length
     ? [...photos.samples.slice(0, 2), ...photos.val.filter((_, i) => i % 8 === 0)].map((f) => readFileSync(f))
-    : await Promise.all([1, 2, 3].map((k) => sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 40 * k, g: 200 - 50 * k, b: 90 } } }).jpeg().toBuffer()));
+    : await Promise.all(
+        [1, 2, 3].map((k) =>
+          sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 40 * k, g: 200 - 50 * k, b: 90 } } })
+            .jpeg()
+            .toBuffer(),
+        ),
+      );
 });
 
 afterAll(async () => {
-  expect(await Promise.all([torch?.stop(), onnx?.stop()])).toEqual([{ code: 0, signal: null }, { code: 0, signal: null }]);
+  expect(await Promise.all([torch?.stop(), onnx?.stop()])).toEqual([
+    { code: 0, signal: null },
+    { code: 0, signal: null },
+  ]);
 });
 
 describe('the two backends through the HTTP API', () => {
@@ -65,7 +74,10 @@ describe('the two backends through the HTTP API', () => {
     });
     const reloads: number[] = [];
     for (let r = 0; r < 4; r++) {
-      const pair = await Promise.all([getJson(onnx.url, '/reload_model', { method: 'POST' }), r % 2 ? getJson(onnx.url, '/reload_model', { method: 'POST' }) : undefined]);
+      const pair = await Promise.all([
+        getJson(onnx.url, '/reload_model', { method: 'POST' }),
+        r % 2 ? getJson(onnx.url, '/reload_model', { method: 'POST' }) : undefined,
+      ]);
       for (const res of pair) if (res) reloads.push(res.status);
     }
     stop = true;

@@ -54,23 +54,67 @@ describe('loadConfig', () => {
   it('reads every variable; paths relative to the working folder', () => {
     const config = loadConfig(
       {
-        PORT: '9000', HOST: '0.0.0.0', MODEL_DIR: 'm', BACKEND: 'ONNX', ONNX_MODEL_PATH: 'x.onnx', MODEL_PATH: '/abs/model.pt', CLASS_MAPPING_PATH: 'c.json', VOCAB_PATH: 'v.txt',
-        DEVICE: 'cpu', THREADS: '3', PREDICTION_CACHE_SIZE: '0', TOKEN_CACHE_SIZE: '5', MAX_UPLOAD_MB: '0.5',
-        MAX_IMAGE_PIXELS: '1000', KEEP_ALIVE_TIMEOUT: '5', SHUTDOWN_TIMEOUT: '2.5', LOG_LEVEL: 'DEBUG',
-        TEXT_FEATURE_CACHE_SIZE: '0', MAX_BATCH: '1', MAX_BATCH_DELAY_MS: '2.5', MAX_QUEUE: '3', REQUEST_TIMEOUT_MS: '1500',
+        PORT: '9000',
+        HOST: '0.0.0.0',
+        MODEL_DIR: 'm',
+        BACKEND: 'ONNX',
+        ONNX_MODEL_PATH: 'x.onnx',
+        MODEL_PATH: '/abs/model.pt',
+        CLASS_MAPPING_PATH: 'c.json',
+        VOCAB_PATH: 'v.txt',
+        DEVICE: 'cpu',
+        THREADS: '3',
+        PREDICTION_CACHE_SIZE: '0',
+        TOKEN_CACHE_SIZE: '5',
+        MAX_UPLOAD_MB: '0.5',
+        MAX_IMAGE_PIXELS: '1000',
+        KEEP_ALIVE_TIMEOUT: '5',
+        SHUTDOWN_TIMEOUT: '2.5',
+        LOG_LEVEL: 'DEBUG',
+        TEXT_FEATURE_CACHE_SIZE: '0',
+        MAX_BATCH: '1',
+        MAX_BATCH_DELAY_MS: '2.5',
+        MAX_QUEUE: '3',
+        REQUEST_TIMEOUT_MS: '1500',
       },
       cwd,
     );
     expect(config).toMatchObject({
-      port: 9000, host: '0.0.0.0', modelDir: path.join(cwd, 'm'), modelFile: '/abs/model.pt', classMappingFile: path.join(cwd, 'c.json'),
-      vocabFile: path.join(cwd, 'v.txt'), backend: 'onnx', onnxFile: path.join(cwd, 'x.onnx'), device: 'cpu', threads: 3, predictionCacheSize: 0, tokenCacheSize: 5,
-      maxUploadBytes: 512 * 1024, maxImagePixels: 1000, keepAliveTimeoutMs: 5000, shutdownTimeoutMs: 2500, logLevel: 'debug',
-      textFeatureCacheSize: 0, maxBatch: 1, maxBatchDelayMs: 2.5, maxQueue: 3, requestTimeoutMs: 1500,
+      port: 9000,
+      host: '0.0.0.0',
+      modelDir: path.join(cwd, 'm'),
+      modelFile: '/abs/model.pt',
+      classMappingFile: path.join(cwd, 'c.json'),
+      vocabFile: path.join(cwd, 'v.txt'),
+      backend: 'onnx',
+      onnxFile: path.join(cwd, 'x.onnx'),
+      device: 'cpu',
+      threads: 3,
+      predictionCacheSize: 0,
+      tokenCacheSize: 5,
+      maxUploadBytes: 512 * 1024,
+      maxImagePixels: 1000,
+      keepAliveTimeoutMs: 5000,
+      shutdownTimeoutMs: 2500,
+      logLevel: 'debug',
+      textFeatureCacheSize: 0,
+      maxBatch: 1,
+      maxBatchDelayMs: 2.5,
+      maxQueue: 3,
+      requestTimeoutMs: 1500,
     });
   });
 
   it('API keys: comma-separated, at least 16 characters, never repeated in a message; hosts; HTTPS needs both files', () => {
-    const config = loadConfig({ API_KEYS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb,aaaaaaaaaaaaaaaa', ADMIN_API_KEYS: 'cccccccccccccccc', ALLOWED_HOSTS: 'Example.COM,[::1]', HOST: '10.0.0.5' }, cwd);
+    const config = loadConfig(
+      {
+        API_KEYS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb,aaaaaaaaaaaaaaaa',
+        ADMIN_API_KEYS: 'cccccccccccccccc',
+        ALLOWED_HOSTS: 'Example.COM,[::1]',
+        HOST: '10.0.0.5',
+      },
+      cwd,
+    );
     expect(config.apiKeys).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
     expect(config.adminApiKeys).toEqual(['cccccccccccccccc']);
     expect(config.allowedHosts).toEqual(['example.com', '::1', '10.0.0.5']);
@@ -143,11 +187,44 @@ describe('loadConfig', () => {
     const help = describeVariables();
     for (const v of VARIABLES) expect(help).toContain(v.name);
     expect(VARIABLES.map((v) => v.name).sort()).toEqual(
-      ['PORT', 'HOST', 'MODEL_DIR', 'BACKEND', 'ONNX_MODEL_PATH', 'MODEL_PATH', 'CLASS_MAPPING_PATH', 'VOCAB_PATH', 'DEVICE', 'THREADS', 'PREDICTION_CACHE_SIZE',
-        'TOKEN_CACHE_SIZE', 'MAX_UPLOAD_MB', 'MAX_IMAGE_PIXELS', 'KEEP_ALIVE_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'LOG_LEVEL', 'ENV_FILE',
-        'TEXT_FEATURE_CACHE_SIZE', 'MAX_BATCH', 'MAX_BATCH_DELAY_MS', 'MAX_QUEUE', 'REQUEST_TIMEOUT_MS', 'MAX_DECODE_MB', 'MAX_LARGE_DECODES',
-        'UPLOAD_TIMEOUT', 'API_KEYS', 'ADMIN_API_KEYS', 'ALLOWED_HOSTS', 'RATE_LIMIT', 'TLS_CERT', 'TLS_KEY', 'REDIS_URL', 'PREDICTION_CACHE_TTL',
-        'WORKERS', 'TRUST_PROXY'].sort(),
+      [
+        'PORT',
+        'HOST',
+        'MODEL_DIR',
+        'BACKEND',
+        'ONNX_MODEL_PATH',
+        'MODEL_PATH',
+        'CLASS_MAPPING_PATH',
+        'VOCAB_PATH',
+        'DEVICE',
+        'THREADS',
+        'PREDICTION_CACHE_SIZE',
+        'TOKEN_CACHE_SIZE',
+        'MAX_UPLOAD_MB',
+        'MAX_IMAGE_PIXELS',
+        'KEEP_ALIVE_TIMEOUT',
+        'SHUTDOWN_TIMEOUT',
+        'LOG_LEVEL',
+        'ENV_FILE',
+        'TEXT_FEATURE_CACHE_SIZE',
+        'MAX_BATCH',
+        'MAX_BATCH_DELAY_MS',
+        'MAX_QUEUE',
+        'REQUEST_TIMEOUT_MS',
+        'MAX_DECODE_MB',
+        'MAX_LARGE_DECODES',
+        'UPLOAD_TIMEOUT',
+        'API_KEYS',
+        'ADMIN_API_KEYS',
+        'ALLOWED_HOSTS',
+        'RATE_LIMIT',
+        'TLS_CERT',
+        'TLS_KEY',
+        'REDIS_URL',
+        'PREDICTION_CACHE_TTL',
+        'WORKERS',
+        'TRUST_PROXY',
+      ].sort(),
     );
   });
 

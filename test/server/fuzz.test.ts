@@ -27,7 +27,21 @@ afterAll(async () => {
 function schemathesis(url: string, extra: string[]): { status: number | null; output: string } {
   const run = spawnSync(
     SCHEMATHESIS,
-    ['run', `${url}/openapi.json`, '--checks', 'all', '--exclude-checks', 'positive_data_acceptance,negative_data_rejection', '--max-time', '30', '--seed', '20261201', '--workers', '1', ...extra],
+    [
+      'run',
+      `${url}/openapi.json`,
+      '--checks',
+      'all',
+      '--exclude-checks',
+      'positive_data_acceptance,negative_data_rejection',
+      '--max-time',
+      '30',
+      '--seed',
+      '20261201',
+      '--workers',
+      '1',
+      ...extra,
+    ],
     { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } },
   );
   return { status: run.status, output: `${run.stdout}\n${run.stderr}` };

@@ -2,7 +2,7 @@
 // models/ or a copy of it, real JPEGs): start-up refused with a message that names the fault, configuration from
 // a .env file, /reload_model (success, failures that leave the old model serving, reloads under load), graceful
 // shutdown on SIGTERM and SIGINT, and the keep-alive timeout. No durations are asserted: time limits are generous.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -35,7 +35,9 @@ async function smallPhotos(count: number): Promise<Buffer[]> {
   return Promise.all(
     Array.from({ length: count }, (_, i) =>
       sharp({ create: { width: 480, height: 360, channels: 3, background: { r: (i * 53) % 256, g: (i * 97) % 256, b: (i * 31) % 256 } } })
-        .composite([{ input: { create: { width: 160, height: 120, channels: 3, background: { r: 255 - ((i * 53) % 256), g: 40, b: 200 } } }, left: 60 + i * 10, top: 50 }])
+        .composite([
+          { input: { create: { width: 160, height: 120, channels: 3, background: { r: 255 - ((i * 53) % 256), g: 40, b: 200 } } }, left: 60 + i * 10, top: 50 },
+        ])
         .jpeg()
         .toBuffer(),
     ),
@@ -137,8 +139,7 @@ function waitForLog(server: TestServer, match: (entry: Record<string, unknown>) 
         const state = server.alive() ? 'running' : `exited (${server.child.exitCode ?? server.child.signalCode})`;
         const logs = server.logs.map((l) => JSON.stringify(l)).join('\n');
         reject(new Error(`no such log line (the server: ${state}); logs:\n${logs}\nstderr:\n${server.stderr()}`));
-      }
-      else setTimeout(poll, 20);
+      } else setTimeout(poll, 20);
     };
     poll();
   });
@@ -195,7 +196,9 @@ function expectPredictionBody(body: any, classes: readonly string[] = CLASSES): 
 /** Two answers of the same model to the same image and text: the same classes in the same order, the same probabilities. */
 function expectSameAnswer(a: any[], b: any[]): void {
   expect(b.map((p) => p.class_name)).toEqual(a.map((p) => p.class_name));
-  b.forEach((p, i) => expect(p.probability).toBeCloseTo(a[i].probability, 5));
+  b.forEach((p, i) => {
+    expect(p.probability).toBeCloseTo(a[i].probability, 5);
+  });
 }
 
 /** A multipart body as curl -F sends it: `text`, then `image` (a JPEG). */
@@ -520,7 +523,9 @@ describe('POST /reload_model, on a copy of the model folder', () => {
       expect(corrupt.status).toBe(500);
       expect(Object.keys(corrupt.body)).toEqual(['detail']);
       // the file by its name in the folder, what is wrong with it; never the server's paths (they go to the log)
-      expect(corrupt.body.detail).toMatch(/^Reload failed: best_model\.pth is (not a TorchScript model|truncated or corrupt); the current model keeps serving$/);
+      expect(corrupt.body.detail).toMatch(
+        /^Reload failed: best_model\.pth is (not a TorchScript model|truncated or corrupt); the current model keeps serving$/,
+      );
       expect(corrupt.body.detail).not.toContain(dir);
       // The request's log line (written as the answer went out: wait for it) has the full reason.
       const failed = () => server.logs.filter((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 500).at(-1);
@@ -561,7 +566,9 @@ describe('POST /reload_model, on a copy of the model folder', () => {
       writeMetadataClasses(more);
       const res = await reload(server.url);
       expect(res.status).toBe(500);
-      expect(res.body.detail).toBe('Reload failed: best_model.pth does not match the class mapping (or the other part of the model); the current model keeps serving');
+      expect(res.body.detail).toBe(
+        'Reload failed: best_model.pth does not match the class mapping (or the other part of the model); the current model keeps serving',
+      );
 
       // with model.json left as exported, the folder check catches it first, naming the class mapping
       restore();
@@ -687,7 +694,10 @@ describe('graceful shutdown', () => {
       const count = 3;
       const answered: boolean[] = Array(count).fill(false);
       const inFlight = Array.from({ length: count }, (_, i) =>
-        predict(server.url, large, `shutdown ${i}`).then((res) => ((answered[i] = true), res)),
+        predict(server.url, large, `shutdown ${i}`).then((res) => {
+          answered[i] = true;
+          return res;
+        }),
       );
       // ...and two whose upload is not even finished when the signal comes (in flight by construction)
       const uploads = [stalledUpload(server.url, large, 'shutdown stalled 0'), stalledUpload(server.url, large, 'shutdown stalled 1')];
@@ -742,10 +752,7 @@ describe('graceful shutdown', () => {
       socket.on('error', () => undefined);
       const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       await new Promise((resolve) => socket.once('connect', resolve));
-      socket.write(
-        `POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n` +
-          'Expect: 100-continue\r\n\r\n',
-      );
+      socket.write(`POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
       for (let waited = 0; !received.toString('latin1').includes('100 Continue\r\n\r\n'); waited += 10) {
         if (waited > 30_000) throw new Error(`no 100 Continue; received: ${received.toString('latin1')}`);
         await new Promise((r) => setTimeout(r, 10));
@@ -787,9 +794,7 @@ describe('graceful shutdown', () => {
         stdout += chunk;
         if (!before.includes('"msg":"listening"') && stdout.includes('"msg":"listening"')) child.kill('SIGTERM');
       });
-      return new Promise((resolve) =>
-        child.once('close', (code, signal) => resolve({ code, signal, stopped: stdout.includes('"msg":"stopped"') })),
-      );
+      return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stopped: stdout.includes('"msg":"stopped"') })));
     };
     for (let i = 0; i < 4; i++) {
       expect({ try: i + 1, ...(await attempt()) }).toEqual({ try: i + 1, code: 0, signal: null, stopped: true });

@@ -58,7 +58,9 @@ describe.skipIf(!HAVE_REDIS)('REDIS_URL', () => {
     const renamed = Object.fromEntries(Object.entries(mapping).map(([k, v]) => [v === 0 ? 'pizza_v2' : k, v]));
     writeFileSync(path.join(dir, 'class_mapping.json'), JSON.stringify(renamed));
     const meta = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')) as { classes: string[] };
-    meta.classes = Object.entries(renamed).sort((x, y) => x[1] - y[1]).map(([k]) => k);
+    meta.classes = Object.entries(renamed)
+      .sort((x, y) => x[1] - y[1])
+      .map(([k]) => k);
     writeFileSync(path.join(dir, 'model.json'), JSON.stringify(meta));
     try {
       const c = await server({ REDIS_URL: redis.url, MODEL_DIR: dir });

@@ -25,7 +25,9 @@ afterAll(async () => {
 
 let jpeg: Buffer;
 beforeAll(async () => {
-  jpeg = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } }).jpeg().toBuffer();
+  jpeg = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } })
+    .jpeg()
+    .toBuffer();
 });
 
 const withKey = (key: string, how: 'bearer' | 'header' = 'bearer'): Record<string, string> =>
@@ -129,7 +131,7 @@ describe('without keys', () => {
     expect((await rawRequest(any.url, { path: '/classes', headers: { Host: 'anything.example' } })).status).toBe(200);
   });
 
-  it('security headers on every answer; only Swagger UI\'s own files under /docs/assets', async () => {
+  it("security headers on every answer; only Swagger UI's own files under /docs/assets", async () => {
     const page = await rawRequest(s.url, { path: '/' });
     expect(page.headers['content-security-policy']).toContain("default-src 'self'");
     expect(page.headers['content-security-policy']).toContain("img-src 'self' data: blob:");
@@ -169,7 +171,9 @@ describe('HTTPS', () => {
   it('TLS_CERT and TLS_KEY: the service speaks HTTPS itself', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tls-'));
     const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], {
+      stdio: 'ignore',
+    });
     const s = await server({ TLS_CERT: cert, TLS_KEY: key });
     expect(s.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const res = await rawRequest(s.url, { path: '/health' });

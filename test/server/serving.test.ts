@@ -33,7 +33,9 @@ async function photo(seed: number, width = 320, height = 240): Promise<Buffer> {
       pixels[i + 2] = ((x ^ y) * (seed + 1)) & 255;
     }
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** The metric's value (the first sample whose line starts with `name{labels}` or `name `). */
@@ -48,7 +50,9 @@ type Answer = { class_name: string; probability: number }[];
 
 function expectSameAnswer(got: Answer, alone: Answer): void {
   expect(got.map((p) => p.class_name)).toEqual(alone.map((p) => p.class_name));
-  got.forEach((p, i) => expect(Math.abs(p.probability - alone[i].probability)).toBeLessThan(1e-5));
+  got.forEach((p, i) => {
+    expect(Math.abs(p.probability - alone[i].probability)).toBeLessThan(1e-5);
+  });
 }
 
 describe('dynamic batching', () => {
@@ -67,7 +71,9 @@ describe('dynamic batching', () => {
       expect(res.status).toBe(200);
       expectSameAnswer(res.body.predictions, alone[i]);
     });
-    expect(await metric(s.url, 'inference_batch_size_bucket{le="1",model="head"}')).toBeLessThan(await metric(s.url, 'inference_batch_size_count{model="head"}'));
+    expect(await metric(s.url, 'inference_batch_size_bucket{le="1",model="head"}')).toBeLessThan(
+      await metric(s.url, 'inference_batch_size_count{model="head"}'),
+    );
   }, 120_000);
 
   it('runs the text encoder once per distinct text: later requests with the same text run only the head', async () => {

@@ -67,8 +67,7 @@ describe('upload limits', () => {
   });
 
   it('a chunked upload without end: 413 as it passes MAX_UPLOAD_MB, and the rest is not read', async () => {
-    const head =
-      'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const head = 'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n';
     const part = Buffer.from('--x\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n');
     let first = true;
     const block = Buffer.alloc(64 * 1024, 0x41);
@@ -132,7 +131,7 @@ describe('costly images', () => {
     s = await server({ MAX_UPLOAD_MB: '20' });
   });
 
-  it('a 6000x6000 CMYK JPEG: 200 (converted off the event loop, with PIL\'s formula)', async () => {
+  it("a 6000x6000 CMYK JPEG: 200 (converted off the event loop, with PIL's formula)", async () => {
     const cmyk = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 180, g: 90, b: 40 } } })
       .toColourspace('cmyk')
       .jpeg({ quality: 85 })
@@ -144,7 +143,9 @@ describe('costly images', () => {
   }, 60_000);
 
   it('a 6000x6000 RGBA PNG and a 1x20,000,000 PNG: 200', async () => {
-    const rgba = await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } }).png().toBuffer();
+    const rgba = await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
     const thin = await sharp({ create: { width: 1, height: 20_000_000, channels: 3, background: { r: 50, g: 50, b: 50 } } })
       .png({ compressionLevel: 9 })
       .toBuffer();
@@ -156,7 +157,9 @@ describe('costly images', () => {
 
   it('more memory to decode than MAX_DECODE_MB: 400 from the header, before decoding', async () => {
     const small = await server({ MAX_DECODE_MB: '16' });
-    const rgba = await sharp({ create: { width: 3000, height: 3000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 1 } } }).png().toBuffer();
+    const rgba = await sharp({ create: { width: 3000, height: 3000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 1 } } })
+      .png()
+      .toBuffer();
     const res = await predict(small.url, rgba, 'Image of food', 'image.png');
     expect(res.status).toBe(400);
     expect(res.body.detail).toBe(
@@ -165,8 +168,12 @@ describe('costly images', () => {
   }, 60_000);
 
   it('large images decode one at a time (MAX_LARGE_DECODES=1); ordinary photos pass them', async () => {
-    const big = await sharp({ create: { width: 6000, height: 4000, channels: 3, background: { r: 120, g: 80, b: 60 } } }).jpeg({ quality: 80 }).toBuffer();
-    const photo = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 20, g: 80, b: 160 } } }).jpeg().toBuffer();
+    const big = await sharp({ create: { width: 6000, height: 4000, channels: 3, background: { r: 120, g: 80, b: 60 } } })
+      .jpeg({ quality: 80 })
+      .toBuffer();
+    const photo = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 20, g: 80, b: 160 } } })
+      .jpeg()
+      .toBuffer();
     let maxRunning = 0;
     let maxWaiting = 0;
     let polling = true;

@@ -81,7 +81,9 @@ async function bars(page: Page): Promise<Bar[]> {
 function expectBarsMatch(shown: Bar[], predictions: ApiPrediction[]): void {
   expect(predictions.length).toBeGreaterThan(0);
   expect(shown.map((b) => [b.name, b.confidence])).toEqual(predictions.map((p) => [p.class_name, p.confidence]));
-  shown.forEach((bar, i) => expect(bar.width).toBeCloseTo(predictions[i].probability * 100, 3));
+  shown.forEach((bar, i) => {
+    expect(bar.width).toBeCloseTo(predictions[i].probability * 100, 3);
+  });
 }
 
 /**
@@ -263,7 +265,12 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     await chooseFile(page, { name: photoA.name, mimeType: 'image/jpeg', buffer: photoA.bytes });
     await page.locator('#text-input').fill(text);
     await classify(page);
-    expect(await lastForm(page)).toEqual(new Map([['image', `file:${photoA.name}:${photoA.bytes.length}`], ['text', text]]));
+    expect(await lastForm(page)).toEqual(
+      new Map([
+        ['image', `file:${photoA.name}:${photoA.bytes.length}`],
+        ['text', text],
+      ]),
+    );
     const shown = await bars(page);
 
     const api = await predict(server.url, photoA.bytes, text);

@@ -32,54 +32,140 @@ function detached(n: number): Float32Array {
 const malformed: [string, unknown, typeof TypeError | typeof RangeError, string | RegExp][] = [
   ['inputs that are not an array', 5, TypeError, 'Expected an array of tensors for inputs but received number 5'],
   ['an input that is null', [null], TypeError, 'Expected an object {dtype, shape, data} for inputs[0] but received null'],
-  ['an input that is an array', [[1, 2]], TypeError,
-    'Expected an object {dtype, shape, data} for inputs[0] but received array'],
-  ['an unknown dtype', [{ dtype: 'float16', shape: [3], data: f32(3) }], TypeError,
-    "Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received string 'float16'"],
-  ['a missing dtype', [{ shape: [3], data: f32(3) }], TypeError,
-    'Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received undefined'],
-  ['a shape that is not an array', [{ dtype: 'float32', shape: 3, data: f32(3) }], TypeError,
-    'Expected an array of dimensions for inputs[0].shape but received number 3'],
-  ['a negative dimension', [good(), { dtype: 'float32', shape: [-3], data: f32(3) }], RangeError,
-    'Expected a non-negative integer for inputs[1].shape[0] but received number -3'],
-  ['a fractional dimension', [{ dtype: 'float32', shape: [1.5, 2], data: f32(3) }], RangeError,
-    'Expected a non-negative integer for inputs[0].shape[0] but received number 1.5'],
-  ['a NaN dimension', [{ dtype: 'float32', shape: [3, NaN], data: f32(3) }], RangeError,
-    'Expected a non-negative integer for inputs[0].shape[1] but received number NaN'],
-  ['an infinite dimension', [{ dtype: 'float32', shape: [Infinity], data: f32(3) }], RangeError,
-    /^Expected a non-negative integer for inputs\[0\]\.shape\[0\] but received number Infinity$/],
-  ['a dimension beyond 2^53', [{ dtype: 'float32', shape: [2 ** 54], data: f32(3) }], RangeError,
-    /^Expected a non-negative integer for inputs\[0\]\.shape\[0\]/],
-  ['a string dimension', [{ dtype: 'float32', shape: ['3'], data: f32(3) }], TypeError,
-    "Expected a non-negative integer for inputs[0].shape[0] but received string '3'"],
-  ['a shape whose element count overflows 64 bits', [{ dtype: 'float32', shape: [2 ** 40, 2 ** 40, 2 ** 40], data: f32(3) }],
-    RangeError, 'Expected 1329227995784915872903807060280344576 elements for inputs[0] of shape [1099511627776,1099511627776,1099511627776] but its data holds 3'],
-  ['65 dimensions', [{ dtype: 'float32', shape: new Array(65).fill(1), data: f32(1) }], RangeError,
-    'Expected at most 64 dimensions for inputs[0].shape but received 65'],
-  ['data of the wrong typed array', [{ dtype: 'float32', shape: [3], data: new Float64Array(3) }], TypeError,
-    'Expected a Float32Array for inputs[0].data (dtype float32) but received typed array'],
-  ['int64 data in an Int32Array', [{ dtype: 'int64', shape: [3], data: new Int32Array(3) }], TypeError,
-    'Expected a BigInt64Array for inputs[0].data (dtype int64) but received typed array'],
-  ['bool data in an Int8Array', [{ dtype: 'bool', shape: [3], data: new Int8Array(3) }], TypeError,
-    'Expected a Uint8Array for inputs[0].data (dtype bool) but received typed array'],
-  ['data in a plain array', [{ dtype: 'float32', shape: [3], data: [1, 2, 3] }], TypeError,
-    'Expected a Float32Array for inputs[0].data (dtype float32) but received array'],
-  ['data in a DataView', [{ dtype: 'float32', shape: [3], data: new DataView(new ArrayBuffer(12)) }], TypeError,
-    'Expected a Float32Array for inputs[0].data (dtype float32) but received object'],
-  ['missing data', [{ dtype: 'float32', shape: [3] }], TypeError,
-    'Expected a Float32Array for inputs[0].data (dtype float32) but received undefined'],
-  ['fewer elements than the shape', [{ dtype: 'float32', shape: [2, 2], data: f32(3) }], RangeError,
-    'Expected 4 elements for inputs[0] of shape [2,2] but its data holds 3'],
-  ['more elements than the shape', [{ dtype: 'float32', shape: [2], data: f32(3) }], RangeError,
-    'Expected 2 elements for inputs[0] of shape [2] but its data holds 3'],
-  ['a shape whose size overflows 64 bits', [{ dtype: 'float32', shape: [2 ** 40, 2 ** 40, 2 ** 40], data: f32(3) }],
-    RangeError, /^Expected \d+ elements for inputs\[0\] of shape \[1099511627776,1099511627776,1099511627776\] but its data holds 3$/],
-  ['bool data with a 2', [{ dtype: 'bool', shape: [3], data: Uint8Array.of(0, 1, 2) }], RangeError,
-    'Expected only 0 and 1 in the data of bool inputs[0] but element 2 is 2'],
-  ['bool data with a 255', [{ dtype: 'bool', shape: [2], data: Uint8Array.of(255, 0) }], RangeError,
-    'Expected only 0 and 1 in the data of bool inputs[0] but element 0 is 255'],
-  ['a detached ArrayBuffer', [good(), { dtype: 'float32', shape: [3], data: detached(3) }], RangeError,
-    'Expected 3 elements for inputs[1] of shape [3] but its data holds 0'],
+  ['an input that is an array', [[1, 2]], TypeError, 'Expected an object {dtype, shape, data} for inputs[0] but received array'],
+  [
+    'an unknown dtype',
+    [{ dtype: 'float16', shape: [3], data: f32(3) }],
+    TypeError,
+    "Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received string 'float16'",
+  ],
+  [
+    'a missing dtype',
+    [{ shape: [3], data: f32(3) }],
+    TypeError,
+    'Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received undefined',
+  ],
+  [
+    'a shape that is not an array',
+    [{ dtype: 'float32', shape: 3, data: f32(3) }],
+    TypeError,
+    'Expected an array of dimensions for inputs[0].shape but received number 3',
+  ],
+  [
+    'a negative dimension',
+    [good(), { dtype: 'float32', shape: [-3], data: f32(3) }],
+    RangeError,
+    'Expected a non-negative integer for inputs[1].shape[0] but received number -3',
+  ],
+  [
+    'a fractional dimension',
+    [{ dtype: 'float32', shape: [1.5, 2], data: f32(3) }],
+    RangeError,
+    'Expected a non-negative integer for inputs[0].shape[0] but received number 1.5',
+  ],
+  [
+    'a NaN dimension',
+    [{ dtype: 'float32', shape: [3, NaN], data: f32(3) }],
+    RangeError,
+    'Expected a non-negative integer for inputs[0].shape[1] but received number NaN',
+  ],
+  [
+    'an infinite dimension',
+    [{ dtype: 'float32', shape: [Infinity], data: f32(3) }],
+    RangeError,
+    /^Expected a non-negative integer for inputs\[0\]\.shape\[0\] but received number Infinity$/,
+  ],
+  [
+    'a dimension beyond 2^53',
+    [{ dtype: 'float32', shape: [2 ** 54], data: f32(3) }],
+    RangeError,
+    /^Expected a non-negative integer for inputs\[0\]\.shape\[0\]/,
+  ],
+  [
+    'a string dimension',
+    [{ dtype: 'float32', shape: ['3'], data: f32(3) }],
+    TypeError,
+    "Expected a non-negative integer for inputs[0].shape[0] but received string '3'",
+  ],
+  [
+    'a shape whose element count overflows 64 bits',
+    [{ dtype: 'float32', shape: [2 ** 40, 2 ** 40, 2 ** 40], data: f32(3) }],
+    RangeError,
+    'Expected 1329227995784915872903807060280344576 elements for inputs[0] of shape [1099511627776,1099511627776,1099511627776] but its data holds 3',
+  ],
+  [
+    '65 dimensions',
+    [{ dtype: 'float32', shape: new Array(65).fill(1), data: f32(1) }],
+    RangeError,
+    'Expected at most 64 dimensions for inputs[0].shape but received 65',
+  ],
+  [
+    'data of the wrong typed array',
+    [{ dtype: 'float32', shape: [3], data: new Float64Array(3) }],
+    TypeError,
+    'Expected a Float32Array for inputs[0].data (dtype float32) but received typed array',
+  ],
+  [
+    'int64 data in an Int32Array',
+    [{ dtype: 'int64', shape: [3], data: new Int32Array(3) }],
+    TypeError,
+    'Expected a BigInt64Array for inputs[0].data (dtype int64) but received typed array',
+  ],
+  [
+    'bool data in an Int8Array',
+    [{ dtype: 'bool', shape: [3], data: new Int8Array(3) }],
+    TypeError,
+    'Expected a Uint8Array for inputs[0].data (dtype bool) but received typed array',
+  ],
+  [
+    'data in a plain array',
+    [{ dtype: 'float32', shape: [3], data: [1, 2, 3] }],
+    TypeError,
+    'Expected a Float32Array for inputs[0].data (dtype float32) but received array',
+  ],
+  [
+    'data in a DataView',
+    [{ dtype: 'float32', shape: [3], data: new DataView(new ArrayBuffer(12)) }],
+    TypeError,
+    'Expected a Float32Array for inputs[0].data (dtype float32) but received object',
+  ],
+  ['missing data', [{ dtype: 'float32', shape: [3] }], TypeError, 'Expected a Float32Array for inputs[0].data (dtype float32) but received undefined'],
+  [
+    'fewer elements than the shape',
+    [{ dtype: 'float32', shape: [2, 2], data: f32(3) }],
+    RangeError,
+    'Expected 4 elements for inputs[0] of shape [2,2] but its data holds 3',
+  ],
+  [
+    'more elements than the shape',
+    [{ dtype: 'float32', shape: [2], data: f32(3) }],
+    RangeError,
+    'Expected 2 elements for inputs[0] of shape [2] but its data holds 3',
+  ],
+  [
+    'a shape whose size overflows 64 bits',
+    [{ dtype: 'float32', shape: [2 ** 40, 2 ** 40, 2 ** 40], data: f32(3) }],
+    RangeError,
+    /^Expected \d+ elements for inputs\[0\] of shape \[1099511627776,1099511627776,1099511627776\] but its data holds 3$/,
+  ],
+  [
+    'bool data with a 2',
+    [{ dtype: 'bool', shape: [3], data: Uint8Array.of(0, 1, 2) }],
+    RangeError,
+    'Expected only 0 and 1 in the data of bool inputs[0] but element 2 is 2',
+  ],
+  [
+    'bool data with a 255',
+    [{ dtype: 'bool', shape: [2], data: Uint8Array.of(255, 0) }],
+    RangeError,
+    'Expected only 0 and 1 in the data of bool inputs[0] but element 0 is 255',
+  ],
+  [
+    'a detached ArrayBuffer',
+    [good(), { dtype: 'float32', shape: [3], data: detached(3) }],
+    RangeError,
+    'Expected 3 elements for inputs[1] of shape [3] but its data holds 0',
+  ],
 ];
 
 describe('native forward refuses malformed inputs synchronously', () => {
@@ -124,9 +210,7 @@ describe('native forward refuses malformed inputs synchronously', () => {
 
   it('the model still works after all of that, and gives the raw result shape', async () => {
     const example = exampleJson('add_mul');
-    const result = await model.forward(
-      example.inputs.map((t) => ({ dtype: t.dtype, shape: t.shape, data: Float32Array.from(t.data) })) as never,
-    );
+    const result = await model.forward(example.inputs.map((t) => ({ dtype: t.dtype, shape: t.shape, data: Float32Array.from(t.data) })) as never);
     expect(result.kind).toBe('tuple');
     expect(result.tensors).toHaveLength(2);
     result.tensors.forEach((t, i) => {
@@ -135,7 +219,9 @@ describe('native forward refuses malformed inputs synchronously', () => {
       expect(t.shape).toEqual(want.shape);
       expect(t.data).toBeInstanceOf(Float32Array);
       expect('name' in t).toBe(false);
-      Array.from(t.data as Float32Array).forEach((v, k) => expect(Math.abs(v - want.data[k])).toBeLessThanOrEqual(1e-6));
+      Array.from(t.data as Float32Array).forEach((v, k) => {
+        expect(Math.abs(v - want.data[k])).toBeLessThanOrEqual(1e-6);
+      });
     });
   });
 
@@ -152,9 +238,7 @@ describe('native forward refuses malformed inputs synchronously', () => {
 
 describe('native load refuses malformed arguments', () => {
   it('a path that is not a string: TypeError at once', () => {
-    expect(() => native.load(42 as never, { device: 'cpu', threads: 1 })).toThrow(
-      new TypeError('Expected a string for path'),
-    );
+    expect(() => native.load(42 as never, { device: 'cpu', threads: 1 })).toThrow(new TypeError('Expected a string for path'));
   });
 
   it.each([
@@ -169,15 +253,12 @@ describe('native load refuses malformed arguments', () => {
     expect(() => native.load(modelPath('add_mul'), options as never)).toThrow(message);
   });
 
-  it.each(['gpu', 'cuda:', 'cuda:x', 'cuda:12345', 'CPU'])(
-    "device '%s': rejects with ERR_INVALID_DEVICE",
-    async (device) => {
-      const err = await native.load(modelPath('add_mul'), { device, threads: 1 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(TorchError);
-      expect((err as TorchError).code).toBe('ERR_INVALID_DEVICE');
-      expect((err as TorchError).message).toBe(`Unknown device '${device}': expected auto, cpu, cuda or cuda:N`);
-    },
-  );
+  it.each(['gpu', 'cuda:', 'cuda:x', 'cuda:12345', 'CPU'])("device '%s': rejects with ERR_INVALID_DEVICE", async (device) => {
+    const err = await native.load(modelPath('add_mul'), { device, threads: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TorchError);
+    expect((err as TorchError).code).toBe('ERR_INVALID_DEVICE');
+    expect((err as TorchError).message).toBe(`Unknown device '${device}': expected auto, cpu, cuda or cuda:N`);
+  });
 
   it('threads 0 leaves LibTorch its default', async () => {
     const m = await native.load(modelPath('identity'), { device: 'cpu', threads: 0 });

@@ -35,9 +35,7 @@ afterAll(async () => {
 
 describe(`every fixture model gives eager PyTorch's outputs (device ${TEST_DEVICE}, tolerance ${TOLERANCE})`, () => {
   it('has the fixture models this suite is about', () => {
-    expect(modelNames().sort()).toEqual(
-      ['add_mul', 'convnet', 'dict_out', 'dtypes', 'embed', 'identity', 'list_out', 'raises', 'slow'].sort(),
-    );
+    expect(modelNames().sort()).toEqual(['add_mul', 'convnet', 'dict_out', 'dtypes', 'embed', 'identity', 'list_out', 'raises', 'slow'].sort());
   });
 
   const cases = modelNames().flatMap((name) => modelJson(name).examples.map((e) => [name, e.name] as const));
@@ -103,9 +101,7 @@ describe('output kinds', () => {
   });
 
   it('forwardNamed() on a model that returns a list names the kind', async () => {
-    await expect((await model('list_out')).forwardNamed(exampleInputs('list_out'))).rejects.toThrow(
-      /returned a list; use forward\(\)/,
-    );
+    await expect((await model('list_out')).forwardNamed(exampleInputs('list_out'))).rejects.toThrow(/returned a list; use forward\(\)/);
   });
 });
 
@@ -116,7 +112,9 @@ describe('dtypes in and out', () => {
     const outputs = await (await model('dtypes')).forward(inputs);
     expect(outputs.map((t) => t.dtype)).toEqual(['float32', 'float64', 'int32', 'int64', 'uint8', 'bool']);
     const arrays = [Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array, Uint8Array];
-    outputs.forEach((t, i) => expect(t.data).toBeInstanceOf(arrays[i]));
+    outputs.forEach((t, i) => {
+      expect(t.data).toBeInstanceOf(arrays[i]);
+    });
   });
 
   it('int64 keeps values beyond 32 bits exactly (BigInt64Array)', async () => {
@@ -133,7 +131,12 @@ describe('dtypes in and out', () => {
     const m = await model('embed');
     const ids = exampleJson('embed').inputs[0];
     const fromNumbers = await m.forward([Tensor.int64(ids.data, ids.shape)]);
-    const fromBigints = await m.forward([Tensor.int64(ids.data.map((v) => BigInt(v)), ids.shape)]);
+    const fromBigints = await m.forward([
+      Tensor.int64(
+        ids.data.map((v) => BigInt(v)),
+        ids.shape,
+      ),
+    ]);
     expect(Array.from(fromNumbers[0].data as Float32Array)).toEqual(Array.from(fromBigints[0].data as Float32Array));
   });
 
@@ -166,20 +169,14 @@ describe('dtypes in and out', () => {
   });
 
   it('empty tensors (a zero dimension) go in and come out', async () => {
-    const [sum, product] = await (await model('add_mul')).forward([
-      Tensor.float32(new Float32Array(0), [0, 3]),
-      Tensor.float32(new Float32Array(0), [0, 3]),
-    ]);
+    const [sum, product] = await (await model('add_mul')).forward([Tensor.float32(new Float32Array(0), [0, 3]), Tensor.float32(new Float32Array(0), [0, 3])]);
     expect(sum.shape).toEqual([0, 3]);
     expect(sum.size).toBe(0);
     expect(product.data).toBeInstanceOf(Float32Array);
   });
 
   it('broadcasting follows LibTorch: [2, 3] + [3]', async () => {
-    const [sum] = await (await model('add_mul')).forward([
-      Tensor.float32([1, 2, 3, 4, 5, 6], [2, 3]),
-      Tensor.float32([10, 20, 30]),
-    ]);
+    const [sum] = await (await model('add_mul')).forward([Tensor.float32([1, 2, 3, 4, 5, 6], [2, 3]), Tensor.float32([10, 20, 30])]);
     expect(sum.shape).toEqual([2, 3]);
     expect(sum.toArray()).toEqual([11, 22, 33, 14, 25, 36]);
   });
@@ -192,18 +189,14 @@ describe('models that reject their inputs', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TorchError);
     expect((err as TorchError).code).toBe('ERR_FORWARD');
-    expect((err as TorchError).message).toMatch(
-      /The size of tensor a \(3\) must match the size of tensor b \(2\) at non-singleton dimension 1/,
-    );
+    expect((err as TorchError).message).toMatch(/The size of tensor a \(3\) must match the size of tensor b \(2\) at non-singleton dimension 1/);
     // the full text, with TorchScript's traceback but not LibTorch's C++ backtrace
     expect((err as TorchError).details).toContain('torch.add(a, b)');
     expect((err as TorchError).details).not.toMatch(/Exception raised from|frame #\d/);
   });
 
   it('a wrong number of channels rejects with the convolution message', async () => {
-    const err = await (await model('convnet'))
-      .forward([Tensor.float32(new Float32Array(4 * 8 * 8), [1, 4, 8, 8])])
-      .catch((e: unknown) => e);
+    const err = await (await model('convnet')).forward([Tensor.float32(new Float32Array(4 * 8 * 8), [1, 4, 8, 8])]).catch((e: unknown) => e);
     expect((err as TorchError).code).toBe('ERR_FORWARD');
     expect((err as TorchError).message).toMatch(/expected input\[1, 4, 8, 8\] to have 3 channels, but got 4/);
   });

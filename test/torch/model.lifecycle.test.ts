@@ -4,15 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Tensor, TorchError, TorchModel } from '../../src/index.js';
-import {
-  TEST_DEVICE,
-  TOLERANCE,
-  exampleInputs,
-  exampleJson,
-  expectOutputs,
-  modelPath,
-  tensorMismatch,
-} from '../helpers/fixtures.js';
+import { TEST_DEVICE, TOLERANCE, exampleInputs, exampleJson, expectOutputs, modelPath, tensorMismatch } from '../helpers/fixtures.js';
 import { calibrateSlow, iterations, slowInput } from '../helpers/slow.js';
 
 let addMul: TorchModel;
@@ -73,8 +65,18 @@ describe('concurrent forwards', () => {
     const order: string[] = [];
     const calls: Promise<Tensor[]>[] = [];
     for (let i = 0; i < 20; i++) {
-      calls.push(addMul.forward([float32([i], [1]), float32([2], [1])]).then((o) => (order.push(`add_mul ${i}`), o)));
-      calls.push(listOut.forward([float32([i], [1])]).then((o) => (order.push(`list_out ${i}`), o)));
+      calls.push(
+        addMul.forward([float32([i], [1]), float32([2], [1])]).then((o) => {
+          order.push(`add_mul ${i}`);
+          return o;
+        }),
+      );
+      calls.push(
+        listOut.forward([float32([i], [1])]).then((o) => {
+          order.push(`list_out ${i}`);
+          return o;
+        }),
+      );
     }
     const outputs = await Promise.all(calls);
     for (let i = 0; i < 20; i++) {
@@ -147,30 +149,20 @@ describe('the event loop keeps turning during a slow forward', () => {
     record('bool 7', () => addMul.forward([bool, bool]));
     events.push('calls returned');
     await forward;
-    expect(events).toEqual([
-      'not a Tensor: TypeError',
-      'not an array: TypeError',
-      'bool 7: RangeError',
-      'calls returned',
-      'slow forward',
-    ]);
+    expect(events).toEqual(['not a Tensor: TypeError', 'not an array: TypeError', 'bool 7: RangeError', 'calls returned', 'slow forward']);
   });
 
   it('argument mistakes have precise messages', () => {
     expect(() => addMul.forward([new Float32Array(3) as never])).toThrow(
       new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] but received a Float32Array'),
     );
-    expect(() => addMul.forward('x' as never)).toThrow(
-      new TypeError("Expected an array of Tensor for inputs but received 'x' of type string"),
-    );
+    expect(() => addMul.forward('x' as never)).toThrow(new TypeError("Expected an array of Tensor for inputs but received 'x' of type string"));
     expect(() => addMul.forwardNamed([{ dtype: 'float32', shape: [1], data: new Float32Array(1) } as never])).toThrow(
       /^Expected a Tensor .* for inputs\[0\] but received an object of type Object$/,
     );
     const bool = Tensor.bool([1, 0, 1]);
     bool.data[2] = 2;
-    expect(() => addMul.forward([bool, bool])).toThrow(
-      new RangeError('Expected only 0 and 1 in the data of bool inputs[0] but element 2 is 2'),
-    );
+    expect(() => addMul.forward([bool, bool])).toThrow(new RangeError('Expected only 0 and 1 in the data of bool inputs[0] but element 2 is 2'));
   });
 });
 
@@ -209,14 +201,7 @@ describe('dispose', () => {
     await disposed;
     await expect(again).resolves.toBeUndefined();
 
-    expect(events).toEqual([
-      'late forward rejected',
-      'forward 0 (slow)',
-      'forward 1',
-      'forward 2 (slow)',
-      'forward 3',
-      'disposed',
-    ]);
+    expect(events).toEqual(['late forward rejected', 'forward 0 (slow)', 'forward 1', 'forward 2 (slow)', 'forward 3', 'disposed']);
     expectOutputs(outputs[1], exampleJson('slow').output, TOLERANCE, 'forward 1');
     expectOutputs(outputs[3], exampleJson('slow').output, TOLERANCE, 'forward 3');
     for (const i of [0, 2]) {

@@ -6,17 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Tensor, TorchError, TorchModel, runtimeInfo } from '../../src/index.js';
-import {
-  FIXTURES,
-  TEST_DEVICE,
-  TOLERANCE,
-  exampleInputs,
-  exampleJson,
-  expectOutputs,
-  filePath,
-  maxAbsDiff,
-  modelPath,
-} from '../helpers/fixtures.js';
+import { FIXTURES, TEST_DEVICE, TOLERANCE, exampleInputs, exampleJson, expectOutputs, filePath, maxAbsDiff, modelPath } from '../helpers/fixtures.js';
 
 const LIBTORCH = runtimeInfo().libtorchVersion;
 
@@ -36,32 +26,29 @@ describe('load options are checked at once, before anything is loaded (a synchro
   const file = () => modelPath('add_mul');
 
   it.each([
-    ['an unknown option key', { devcie: 'cpu' }, TypeError,
-      "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, warmup"],
-    ['threads 0', { threads: 0 }, RangeError,
-      'Expected an integer between 1 and 1024 for threads but received 0 of type number'],
-    ['threads 1.5', { threads: 1.5 }, RangeError,
-      'Expected an integer between 1 and 1024 for threads but received 1.5 of type number'],
-    ['threads 2000', { threads: 2000 }, RangeError,
-      'Expected an integer between 1 and 1024 for threads but received 2000 of type number'],
-    ["threads '2'", { threads: '2' }, TypeError,
-      "Expected an integer between 1 and 1024 for threads but received '2' of type string"],
-    ["device 'gpu'", { device: 'gpu' }, RangeError,
-      "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'gpu' of type string"],
-    ["device 'cuda:'", { device: 'cuda:' }, RangeError,
-      "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'cuda:' of type string"],
-    ['device 0', { device: 0 }, TypeError,
-      "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 0 of type number"],
-    ["optimize 'yes'", { optimize: 'yes' }, TypeError,
-      "Expected a boolean for optimize but received 'yes' of type string"],
-    ['warmup that is not an object', { warmup: [] }, TypeError,
-      'Expected an object {inputs, runs} for warmup but received an array of length 0'],
-    ['warmup with an unknown key', { warmup: { inputs: [], count: 2 } }, TypeError,
-      "Unknown option 'count' in warmup; expected one of inputs, runs"],
-    ['warmup inputs that are not Tensors', { warmup: { inputs: [new Float32Array(3)] } }, TypeError,
-      'Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] but received a Float32Array'],
-    ['warmup runs -1', { warmup: { inputs: [], runs: -1 } }, RangeError,
-      'Expected an integer between 0 and 1000 for warmup.runs but received -1 of type number'],
+    ['an unknown option key', { devcie: 'cpu' }, TypeError, "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, warmup"],
+    ['threads 0', { threads: 0 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 0 of type number'],
+    ['threads 1.5', { threads: 1.5 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 1.5 of type number'],
+    ['threads 2000', { threads: 2000 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 2000 of type number'],
+    ["threads '2'", { threads: '2' }, TypeError, "Expected an integer between 1 and 1024 for threads but received '2' of type string"],
+    ["device 'gpu'", { device: 'gpu' }, RangeError, "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'gpu' of type string"],
+    ["device 'cuda:'", { device: 'cuda:' }, RangeError, "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'cuda:' of type string"],
+    ['device 0', { device: 0 }, TypeError, "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 0 of type number"],
+    ["optimize 'yes'", { optimize: 'yes' }, TypeError, "Expected a boolean for optimize but received 'yes' of type string"],
+    ['warmup that is not an object', { warmup: [] }, TypeError, 'Expected an object {inputs, runs} for warmup but received an array of length 0'],
+    ['warmup with an unknown key', { warmup: { inputs: [], count: 2 } }, TypeError, "Unknown option 'count' in warmup; expected one of inputs, runs"],
+    [
+      'warmup inputs that are not Tensors',
+      { warmup: { inputs: [new Float32Array(3)] } },
+      TypeError,
+      'Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] but received a Float32Array',
+    ],
+    [
+      'warmup runs -1',
+      { warmup: { inputs: [], runs: -1 } },
+      RangeError,
+      'Expected an integer between 0 and 1000 for warmup.runs but received -1 of type number',
+    ],
   ] as const)('throws on %s', (_label, options, ErrorClass, message) => {
     let err: unknown;
     try {
@@ -75,15 +62,11 @@ describe('load options are checked at once, before anything is loaded (a synchro
   });
 
   it('throws on options that are not an object', () => {
-    expect(() => TorchModel.load(file(), 'cpu' as never)).toThrow(
-      new TypeError("Expected an object for options but received 'cpu' of type string"),
-    );
+    expect(() => TorchModel.load(file(), 'cpu' as never)).toThrow(new TypeError("Expected an object for options but received 'cpu' of type string"));
   });
 
   it('throws on an empty path or a path that is not a string', () => {
-    expect(() => TorchModel.load('')).toThrow(
-      new TypeError("Expected a non-empty string for the model path but received '' of type string"),
-    );
+    expect(() => TorchModel.load('')).toThrow(new TypeError("Expected a non-empty string for the model path but received '' of type string"));
     expect(() => TorchModel.load(42 as never)).toThrow(TypeError);
   });
 });
@@ -183,7 +166,7 @@ describe('warm-up', () => {
       warmup: { inputs: [Tensor.float32([1, 2, 3]), Tensor.float32([1, 2])] },
     });
     expect(err.code).toBe('ERR_FORWARD');
-    expect(err.message).toMatch(new RegExp(`^Warm-up forward of ${escape(modelPath('add_mul'))} failed: `));
+    expect(err.message).toMatch(new RegExp(`^Warm-up forward of ${escapeRegExp(modelPath('add_mul'))} failed: `));
     expect(err.message).toMatch(/The size of tensor a \(3\) must match the size of tensor b \(2\)/);
     expect(err.details).toContain('torch.add(a, b)');
   });
@@ -201,7 +184,7 @@ describe('warm-up', () => {
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

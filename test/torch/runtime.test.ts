@@ -6,15 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Tensor, TorchError, TorchModel, runtimeInfo } from '../../src/index.js';
-import {
-  exampleInputs,
-  exampleJson,
-  expectOutputs,
-  maxAbsDiff,
-  modelJson,
-  modelNames,
-  modelPath,
-} from '../helpers/fixtures.js';
+import { exampleInputs, exampleJson, expectOutputs, maxAbsDiff, modelJson, modelNames, modelPath } from '../helpers/fixtures.js';
 
 const info = runtimeInfo();
 
@@ -83,7 +75,9 @@ describe.skipIf(!info.cudaAvailable)('CUDA (runs only where runtimeInfo().cudaAv
       const inputs = exampleInputs(name, example);
       const [a, b] = [await cpu.forward(inputs), await cuda.forward(inputs)];
       expect(b.map((t) => [t.dtype, t.shape, t.name])).toEqual(a.map((t) => [t.dtype, t.shape, t.name]));
-      a.forEach((t, i) => expect(maxAbsDiff(t, b[i]), `output ${i}`).toBeLessThanOrEqual(1e-4 * (1 + maxAbs(t))));
+      a.forEach((t, i) => {
+        expect(maxAbsDiff(t, b[i]), `output ${i}`).toBeLessThanOrEqual(1e-4 * (1 + maxAbs(t)));
+      });
       expectOutputs(b, exampleJson(name, example).output, 1e-4, `${name} on cuda`);
     }
     await Promise.all([cpu.dispose(), cuda.dispose()]);
@@ -99,7 +93,7 @@ describe.skipIf(!info.cudaAvailable)('CUDA (runs only where runtimeInfo().cudaAv
     }
   });
 
-  it("a device index that does not exist: ERR_INVALID_DEVICE", async () => {
+  it('a device index that does not exist: ERR_INVALID_DEVICE', async () => {
     const err = await TorchModel.load(modelPath('add_mul'), { device: 'cuda:999' }).catch((e: unknown) => e);
     expect((err as TorchError).code).toBe('ERR_INVALID_DEVICE');
     expect((err as TorchError).message).toMatch(/does not exist: this machine has \d+ CUDA device/);

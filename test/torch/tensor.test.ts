@@ -79,9 +79,7 @@ describe('mistakes are refused with precise TypeError/RangeError', () => {
   });
 
   it('data length not matching the shape', () => {
-    expect(() => Tensor.float32([1, 2, 3, 4, 5], [2, 3])).toThrow(
-      new RangeError('Expected 6 elements for shape [2, 3] but the data holds 5'),
-    );
+    expect(() => Tensor.float32([1, 2, 3, 4, 5], [2, 3])).toThrow(new RangeError('Expected 6 elements for shape [2, 3] but the data holds 5'));
     expect(() => Tensor.int64([1n, 2n], [])).toThrow(new RangeError('Expected 1 elements for shape [] but the data holds 2'));
   });
 
@@ -95,30 +93,20 @@ describe('mistakes are refused with precise TypeError/RangeError', () => {
   });
 
   it('a shape that is not an array, or has more than 64 dimensions', () => {
-    expect(() => Tensor.float32([1, 2, 3], 3 as never)).toThrow(
-      new TypeError('Expected an array of dimensions for shape but received 3 of type number'),
-    );
+    expect(() => Tensor.float32([1, 2, 3], 3 as never)).toThrow(new TypeError('Expected an array of dimensions for shape but received 3 of type number'));
     expect(() => Tensor.float32([1], new Array(65).fill(1))).toThrow(
       new RangeError('Expected at most 64 dimensions for shape but received an array of length 65'),
     );
   });
 
   it('bool data with values above 1', () => {
-    expect(() => Tensor.bool(Uint8Array.of(0, 1, 2))).toThrow(
-      new RangeError('Expected only 0 and 1 in bool data but element 2 is 2'),
-    );
-    expect(() => new Tensor('bool', Uint8Array.of(255), [1])).toThrow(
-      new RangeError('Expected only 0 and 1 in bool data but element 0 is 255'),
-    );
-    expect(() => Tensor.bool([true, 2])).toThrow(
-      new RangeError('Expected true, false, 0 or 1 for bool element 1 but received 2 of type number'),
-    );
+    expect(() => Tensor.bool(Uint8Array.of(0, 1, 2))).toThrow(new RangeError('Expected only 0 and 1 in bool data but element 2 is 2'));
+    expect(() => new Tensor('bool', Uint8Array.of(255), [1])).toThrow(new RangeError('Expected only 0 and 1 in bool data but element 0 is 255'));
+    expect(() => Tensor.bool([true, 2])).toThrow(new RangeError('Expected true, false, 0 or 1 for bool element 1 but received 2 of type number'));
   });
 
   it('integers outside their dtype, which a typed array would wrap around silently', () => {
-    expect(() => Tensor.uint8([0, 256])).toThrow(
-      new RangeError('Expected an integer from 0 to 255 for uint8 element 1 but received 256 of type number'),
-    );
+    expect(() => Tensor.uint8([0, 256])).toThrow(new RangeError('Expected an integer from 0 to 255 for uint8 element 1 but received 256 of type number'));
     expect(() => Tensor.uint8([-1])).toThrow(RangeError);
     expect(() => Tensor.uint8([1.5])).toThrow(RangeError);
     expect(() => Tensor.int32([2 ** 31])).toThrow(
@@ -143,9 +131,7 @@ describe('mistakes are refused with precise TypeError/RangeError', () => {
   });
 
   it('elements that are not numbers, and data that is not array-like', () => {
-    expect(() => Tensor.float32([1, 'a'] as never)).toThrow(
-      new TypeError("Expected a number for float32 element 1 but received 'a' of type string"),
-    );
+    expect(() => Tensor.float32([1, 'a'] as never)).toThrow(new TypeError("Expected a number for float32 element 1 but received 'a' of type string"));
     expect(() => Tensor.float32('abc' as never)).toThrow(
       new TypeError("Expected a Float32Array or an array of numbers for the data of a float32 tensor but received 'abc' of type string"),
     );

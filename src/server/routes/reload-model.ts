@@ -15,7 +15,10 @@ export function reloadRoutes({ models, cache }: AppContext): Router {
     if (inWorker()) {
       const results = await reloadEveryWorker();
       const failed = results.filter((r) => !r.ok);
-      req.log.info({ workers: results.map((r) => ({ pid: r.pid, ok: r.ok, generation: r.generation })) }, failed.length ? 'reload failed in some workers' : 'model reloaded');
+      req.log.info(
+        { workers: results.map((r) => ({ pid: r.pid, ok: r.ok, generation: r.generation })) },
+        failed.length ? 'reload failed in some workers' : 'model reloaded',
+      );
       if (failed.length > 0) {
         const reason = reloadFailure(Object.assign(new Error(failed[0].error?.message ?? 'unknown'), failed[0].error));
         throw new HttpError(500, `${reason} (${failed.length} of ${results.length} workers)`, { cause: failed[0].error });
