@@ -7,13 +7,15 @@ The model is loaded as the addon does by default: torch.jit.load, eval, and on C
 torch.jit.optimize_for_inference (which freezes first); in inference mode, with the same thread count.
 On CUDA each timed forward includes copying the input in and the output out, as the addon's does.
 """
+
 import json
 import os
 import sys
 import time
 
-import torch
 import torchvision
+
+import torch
 
 
 def make_models(folder):

@@ -167,6 +167,14 @@ function fitted(ys: number[]): [number, number] {
 }
 const [afterWarmup, atEnd] = fitted(samples.slice(fifth));
 const growth = (atEnd - afterWarmup) / afterWarmup;
+/** The service's own account of what went wrong: its error log lines (level 50 and above), the first few. */
+const errorLogs = server.logs
+  .filter((line) => Number(line.level) >= 50)
+  .slice(0, 10)
+  .map((line) => {
+    const err = line.err as { message?: string; code?: string; stack?: string } | undefined;
+    return { msg: line.msg, err: err ? { message: err.message, code: err.code, stack: err.stack?.split('\n').slice(0, 6).join('\n') } : undefined };
+  });
 const badFive = Object.values(bad).some((s) => Object.keys(s).some((status) => Number(status) >= 500 || status === '0'));
 const result = {
   seconds,
@@ -181,6 +189,7 @@ const result = {
   rss_samples_mb: samples.filter((_, i) => i % 5 === 0).map(Math.round),
   exit,
   died_during_run: died,
+  error_logs: errorLogs,
   ok: !died && good.failed === 0 && reloadFailures === 0 && !badFive && growth < 0.05 && exit.code === 0,
 };
 log(

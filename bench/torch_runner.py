@@ -18,6 +18,7 @@ the torch venv of npm run test:libtorch2 has none). Each timed
 forward is measured with time.perf_counter. stdout gets one JSON line at the end, progress goes to stderr;
 exit 1 on a model or input error, 2 on a usage error.
 """
+
 import argparse
 import json
 import math
@@ -56,8 +57,12 @@ def read_inputs(folder):
     names, tensors = [], []
     for i, item in enumerate(items):
         where = f"{spec_path}: inputs[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("dtype"), str) or \
-                not isinstance(item.get("shape"), list) or not isinstance(item.get("file"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("dtype"), str)
+            or not isinstance(item.get("shape"), list)
+            or not isinstance(item.get("file"), str)
+        ):
             raise RunnerError(f'{where} needs "dtype" (a string), "shape" (an array) and "file" (a string)')
         dtype, shape, file = item["dtype"], item["shape"], item["file"]
         name = item.get("name") if isinstance(item.get("name"), str) else f"input{i}"
@@ -74,12 +79,16 @@ def read_inputs(folder):
         count = math.prod(shape)
         itemsize = torch.empty((), dtype=torch_dtypes[dtype]).element_size()
         if len(raw) != count * itemsize:
-            raise RunnerError(f"{path} holds {len(raw)} bytes, but {name} ({dtype}, {count} elements) "
-                              f"needs {count * itemsize}")
+            raise RunnerError(
+                f"{path} holds {len(raw)} bytes, but {name} ({dtype}, {count} elements) needs {count * itemsize}"
+            )
         if sys.byteorder != "little":
             raise RunnerError("the inputs are little-endian; this machine is not")
-        data = torch.frombuffer(raw, dtype=torch_dtypes[dtype]).reshape(shape) if count else \
-            torch.empty(shape, dtype=torch_dtypes[dtype])
+        data = (
+            torch.frombuffer(raw, dtype=torch_dtypes[dtype]).reshape(shape)
+            if count
+            else torch.empty(shape, dtype=torch_dtypes[dtype])
+        )
         names.append(name)
         tensors.append(data)
     return names, tensors
@@ -119,16 +128,20 @@ def run(args):
             raise RunnerError(f"--onednn: torch {version} was built without MKLDNN/oneDNN")
         torch.jit.enable_onednn_fusion(True)
         if hasattr(torch.jit, "onednn_fusion_enabled") and not torch.jit.onednn_fusion_enabled():
-            raise RunnerError(f"--onednn: torch {version} has no oneDNN Graph (LLGA) fuser "
-                              "(enable_onednn_fusion(True) left it off); use a torch that has it, such as a pip torch 2.x")
+            raise RunnerError(
+                f"--onednn: torch {version} has no oneDNN Graph (LLGA) fuser "
+                "(enable_onednn_fusion(True) left it off); use a torch that has it, such as a pip torch 2.x"
+            )
     torch.set_num_threads(args.threads)
 
     names, inputs = read_inputs(args.inputs)
     start = time.perf_counter()
     try:
         model = torch.jit.load(args.model, map_location="cpu")
-    except Exception as e:  # torch raises RuntimeError, ValueError, ... with its own message
-        raise RunnerError(f"cannot load {args.model}: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, ValueError, ... with its own message
+        raise RunnerError(
+            f"cannot load {args.model}: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
+        ) from None
     model.eval()
     if args.no_optimize:
         optimization = "none"
@@ -142,13 +155,18 @@ def run(args):
         optimization = "freeze+optimize_for_inference"
     load_ms = (time.perf_counter() - start) * 1000
     model_names = [a.name for a in model.forward.schema.arguments[1:]]
-    log(f"torch {version}, {args.threads} thread(s), {optimization}{', oneDNN Graph fusion' if args.onednn else ''}; "
-        f"loaded in {load_ms:.1f} ms")
+    log(
+        f"torch {version}, {args.threads} thread(s), {optimization}{', oneDNN Graph fusion' if args.onednn else ''}; "
+        f"loaded in {load_ms:.1f} ms"
+    )
     if len(model_names) != len(inputs):
         log(f"warning: the model's forward takes {len(model_names)} input(s), spec.json gives {len(inputs)}")
-    for i, (given, expected) in enumerate(zip(names, model_names)):
+    for i, (given, expected) in enumerate(zip(names, model_names, strict=False)):
         if given != expected:
-            log(f"warning: input {i} is '{given}' in spec.json but '{expected}' in the model (inputs are passed by position)")
+            log(
+                f"warning: input {i} is '{given}' in spec.json but '{expected}' in the model "
+                "(inputs are passed by position)"
+            )
 
     times = []
     with torch.inference_mode():
@@ -168,7 +186,8 @@ def run(args):
         output_sum = float(out.sum())
         output_first = [finite_or_none(v) for v in out.flatten()[:8].tolist()]
         output_shape = list(out.shape)
-    log(f"warm-up {args.warmup} in {warmup_ms:.1f} ms; {args.iters} timed, median {sorted(times)[(len(times) - 1) // 2]:.3f} ms")
+    median = sorted(times)[(len(times) - 1) // 2]
+    log(f"warm-up {args.warmup} in {warmup_ms:.1f} ms; {args.iters} timed, median {median:.3f} ms")
     return {
         "runner": "python",
         "libtorch": version,
@@ -195,11 +214,14 @@ def positive_int(minimum):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got '{text}'")
         return value
+
     return parse
 
 
 def main():
-    parser = argparse.ArgumentParser(prog="torch_runner.py", description="Time a TorchScript model's forward with PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="torch_runner.py", description="Time a TorchScript model's forward with PyTorch."
+    )
     parser.add_argument("--model", required=True, help="TorchScript file")
     parser.add_argument("--inputs", required=True, help="folder with spec.json and the inputs' raw files")
     parser.add_argument("--threads", type=positive_int(1), default=2)
@@ -211,15 +233,17 @@ def main():
     try:
         import torch  # noqa: F401
     except ImportError:
-        log(f"{sys.executable} has no torch: run this script with a Python that has it "
-            "(Debian's /usr/bin/python3, or a venv with a pip torch)")
+        log(
+            f"{sys.executable} has no torch: run this script with a Python that has it "
+            "(Debian's /usr/bin/python3, or a venv with a pip torch)"
+        )
         sys.exit(1)
     try:
         result = run(args)
     except RunnerError as e:
         log(str(e))
         sys.exit(1)
-    except Exception as e:  # a failing forward: torch's first line says why
+    except Exception as e:  # noqa: BLE001 - a failing forward: torch's first line says why
         text = str(e).strip()
         log(f"{type(e).__name__}: {text.splitlines()[-1] if text else e!r}")
         sys.exit(1)

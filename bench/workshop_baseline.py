@@ -13,6 +13,7 @@ tokens (the text's length does not change the work: BERT computes all 128 positi
 stdout gets one JSON line: {"times_ms": [...], "threads": N, "torch": "1.13.1", "parameters": ...}; progress
 goes to stderr.
 """
+
 import argparse
 import json
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'scripts'))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from foodmodel.architecture import FoodClassifier, FoodClassifierConfig  # noqa: E402
 
 
@@ -34,22 +35,26 @@ def workshop_forward(model, image, input_ids, attention_mask):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--threads', default='default')
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--iters', type=int, default=10)
-    parser.add_argument('--classes', type=int, default=101)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", default="default")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--classes", type=int, default=101)
     args = parser.parse_args()
-    if args.threads != 'default':
+    if args.threads != "default":
         torch.set_num_threads(int(args.threads))
     torch.manual_seed(0)
-    model = FoodClassifier(FoodClassifierConfig.full(num_classes=args.classes), bert='plain').eval()
+    model = FoodClassifier(FoodClassifierConfig.full(num_classes=args.classes), bert="plain").eval()
     image = torch.randn(1, 3, 224, 224)
     input_ids = torch.zeros(1, 128, dtype=torch.long)
     input_ids[0, :5] = torch.tensor([101, 3746, 1997, 2833, 102])  # [CLS] image of food [SEP]
     attention_mask = (input_ids != 0).long()
-    print(f'workshop_baseline: torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'{args.warmup} warm-up + {args.iters} timed forwards', file=sys.stderr, flush=True)
+    print(
+        f"workshop_baseline: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.warmup} warm-up + {args.iters} timed forwards",
+        file=sys.stderr,
+        flush=True,
+    )
     times = []
     with torch.no_grad():
         for i in range(args.warmup + args.iters):
@@ -58,10 +63,18 @@ def main():
             elapsed = (time.perf_counter() - start) * 1000
             if i >= args.warmup:
                 times.append(elapsed)
-    print(json.dumps({'times_ms': times, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
-                      'parameters': sum(p.numel() for p in model.parameters()),
-                      'output_sum': float(logits.sum())}))
+    print(
+        json.dumps(
+            {
+                "times_ms": times,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "output_sum": float(logits.sum()),
+            }
+        )
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

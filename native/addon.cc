@@ -326,7 +326,9 @@ class LoadWorker : public Napi::AsyncWorker {
 class BlasCheckWorker : public Napi::AsyncWorker {
  public:
   BlasCheckWorker(Napi::Env env, int threads)
-      : Napi::AsyncWorker(env, "torch-node:blas-check"), deferred_(Napi::Promise::Deferred::New(env)), threads_(threads) {}
+      : Napi::AsyncWorker(env, "torch-node:blas-check"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        threads_(threads) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -343,7 +345,8 @@ class BlasCheckWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (!error_.empty()) {
-      deferred_.Reject(env.GetInstanceData<Addon>()->MakeError(env, Error("ERR_BLAS_CHECK", "The BLAS check failed: " + error_)));
+      deferred_.Reject(
+          env.GetInstanceData<Addon>()->MakeError(env, Error("ERR_BLAS_CHECK", "The BLAS check failed: " + error_)));
       return;
     }
     Napi::Object out = Napi::Object::New(env);
@@ -417,10 +420,10 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
         delete channel;
       },
       hook_channel);
-  DefineAddon(exports, {InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
-                        InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"), InstanceMethod<&Addon::Load>("load"),
-                        InstanceMethod<&Addon::StopForExit>("stopForExit"),
-                        InstanceMethod<&Addon::CheckBlasJs>("checkBlas")});
+  DefineAddon(exports,
+              {InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
+               InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"), InstanceMethod<&Addon::Load>("load"),
+               InstanceMethod<&Addon::StopForExit>("stopForExit"), InstanceMethod<&Addon::CheckBlasJs>("checkBlas")});
 }
 
 }  // namespace torchnode

@@ -1,10 +1,9 @@
 #include "blas.h"
 
-#include <dlfcn.h>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
@@ -65,7 +64,9 @@ double RelativeError(const at::Tensor& got, const at::Tensor& a, const at::Tenso
   return worst;
 }
 
-std::string Shape(const at::Tensor& t) { return "[" + std::to_string(t.size(0)) + ", " + std::to_string(t.size(1)) + "]"; }
+std::string Shape(const at::Tensor& t) {
+  return "[" + std::to_string(t.size(0)) + ", " + std::to_string(t.size(1)) + "]";
+}
 
 }  // namespace
 
@@ -88,9 +89,9 @@ BlasCheck CheckBlas(int threads) {
   };
   // (m, k, n): single rows (a batch of one through a linear layer), tiny and odd shapes (small-matrix
   // kernels), the shapes of BERT-base and of the fusion layers, and sizes just off the kernels' blocking.
-  const int64_t shapes[][3] = {{1, 768, 768},   {1, 512, 101},  {2, 3, 4},      {7, 13, 5},    {16, 16, 16},
-                               {31, 33, 17},    {64, 64, 64},   {65, 127, 63},  {128, 768, 96}, {129, 768, 64},
-                               {128, 96, 512},  {255, 257, 33}, {4, 3072, 48},  {8, 512, 256}};
+  const int64_t shapes[][3] = {{1, 768, 768},  {1, 512, 101},  {2, 3, 4},     {7, 13, 5},     {16, 16, 16},
+                               {31, 33, 17},   {64, 64, 64},   {65, 127, 63}, {128, 768, 96}, {129, 768, 64},
+                               {128, 96, 512}, {255, 257, 33}, {4, 3072, 48}, {8, 512, 256}};
   for (const auto& s : shapes) {
     const int64_t m = s[0], k = s[1], n = s[2];
     for (auto dtype : {at::kFloat, at::kDouble}) {
@@ -102,17 +103,21 @@ BlasCheck CheckBlas(int threads) {
       // linear layers: x W^T + bias, the weight stored [n, k]
       at::Tensor w = at::randn({n, k}, at::TensorOptions().dtype(dtype));
       at::Tensor bias = at::zeros({n}, at::TensorOptions().dtype(dtype));
-      record(RelativeError(at::addmm(bias, a, w.t()), a, w.t()), f64, "addmm " + name + Shape(a) + " x " + Shape(w) + "^T");
+      record(RelativeError(at::addmm(bias, a, w.t()), a, w.t()), f64,
+             "addmm " + name + Shape(a) + " x " + Shape(w) + "^T");
     }
   }
   // attention: batched products, one of them against a transposed operand
   {
     at::Tensor q = at::randn({12, 128, 64}), kt = at::randn({12, 64, 128});
     at::Tensor scores = at::bmm(q, kt);
-    for (int64_t h = 0; h < 12; h += 5) record(RelativeError(scores[h], q[h], kt[h]), false, "bmm float32 [12, 128, 64] x [12, 64, 128]");
+    for (int64_t h = 0; h < 12; h += 5)
+      record(RelativeError(scores[h], q[h], kt[h]), false, "bmm float32 [12, 128, 64] x [12, 64, 128]");
     at::Tensor v = at::randn({12, 128, 64});
     at::Tensor context = at::bmm(at::softmax(scores, -1), v);
-    for (int64_t h = 0; h < 12; h += 5) record(RelativeError(context[h], at::softmax(scores, -1)[h], v[h]), false, "bmm float32 [12, 128, 128] x [12, 128, 64]");
+    for (int64_t h = 0; h < 12; h += 5)
+      record(RelativeError(context[h], at::softmax(scores, -1)[h], v[h]), false,
+             "bmm float32 [12, 128, 128] x [12, 128, 64]");
   }
   // speed: one BERT-base feed-forward product, [128, 768] x [768, 3072], for about 0.3 s after a warm-up
   at::Tensor x = at::randn({128, 768}), w = at::randn({3072, 768});

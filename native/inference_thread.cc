@@ -29,7 +29,7 @@ class InferenceThread {
     changed_.notify_all();
   }
 
- // A job still running when the process exits (process.exit() during a forward) would run on while
+  // A job still running when the process exits (process.exit() during a forward) would run on while
   // exit() destroys LibTorch's static state under it, and crash. So before exit: wait for the running
   // job, and start no other.
   void StopForExit() {

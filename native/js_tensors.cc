@@ -8,19 +8,27 @@ namespace torchnode {
 
 namespace {
 
-constexpr size_t kMaxDims = 64;                     // LibTorch's own limit on a tensor's dimensions
+constexpr size_t kMaxDims = 64;                       // LibTorch's own limit on a tensor's dimensions
 constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER
 
 std::string Describe(Napi::Value value) {
   switch (value.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return "boolean";
-    case napi_number: return "number " + value.ToString().Utf8Value();
-    case napi_string: return "string '" + value.As<Napi::String>().Utf8Value() + "'";
-    case napi_bigint: return "bigint";
-    case napi_symbol: return "symbol";
-    case napi_function: return "function";
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "boolean";
+    case napi_number:
+      return "number " + value.ToString().Utf8Value();
+    case napi_string:
+      return "string '" + value.As<Napi::String>().Utf8Value() + "'";
+    case napi_bigint:
+      return "bigint";
+    case napi_symbol:
+      return "symbol";
+    case napi_function:
+      return "function";
     default:
       if (value.IsArray()) return "array";
       if (value.IsTypedArray()) return "typed array";
@@ -30,24 +38,34 @@ std::string Describe(Napi::Value value) {
 
 napi_typedarray_type TypedArrayTypeFor(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return napi_float32_array;
-    case DType::Float64: return napi_float64_array;
-    case DType::Int32: return napi_int32_array;
-    case DType::Int64: return napi_bigint64_array;
+    case DType::Float32:
+      return napi_float32_array;
+    case DType::Float64:
+      return napi_float64_array;
+    case DType::Int32:
+      return napi_int32_array;
+    case DType::Int64:
+      return napi_bigint64_array;
     case DType::UInt8:
-    case DType::Bool: return napi_uint8_array;
+    case DType::Bool:
+      return napi_uint8_array;
   }
   return napi_uint8_array;
 }
 
 const char* TypedArrayName(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return "Float32Array";
-    case DType::Float64: return "Float64Array";
-    case DType::Int32: return "Int32Array";
-    case DType::Int64: return "BigInt64Array";
+    case DType::Float32:
+      return "Float32Array";
+    case DType::Float64:
+      return "Float64Array";
+    case DType::Int32:
+      return "Int32Array";
+    case DType::Int64:
+      return "BigInt64Array";
     case DType::UInt8:
-    case DType::Bool: return "Uint8Array";
+    case DType::Bool:
+      return "Uint8Array";
   }
   return "TypedArray";
 }
@@ -61,8 +79,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vector<Napi::ObjectReference>* keep_alive) {
   const std::string where = "inputs[" + std::to_string(index) + "]";
   if (!value.IsObject() || value.IsArray()) {
-    throw Napi::TypeError::New(env, "Expected an object {dtype, shape, data} for " + where + " but received " +
-                                        Describe(value));
+    throw Napi::TypeError::New(
+        env, "Expected an object {dtype, shape, data} for " + where + " but received " + Describe(value));
   }
   Napi::Object obj = value.As<Napi::Object>();
 
@@ -75,8 +93,8 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
 
   Napi::Value shape = obj.Get("shape");
   if (!shape.IsArray()) {
-    throw Napi::TypeError::New(env, "Expected an array of dimensions for " + where + ".shape but received " +
-                                        Describe(shape));
+    throw Napi::TypeError::New(
+        env, "Expected an array of dimensions for " + where + ".shape but received " + Describe(shape));
   }
   Napi::Array dims = shape.As<Napi::Array>();
   if (dims.Length() > kMaxDims) {
@@ -87,13 +105,13 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
   for (uint32_t i = 0; i < dims.Length(); ++i) {
     Napi::Value dim = dims.Get(i);
     if (!dim.IsNumber()) {
-      throw Napi::TypeError::New(env, "Expected a non-negative integer for " + where + ".shape[" +
-                                          std::to_string(i) + "] but received " + Describe(dim));
+      throw Napi::TypeError::New(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
+                                          "] but received " + Describe(dim));
     }
     double d = dim.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > kMaxSafeInteger) {
-      throw Napi::RangeError::New(env, "Expected a non-negative integer for " + where + ".shape[" +
-                                           std::to_string(i) + "] but received " + Describe(dim));
+      throw Napi::RangeError::New(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
+                                           "] but received " + Describe(dim));
     }
     view.shape.push_back(static_cast<int64_t>(d));
     elements *= d;
@@ -102,8 +120,7 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
   Napi::Value data = obj.Get("data");
   if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != TypedArrayTypeFor(view.dtype)) {
     throw Napi::TypeError::New(env, std::string("Expected a ") + TypedArrayName(view.dtype) + " for " + where +
-                                        ".data (dtype " + DTypeName(view.dtype) + ") but received " +
-                                        Describe(data));
+                                        ".data (dtype " + DTypeName(view.dtype) + ") but received " + Describe(data));
   }
   // napi_get_typedarray_info also gives the memory of a typed array over a SharedArrayBuffer.
   napi_typedarray_type type;

@@ -1,11 +1,10 @@
 #include "script_model.h"
 
-#include <dlfcn.h>
-#include <sys/stat.h>
-
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/versions.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
@@ -21,19 +20,24 @@ namespace torchnode {
 
 const char* DTypeName(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int32: return "int32";
-    case DType::Int64: return "int64";
-    case DType::UInt8: return "uint8";
-    case DType::Bool: return "bool";
+    case DType::Float32:
+      return "float32";
+    case DType::Float64:
+      return "float64";
+    case DType::Int32:
+      return "int32";
+    case DType::Int64:
+      return "int64";
+    case DType::UInt8:
+      return "uint8";
+    case DType::Bool:
+      return "bool";
   }
   return "unknown";
 }
 
 bool ParseDType(const std::string& name, DType* out) {
-  static const DType all[] = {DType::Float32, DType::Float64, DType::Int32,
-                              DType::Int64,   DType::UInt8,   DType::Bool};
+  static const DType all[] = {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::UInt8, DType::Bool};
   for (DType d : all) {
     if (name == DTypeName(d)) {
       *out = d;
@@ -46,21 +50,28 @@ bool ParseDType(const std::string& name, DType* out) {
 size_t ElementSize(DType dtype) {
   switch (dtype) {
     case DType::Float64:
-    case DType::Int64: return 8;
+    case DType::Int64:
+      return 8;
     case DType::Float32:
-    case DType::Int32: return 4;
+    case DType::Int32:
+      return 4;
     case DType::UInt8:
-    case DType::Bool: return 1;
+    case DType::Bool:
+      return 1;
   }
   return 1;
 }
 
 const char* OutputKindName(OutputKind kind) {
   switch (kind) {
-    case OutputKind::Tensor: return "tensor";
-    case OutputKind::Tuple: return "tuple";
-    case OutputKind::List: return "list";
-    case OutputKind::Dict: return "dict";
+    case OutputKind::Tensor:
+      return "tensor";
+    case OutputKind::Tuple:
+      return "tuple";
+    case OutputKind::List:
+      return "list";
+    case OutputKind::Dict:
+      return "dict";
   }
   return "unknown";
 }
@@ -69,25 +80,44 @@ namespace {
 
 at::ScalarType ToScalarType(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return at::kFloat;
-    case DType::Float64: return at::kDouble;
-    case DType::Int32: return at::kInt;
-    case DType::Int64: return at::kLong;
-    case DType::UInt8: return at::kByte;
-    case DType::Bool: return at::kBool;
+    case DType::Float32:
+      return at::kFloat;
+    case DType::Float64:
+      return at::kDouble;
+    case DType::Int32:
+      return at::kInt;
+    case DType::Int64:
+      return at::kLong;
+    case DType::UInt8:
+      return at::kByte;
+    case DType::Bool:
+      return at::kBool;
   }
   return at::kFloat;
 }
 
 bool FromScalarType(at::ScalarType type, DType* out) {
   switch (type) {
-    case at::kFloat: *out = DType::Float32; return true;
-    case at::kDouble: *out = DType::Float64; return true;
-    case at::kInt: *out = DType::Int32; return true;
-    case at::kLong: *out = DType::Int64; return true;
-    case at::kByte: *out = DType::UInt8; return true;
-    case at::kBool: *out = DType::Bool; return true;
-    default: return false;
+    case at::kFloat:
+      *out = DType::Float32;
+      return true;
+    case at::kDouble:
+      *out = DType::Float64;
+      return true;
+    case at::kInt:
+      *out = DType::Int32;
+      return true;
+    case at::kLong:
+      *out = DType::Int64;
+      return true;
+    case at::kByte:
+      *out = DType::UInt8;
+      return true;
+    case at::kBool:
+      *out = DType::Bool;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -164,8 +194,8 @@ c10::Device ResolveDevice(const std::string& requested) {
   }
   if (!cuda) {
 #ifdef TORCH_NODE_WITH_CUDA
-    Fail("ERR_CUDA_UNAVAILABLE", "Device '" + requested +
-                                     "' was requested but CUDA is not available (no CUDA device or driver found)");
+    Fail("ERR_CUDA_UNAVAILABLE",
+         "Device '" + requested + "' was requested but CUDA is not available (no CUDA device or driver found)");
 #else
     Fail("ERR_CUDA_UNAVAILABLE",
          "Device '" + requested + "' was requested but this addon was built against a CPU-only LibTorch " +
@@ -270,7 +300,8 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
                std::to_string(file_version) + "; this LibTorch reads up to " +
                std::to_string(caffe2::serialize::kMaxSupportedFileFormatVersion) + "): " + Summarize(text) +
                ". Load it with a LibTorch at least as new as the PyTorch that saved it (rebuild with LIBTORCH_DIR "
-               "or TORCH_PYTHON), or export it again with PyTorch " + LibTorchVersion(),
+               "or TORCH_PYTHON), or export it again with PyTorch " +
+               LibTorchVersion(),
            text);
     }
     Fail("ERR_MODEL_LOAD", "Cannot load " + path + ": " + Summarize(text), text);
@@ -391,8 +422,8 @@ ForwardResult ScriptModel::Forward(const std::vector<TensorView>& inputs) {
       result.kind = OutputKind::Dict;
       for (const auto& entry : output.toGenericDict()) {
         if (!entry.key().isString()) {
-          Fail("ERR_UNSUPPORTED_OUTPUT", "The model returned a dict with " + entry.key().tagKind() +
-                                             " keys; only string keys are supported");
+          Fail("ERR_UNSUPPORTED_OUTPUT",
+               "The model returned a dict with " + entry.key().tagKind() + " keys; only string keys are supported");
         }
         const std::string key = entry.key().toStringRef();
         result.tensors.push_back(ToOutput(entry.value(), "output key '" + key + "'", inputs));

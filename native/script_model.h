@@ -69,7 +69,7 @@ struct ModelInfo {
   std::string device;  // "cpu" or "cuda:N"
   int threads = 0;
   bool optimized = false;
-  std::string forward_schema;         // forward's signature, without self
+  std::string forward_schema;            // forward's signature, without self
   std::vector<std::string> input_names;  // forward's argument names, without self
 };
 

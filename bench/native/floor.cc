@@ -17,8 +17,6 @@
 // --onednn, "optimized" means frozen (the JSON's "optimization" says which: freeze+optimize_for_inference,
 // freeze, none). bench/build-floor.mjs defines FLOOR_WITH_ONEDNN_GRAPH=1 when the LibTorch it builds against
 // has the LLGA fuser; without it (Debian's LibTorch 1.13), --onednn fails with a message that says so.
-#include "script_model.h"
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -35,6 +33,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "script_model.h"
 
 #if defined(FLOOR_WITH_ONEDNN_GRAPH) && FLOOR_WITH_ONEDNN_GRAPH && \
     __has_include(<torch/csrc/jit/passes/onednn_graph_fuser.h>)
@@ -200,11 +200,21 @@ class JsonParser {
       if (i_ >= s_.size()) break;
       const char e = s_[i_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
         case 'u': {
           if (i_ + 4 > s_.size()) fail("bad \\u escape");
           const unsigned code = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
@@ -222,7 +232,8 @@ class JsonParser {
           }
           break;
         }
-        default: out += e;  // \" \\ \/
+        default:
+          out += e;  // \" \\ \/
       }
     }
     if (i_ >= s_.size()) fail("unterminated string");
@@ -250,12 +261,18 @@ struct Input {
 
 at::ScalarType ScalarTypeOf(torchnode::DType dtype) {
   switch (dtype) {
-    case torchnode::DType::Float32: return at::kFloat;
-    case torchnode::DType::Float64: return at::kDouble;
-    case torchnode::DType::Int32: return at::kInt;
-    case torchnode::DType::Int64: return at::kLong;
-    case torchnode::DType::UInt8: return at::kByte;
-    case torchnode::DType::Bool: return at::kBool;
+    case torchnode::DType::Float32:
+      return at::kFloat;
+    case torchnode::DType::Float64:
+      return at::kDouble;
+    case torchnode::DType::Int32:
+      return at::kInt;
+    case torchnode::DType::Int64:
+      return at::kLong;
+    case torchnode::DType::UInt8:
+      return at::kByte;
+    case torchnode::DType::Bool:
+      return at::kBool;
   }
   return at::kFloat;
 }
@@ -322,12 +339,18 @@ std::vector<Input> ReadInputs(const std::string& dir) {
 
 double ValueAt(const torchnode::OutputTensor& t, size_t i) {
   switch (t.dtype) {
-    case torchnode::DType::Float32: return static_cast<const float*>(t.data)[i];
-    case torchnode::DType::Float64: return static_cast<const double*>(t.data)[i];
-    case torchnode::DType::Int32: return static_cast<const int32_t*>(t.data)[i];
-    case torchnode::DType::Int64: return static_cast<double>(static_cast<const int64_t*>(t.data)[i]);
-    case torchnode::DType::UInt8: return static_cast<const uint8_t*>(t.data)[i];
-    case torchnode::DType::Bool: return static_cast<const bool*>(t.data)[i] ? 1 : 0;
+    case torchnode::DType::Float32:
+      return static_cast<const float*>(t.data)[i];
+    case torchnode::DType::Float64:
+      return static_cast<const double*>(t.data)[i];
+    case torchnode::DType::Int32:
+      return static_cast<const int32_t*>(t.data)[i];
+    case torchnode::DType::Int64:
+      return static_cast<double>(static_cast<const int64_t*>(t.data)[i]);
+    case torchnode::DType::UInt8:
+      return static_cast<const uint8_t*>(t.data)[i];
+    case torchnode::DType::Bool:
+      return static_cast<const bool*>(t.data)[i] ? 1 : 0;
   }
   return 0;
 }
@@ -461,8 +484,8 @@ Summary Summarize(const at::Tensor& tensor) {
 class Model {
  public:
   virtual ~Model() = default;
-  virtual void Forward() = 0;     // one timed forward
-  virtual Summary Last() = 0;     // the last forward's first output
+  virtual void Forward() = 0;  // one timed forward
+  virtual Summary Last() = 0;  // the last forward's first output
   virtual std::string Optimization() const = 0;
   virtual std::string Schema() const = 0;
   virtual std::vector<std::string> InputNames() const = 0;
@@ -627,8 +650,9 @@ int Run(const Options& o) {
   json << "{\"runner\": \"cpp\", \"libtorch\": " << JsonString(version) << ", \"threads\": " << at::get_num_threads()
        << ", \"optimized\": " << (model->Optimization() != "none" ? "true" : "false")
        << ", \"optimization\": " << JsonString(model->Optimization())
-       << ", \"onednn\": " << (o.onednn ? "true" : "false") << ", \"in_thread\": " << (o.in_thread ? "true" : "false") << ", \"mkldnn\": " << (mkldnn ? "true" : "false")
-       << ", \"warmup\": " << o.warmup << ", \"load_ms\": " << JsonNumber(load_ms) << ", \"times_ms\": [";
+       << ", \"onednn\": " << (o.onednn ? "true" : "false") << ", \"in_thread\": " << (o.in_thread ? "true" : "false")
+       << ", \"mkldnn\": " << (mkldnn ? "true" : "false") << ", \"warmup\": " << o.warmup
+       << ", \"load_ms\": " << JsonNumber(load_ms) << ", \"times_ms\": [";
   for (size_t i = 0; i < times.size(); ++i) json << (i ? ", " : "") << JsonNumber(times[i]);
   json << "], \"output_sum\": " << JsonNumber(out.sum) << ", \"output_first\": [";
   for (size_t i = 0; i < out.first.size(); ++i) json << (i ? ", " : "") << JsonNumber(out.first[i]);

@@ -5,6 +5,7 @@
 
 scripts/ is the import root (scripts/export_model.py puts it on sys.path).
 """
+
 from .architecture import (
     CROP,
     IMAGENET_MEAN,
@@ -25,7 +26,20 @@ from .architecture import (
 from .bert import PlainBert
 
 __all__ = [
-    'CROP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'RESIZE', 'CheckpointError', 'FoodClassifier', 'FoodClassifierConfig',
-    'HeadPart', 'PlainBert', 'SmallCNN', 'TextEncoderPart', 'infer_config', 'load_checkpoint', 'read_checkpoint',
-    'transformers_available', 'WholeModelPart',
+    "CROP",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RESIZE",
+    "CheckpointError",
+    "FoodClassifier",
+    "FoodClassifierConfig",
+    "HeadPart",
+    "PlainBert",
+    "SmallCNN",
+    "TextEncoderPart",
+    "infer_config",
+    "load_checkpoint",
+    "read_checkpoint",
+    "transformers_available",
+    "WholeModelPart",
 ]

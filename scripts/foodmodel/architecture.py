@@ -11,6 +11,7 @@ checkpoints load with strict=True. ``FoodClassifierConfig.full()`` is the worksh
 image encoder can also be the first blocks of EfficientNet-Lite0 (image_backbone 'efficientnet_lite0'; the
 demo model in models/ is one).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from torch.nn import functional as F
+
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .bert import PlainBert
 
@@ -35,8 +37,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE = 256
 CROP = 224
 
-IMAGE_BACKBONES = ('resnet18', 'small', 'efficientnet_lite0')
-BERT_CHOICES = ('auto', 'plain', 'transformers')
+IMAGE_BACKBONES = ("resnet18", "small", "efficientnet_lite0")
+BERT_CHOICES = ("auto", "plain", "transformers")
 
 
 @dataclass
@@ -48,7 +50,7 @@ class FoodClassifierConfig:
     # `image_stages` stride-2 stages of widths image_width * 2**i, then a 1x1 conv to image_features) or
     # 'efficientnet_lite0' (EfficientNetLite0Trunk below: the stem and the first `image_blocks` of the 16
     # MBConv blocks, image_features = the last block's channels, see LITE0_BLOCK_CHANNELS)
-    image_backbone: str = 'resnet18'
+    image_backbone: str = "resnet18"
     image_features: int = 512
     image_width: int = 32
     image_stages: int = 4
@@ -75,56 +77,84 @@ class FoodClassifierConfig:
     max_length: int = 128
 
     @classmethod
-    def full(cls, **overrides: Any) -> 'FoodClassifierConfig':
+    def full(cls, **overrides: Any) -> "FoodClassifierConfig":
         """The workshop's model: ResNet18 + bert-base-uncased, 101 classes (about 29 GFLOP per sample)."""
         return cls(**overrides).validate()
 
     @classmethod
-    def small(cls, **overrides: Any) -> 'FoodClassifierConfig':
+    def small(cls, **overrides: Any) -> "FoodClassifierConfig":
         """A reduced model of the same structure: SmallCNN (width 32, 256 features), BERT of width 256 with
         4 layers of 4 heads, fusion of 2 layers of 8 heads with feed-forward 1024, classifier hidden 256."""
-        values = dict(image_backbone='small', image_features=256, image_width=32, image_stages=4,
-                      hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-                      fusion_heads=8, fusion_layers=2, fusion_feedforward=1024, classifier_hidden=256)
+        values = dict(
+            image_backbone="small",
+            image_features=256,
+            image_width=32,
+            image_stages=4,
+            hidden_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=1024,
+            fusion_heads=8,
+            fusion_layers=2,
+            fusion_feedforward=1024,
+            classifier_hidden=256,
+        )
         values.update(overrides)
         return cls(**values).validate()
 
-    def validate(self) -> 'FoodClassifierConfig':
+    def validate(self) -> "FoodClassifierConfig":
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise ValueError(f'FoodClassifierConfig: {message}')
+                raise ValueError(f"FoodClassifierConfig: {message}")
 
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type in ('int', int):
-                need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                     f'{f.name} must be a positive integer, not {value!r}')
-        need(self.image_backbone in IMAGE_BACKBONES,
-             f"image_backbone must be one of {', '.join(IMAGE_BACKBONES)}, not {self.image_backbone!r}")
-        need(self.image_backbone != 'resnet18' or self.image_features == 512,
-             f'resnet18 gives 512 image features, not {self.image_features}')
-        if self.image_backbone == 'efficientnet_lite0':
-            need(self.image_blocks <= len(LITE0_BLOCK_CHANNELS),
-                 f'EfficientNet-Lite0 has {len(LITE0_BLOCK_CHANNELS)} blocks, not {self.image_blocks}')
+            if f.type in ("int", int):
+                need(
+                    isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                    f"{f.name} must be a positive integer, not {value!r}",
+                )
+        need(
+            self.image_backbone in IMAGE_BACKBONES,
+            f"image_backbone must be one of {', '.join(IMAGE_BACKBONES)}, not {self.image_backbone!r}",
+        )
+        need(
+            self.image_backbone != "resnet18" or self.image_features == 512,
+            f"resnet18 gives 512 image features, not {self.image_features}",
+        )
+        if self.image_backbone == "efficientnet_lite0":
+            need(
+                self.image_blocks <= len(LITE0_BLOCK_CHANNELS),
+                f"EfficientNet-Lite0 has {len(LITE0_BLOCK_CHANNELS)} blocks, not {self.image_blocks}",
+            )
             channels = LITE0_BLOCK_CHANNELS[min(self.image_blocks, len(LITE0_BLOCK_CHANNELS)) - 1]
-            need(self.image_features == channels, f'the first {self.image_blocks} EfficientNet-Lite0 blocks give '
-                                                  f'{channels} image features, not {self.image_features}')
-        need(self.hidden_size % self.num_attention_heads == 0,
-             f'hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}')
-        need(self.hidden_size % self.fusion_heads == 0,
-             f'hidden_size {self.hidden_size} is not a multiple of fusion_heads {self.fusion_heads}')
-        need(self.max_length <= self.max_position_embeddings,
-             f'max_length {self.max_length} exceeds max_position_embeddings {self.max_position_embeddings}')
-        for name in ('layer_norm_eps', 'hidden_dropout', 'fusion_dropout', 'classifier_dropout'):
+            need(
+                self.image_features == channels,
+                f"the first {self.image_blocks} EfficientNet-Lite0 blocks give "
+                f"{channels} image features, not {self.image_features}",
+            )
+        need(
+            self.hidden_size % self.num_attention_heads == 0,
+            f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}",
+        )
+        need(
+            self.hidden_size % self.fusion_heads == 0,
+            f"hidden_size {self.hidden_size} is not a multiple of fusion_heads {self.fusion_heads}",
+        )
+        need(
+            self.max_length <= self.max_position_embeddings,
+            f"max_length {self.max_length} exceeds max_position_embeddings {self.max_position_embeddings}",
+        )
+        for name in ("layer_norm_eps", "hidden_dropout", "fusion_dropout", "classifier_dropout"):
             value = getattr(self, name)
-            need(isinstance(value, (int, float)) and 0 <= value < 1, f'{name} must be in [0, 1), not {value!r}')
+            need(isinstance(value, (int, float)) and 0 <= value < 1, f"{name} must be in [0, 1), not {value!r}")
         return self
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'FoodClassifierConfig':
+    def from_dict(cls, data: Mapping[str, Any]) -> "FoodClassifierConfig":
         """The inverse of to_dict; unknown keys are an error (they would be silently ignored otherwise)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -135,6 +165,7 @@ class FoodClassifierConfig:
 
 # ------------------------------------------------------------------------------------------------------
 # image encoders
+
 
 class SmallCNN(nn.Module):
     """A small image encoder for the reduced model: conv-bn-relu blocks, global average pooling.
@@ -147,21 +178,24 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-                                 nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
 
         self.stem = block(3, width, 3, 2)
         stage_list = []
         cin = width
         for i in range(stages):
-            cout = width * 2 ** i
+            cout = width * 2**i
             stage_list.append(nn.Sequential(block(cin, cout, 3, 2), block(cout, cout)))
             cin = cout
         self.stages = nn.Sequential(*stage_list)
         self.head = block(cin, features, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x))).mean(dim=(2, 3))
@@ -170,10 +204,20 @@ class SmallCNN(nn.Module):
 # EfficientNet-Lite0 (Tan & Le 2019, EfficientNet; the Lite variant for mobile CPUs: ReLU6, no
 # squeeze-and-excitation, fixed stem and head). Its 7 stages as (kernel, stride, expansion, in, out, repeats),
 # 16 MBConv blocks in all.
-LITE0_STAGES = ((3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
-                (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1))
-LITE0_BLOCKS = tuple((kernel, stride if i == 0 else 1, expansion, cin if i == 0 else cout, cout)
-                     for kernel, stride, expansion, cin, cout, repeats in LITE0_STAGES for i in range(repeats))
+LITE0_STAGES = (
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+)
+LITE0_BLOCKS = tuple(
+    (kernel, stride if i == 0 else 1, expansion, cin if i == 0 else cout, cout)
+    for kernel, stride, expansion, cin, cout, repeats in LITE0_STAGES
+    for i in range(repeats)
+)
 LITE0_BLOCK_CHANNELS = tuple(block[-1] for block in LITE0_BLOCKS)
 
 
@@ -210,7 +254,7 @@ class EfficientNetLite0Trunk(nn.Module):
     def __init__(self, blocks: int = 16):
         super().__init__()
         if not 1 <= blocks <= len(LITE0_BLOCKS):
-            raise ValueError(f'EfficientNet-Lite0 has {len(LITE0_BLOCKS)} blocks, not {blocks}')
+            raise ValueError(f"EfficientNet-Lite0 has {len(LITE0_BLOCKS)} blocks, not {blocks}")
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
         self._blocks = nn.Sequential(*(MBConv(*spec) for spec in LITE0_BLOCKS[:blocks]))
@@ -220,12 +264,13 @@ class EfficientNetLite0Trunk(nn.Module):
 
 
 def make_image_encoder(config: FoodClassifierConfig) -> nn.Module:
-    if config.image_backbone == 'resnet18':
+    if config.image_backbone == "resnet18":
         from torchvision.models import resnet18
+
         encoder = resnet18(weights=None)
         encoder.fc = nn.Identity()
         return encoder
-    if config.image_backbone == 'efficientnet_lite0':
+    if config.image_backbone == "efficientnet_lite0":
         return EfficientNetLite0Trunk(config.image_blocks)
     return SmallCNN(config.image_width, config.image_stages, config.image_features)
 
@@ -233,36 +278,51 @@ def make_image_encoder(config: FoodClassifierConfig) -> nn.Module:
 # ------------------------------------------------------------------------------------------------------
 # text encoders
 
+
 def transformers_available() -> bool:
     try:
         import transformers  # noqa: F401
-    except Exception:  # not installed, or broken against this torch
+    except Exception:  # noqa: BLE001 - not installed, or broken against this torch
         return False
     return True
 
 
-def make_text_encoder(config: FoodClassifierConfig, bert: str = 'auto') -> nn.Module:
+def make_text_encoder(config: FoodClassifierConfig, bert: str = "auto") -> nn.Module:
     """transformers.BertModel when bert='transformers' (or 'auto' and it is importable), else PlainBert.
 
     Both have the same parameter names and compute the same last_hidden_state (test_architecture.py)."""
     if bert not in BERT_CHOICES:
         raise ValueError(f"bert must be one of {', '.join(BERT_CHOICES)}, not {bert!r}")
-    if bert == 'transformers' or (bert == 'auto' and transformers_available()):
+    if bert == "transformers" or (bert == "auto" and transformers_available()):
         from transformers import BertConfig, BertModel
+
         hf_config = BertConfig(
-            vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-            num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
-            intermediate_size=config.intermediate_size, hidden_act='gelu',
-            hidden_dropout_prob=config.hidden_dropout, attention_probs_dropout_prob=config.hidden_dropout,
-            max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-            layer_norm_eps=config.layer_norm_eps, pad_token_id=0)
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            num_hidden_layers=config.num_hidden_layers,
+            num_attention_heads=config.num_attention_heads,
+            intermediate_size=config.intermediate_size,
+            hidden_act="gelu",
+            hidden_dropout_prob=config.hidden_dropout,
+            attention_probs_dropout_prob=config.hidden_dropout,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            layer_norm_eps=config.layer_norm_eps,
+            pad_token_id=0,
+        )
         return BertModel(hf_config, add_pooling_layer=True)
     return PlainBert(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-        layer_norm_eps=config.layer_norm_eps, hidden_dropout_prob=config.hidden_dropout,
-        attention_probs_dropout_prob=config.hidden_dropout)
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=config.layer_norm_eps,
+        hidden_dropout_prob=config.hidden_dropout,
+        attention_probs_dropout_prob=config.hidden_dropout,
+    )
 
 
 def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -291,6 +351,7 @@ def run_text_encoder(text_encoder: nn.Module, input_ids: torch.Tensor, attention
 
 # ------------------------------------------------------------------------------------------------------
 # fusion
+
 
 def encoder_layer_forward(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
     """One post-norm nn.TransformerEncoderLayer (batch_first, no masks), written out from its parameters.
@@ -361,19 +422,28 @@ def fusion_forward(fusion: nn.TransformerEncoder, x: torch.Tensor, first_token_o
     return x
 
 
-def classify_with(img_encoder: nn.Module, img_proj: nn.Module, fusion: nn.TransformerEncoder,
-                  classifier: nn.Module, image: torch.Tensor, text_features: torch.Tensor,
-                  first_token_only: bool = False) -> torch.Tensor:
+def classify_with(
+    img_encoder: nn.Module,
+    img_proj: nn.Module,
+    fusion: nn.TransformerEncoder,
+    classifier: nn.Module,
+    image: torch.Tensor,
+    text_features: torch.Tensor,
+    first_token_only: bool = False,
+) -> torch.Tensor:
     image_token = img_proj(img_encoder(image)).unsqueeze(1)  # [B, 1, H]
-    fused = fusion_forward(fusion, torch.cat([image_token, text_features], dim=1), first_token_only)  # [B, 1 + L or 1, H]
+    fused = fusion_forward(
+        fusion, torch.cat([image_token, text_features], dim=1), first_token_only
+    )  # [B, 1 + L or 1, H]
     return classifier(fused[:, 0])
 
 
 # ------------------------------------------------------------------------------------------------------
 # the model
 
+
 class FoodClassifier(nn.Module):
-    def __init__(self, config: Optional[FoodClassifierConfig] = None, bert: str = 'auto'):
+    def __init__(self, config: Optional[FoodClassifierConfig] = None, bert: str = "auto"):
         super().__init__()
         self.config = config = (config or FoodClassifierConfig.full()).validate()
         self.img_encoder = make_image_encoder(config)
@@ -381,18 +451,27 @@ class FoodClassifier(nn.Module):
         self.text_encoder = make_text_encoder(config, bert)
         init_bert_weights(self.text_encoder)
         layer = nn.TransformerEncoderLayer(
-            d_model=config.hidden_size, nhead=config.fusion_heads, dim_feedforward=config.fusion_feedforward,
-            dropout=config.fusion_dropout, activation='relu', batch_first=True, norm_first=False)
+            d_model=config.hidden_size,
+            nhead=config.fusion_heads,
+            dim_feedforward=config.fusion_feedforward,
+            dropout=config.fusion_dropout,
+            activation="relu",
+            batch_first=True,
+            norm_first=False,
+        )
         # nn.TransformerEncoder deep-copies the layer (as the workshop's did). It is never called as a module
         # (see encoder_layer_forward), so its nested-tensor fast path is off too.
         self.fusion = nn.TransformerEncoder(layer, num_layers=config.fusion_layers, enable_nested_tensor=False)
         self.classifier = nn.Sequential(
-            nn.Linear(config.hidden_size, config.classifier_hidden), nn.ReLU(),
-            nn.Dropout(config.classifier_dropout), nn.Linear(config.classifier_hidden, config.num_classes))
+            nn.Linear(config.hidden_size, config.classifier_hidden),
+            nn.ReLU(),
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.classifier_hidden, config.num_classes),
+        )
 
     @property
     def bert_implementation(self) -> str:
-        return 'plain' if isinstance(self.text_encoder, PlainBert) else 'transformers'
+        return "plain" if isinstance(self.text_encoder, PlainBert) else "transformers"
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """input_ids, attention_mask [B, L] int64 -> text features (BERT's last_hidden_state) [B, L, H]."""
@@ -430,8 +509,9 @@ class HeadPart(nn.Module):
         self.classifier = model.classifier
 
     def forward(self, image: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        return classify_with(self.img_encoder, self.img_proj, self.fusion, self.classifier, image, text_features,
-                             first_token_only=True)
+        return classify_with(
+            self.img_encoder, self.img_proj, self.fusion, self.classifier, image, text_features, first_token_only=True
+        )
 
 
 class WholeModelPart(nn.Module):
@@ -448,23 +528,26 @@ class WholeModelPart(nn.Module):
 
     def forward(self, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         features = run_text_encoder(self.text_encoder, input_ids, attention_mask)
-        return classify_with(self.img_encoder, self.img_proj, self.fusion, self.classifier, image, features,
-                             first_token_only=True)
+        return classify_with(
+            self.img_encoder, self.img_proj, self.fusion, self.classifier, image, features, first_token_only=True
+        )
 
 
 # ------------------------------------------------------------------------------------------------------
 # checkpoints
+
 
 class CheckpointError(ValueError):
     """A file that is not a FoodClassifier checkpoint, or one that does not fit the architecture."""
 
 
 # Buffers that older transformers versions saved in the state_dict; current ones do not (non-persistent).
-DROPPED_KEYS = ('text_encoder.embeddings.position_ids', 'text_encoder.embeddings.token_type_ids')
+DROPPED_KEYS = ("text_encoder.embeddings.position_ids", "text_encoder.embeddings.token_type_ids")
 
 
-def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = None, trust: bool = False
-                    ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, Any]], Dict[str, Any]]:
+def read_checkpoint(
+    path: str | Path, log: Optional[Callable[[str], None]] = None, trust: bool = False
+) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, Any]], Dict[str, Any]]:
     """Reads a torch.save file: {'model_state_dict': ..., ...} (the workshop's) or a raw state_dict.
 
     Returns (state_dict without the dropped buffers and without a 'module.' prefix, the checkpoint's
@@ -472,19 +555,19 @@ def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = Non
     a message that says what the file is when it is not such a checkpoint."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f'{path}: no such file')
+        raise CheckpointError(f"{path}: no such file")
     if not path.is_file():
-        raise CheckpointError(f'{path}: not a file')
+        raise CheckpointError(f"{path}: not a file")
     if path.stat().st_size == 0:
-        raise CheckpointError(f'{path} is empty (0 bytes), not a PyTorch checkpoint')
+        raise CheckpointError(f"{path} is empty (0 bytes), not a PyTorch checkpoint")
     if _is_torchscript(path):
-        raise CheckpointError(f'{path} is a TorchScript model, not a training checkpoint: it needs no conversion')
+        raise CheckpointError(f"{path} is a TorchScript model, not a training checkpoint: it needs no conversion")
     try:
         # Tensors and plain containers only: no code from the file runs.
-        data = torch.load(str(path), map_location='cpu', weights_only=True)
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if 'weights only' not in str(e).lower():
-            raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): {e}') from None
+        if "weights only" not in str(e).lower():
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.save file): {e}") from None
         # torch 1.13's weights-only reader refuses floats (a checkpoint's val_acc) and numpy scalars; a reader
         # that allows plain data but no other code reads those.
         try:
@@ -494,41 +577,47 @@ def read_checkpoint(path: str | Path, log: Optional[Callable[[str], None]] = Non
             # the caller vouches for.
             if not trust:
                 raise CheckpointError(
-                    f'{path} holds Python objects besides tensors and plain data ({refused}), and reading those '
-                    'would run code from the file. If you trust where it comes from (your own training run), '
-                    'convert it with --trust-checkpoint; or save only the weights: '
-                    'torch.save({"model_state_dict": model.state_dict()}, path)') from None
+                    f"{path} holds Python objects besides tensors and plain data ({refused}), and reading those "
+                    "would run code from the file. If you trust where it comes from (your own training run), "
+                    "convert it with --trust-checkpoint; or save only the weights: "
+                    'torch.save({"model_state_dict": model.state_dict()}, path)'
+                ) from None
             if log:
-                log(f'  the checkpoint holds Python objects besides tensors ({refused}): loading it with full '
-                    'unpickling (--trust-checkpoint)')
+                log(
+                    f"  the checkpoint holds Python objects besides tensors ({refused}): loading it with full "
+                    "unpickling (--trust-checkpoint)"
+                )
             data = _load_unrestricted(path)
-    except Exception as e:  # noqa: BLE001: torch.load raises KeyError, RuntimeError, EOFError, ... on non-checkpoints
-        first = (str(e).splitlines() or [''])[0] or type(e).__name__
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): '
-                              f'{type(e).__name__}: {first}') from None
+    except Exception as e:  # noqa: BLE001 - torch.load raises KeyError, RuntimeError, EOFError, ... on non-checkpoints
+        first = (str(e).splitlines() or [""])[0] or type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (torch.save file): {type(e).__name__}: {first}"
+        ) from None
 
     if not isinstance(data, Mapping):
-        raise CheckpointError(f'{path} holds a {type(data).__name__}, not a checkpoint dict or a state_dict')
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dict or a state_dict")
     meta: Dict[str, Any] = {}
     config_dict = None
-    if 'model_state_dict' in data:
-        state = data['model_state_dict']
+    if "model_state_dict" in data:
+        state = data["model_state_dict"]
         for key, value in data.items():
-            if key == 'config' and isinstance(value, Mapping):
+            if key == "config" and isinstance(value, Mapping):
                 config_dict = dict(value)
             elif isinstance(value, (int, float, str, bool)):
                 meta[key] = value
-    elif 'state_dict' in data and isinstance(data['state_dict'], Mapping):
-        state = data['state_dict']
-        if isinstance(data.get('config'), Mapping):
-            config_dict = dict(data['config'])
+    elif "state_dict" in data and isinstance(data["state_dict"], Mapping):
+        state = data["state_dict"]
+        if isinstance(data.get("config"), Mapping):
+            config_dict = dict(data["config"])
     else:
         state = data
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        keys = ', '.join(list(map(str, data.keys()))[:8])
-        raise CheckpointError(f'{path} holds no state_dict: a checkpoint is a dict with model_state_dict (the '
-                              f'workshop\'s) or a state_dict of tensors; this one has the keys {keys}')
-    state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+        keys = ", ".join(list(map(str, data.keys()))[:8])
+        raise CheckpointError(
+            f"{path} holds no state_dict: a checkpoint is a dict with model_state_dict (the "
+            f"workshop's) or a state_dict of tensors; this one has the keys {keys}"
+        )
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if k not in DROPPED_KEYS}
     return state, config_dict, meta
 
@@ -540,13 +629,25 @@ class _Refused(Exception):
 # What a training checkpoint holds besides tensors: containers, numbers, numpy scalars and arrays, an argparse
 # Namespace of hyper-parameters. Building these runs no code of the file's choosing.
 _SAFE_GLOBALS = {
-    ('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('builtins', 'complex'),
-    ('builtins', 'slice'), ('builtins', 'range'), ('argparse', 'Namespace'),
-    ('numpy.core.multiarray', 'scalar'), ('numpy.core.multiarray', '_reconstruct'), ('numpy', 'dtype'),
-    ('numpy', 'ndarray'), ('numpy._core.multiarray', 'scalar'), ('numpy._core.multiarray', '_reconstruct'),
-    ('_codecs', 'encode'),
-    ('torch._utils', '_rebuild_tensor_v2'), ('torch._utils', '_rebuild_parameter'), ('torch', 'Size'),
-    ('torch', 'device'), ('torch', 'dtype'),
+    ("collections", "OrderedDict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "complex"),
+    ("builtins", "slice"),
+    ("builtins", "range"),
+    ("argparse", "Namespace"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("_codecs", "encode"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("torch", "dtype"),
 }
 
 
@@ -555,9 +656,9 @@ def _restricted_pickle_module() -> Any:
 
     class Unpickler(std.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            if (module, name) in _SAFE_GLOBALS or (module == 'torch' and name.endswith('Storage')):
+            if (module, name) in _SAFE_GLOBALS or (module == "torch" and name.endswith("Storage")):
                 return super().find_class(module, name)
-            raise _Refused(f'{module}.{name}')
+            raise _Refused(f"{module}.{name}")
 
     class Module:
         pass
@@ -565,7 +666,7 @@ def _restricted_pickle_module() -> Any:
     module = Module()
     module.Unpickler = Unpickler  # type: ignore[attr-defined]
     module.load = std.load  # type: ignore[attr-defined]
-    module.__name__ = 'restricted_pickle'  # type: ignore[attr-defined]
+    module.__name__ = "restricted_pickle"  # type: ignore[attr-defined]
     return module
 
 
@@ -573,48 +674,51 @@ def _load_restricted(path: Path) -> Any:
     """torch.load with _SAFE_GLOBALS only. Through torch.serialization's own readers: torch 1.13's torch.load
     ignores a pickle_module unless weights_only, whose reader refuses plain floats."""
     from torch import serialization as ser
+
     module = _restricted_pickle_module()
     try:
-        with open(path, 'rb') as f:
+        with open(path, "rb") as f:
             if ser._is_zipfile(f):
                 with ser._open_zipfile_reader(f) as archive:
-                    return ser._load(archive, 'cpu', module, encoding='utf-8')
-            return ser._legacy_load(f, 'cpu', module, encoding='utf-8')
+                    return ser._load(archive, "cpu", module, encoding="utf-8")
+            return ser._legacy_load(f, "cpu", module, encoding="utf-8")
     except _Refused:
         raise
     except AttributeError as e:
         # another torch whose readers moved: the caller then asks for --trust-checkpoint
-        raise _Refused(f'this torch has no restricted reader ({e})') from None
-    except Exception as e:  # noqa: BLE001: whatever the unpickler raises means the same
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): {e}') from None
+        raise _Refused(f"this torch has no restricted reader ({e})") from None
+    except Exception as e:  # noqa: BLE001 - whatever the unpickler raises means the same
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.save file): {e}") from None
 
 
 def _load_unrestricted(path: Path) -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
+        warnings.simplefilter("ignore")
         try:
-            return torch.load(str(path), map_location='cpu', weights_only=False)
-        except Exception as e:  # noqa: BLE001: whatever the unpickler raises means the same
-            raise CheckpointError(f'{path} is not a PyTorch checkpoint (torch.save file): {e}') from None
+            return torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - whatever the unpickler raises means the same
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.save file): {e}") from None
 
 
 def _is_torchscript(path: Path) -> bool:
     import zipfile
+
     try:
         with zipfile.ZipFile(path) as z:
-            return any(n.endswith('/constants.pkl') for n in z.namelist())
+            return any(n.endswith("/constants.pkl") for n in z.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
 
 
 def _count_layers(state: Mapping[str, torch.Tensor], prefix: str) -> int:
-    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
     found = {int(m.group(1)) for k in state for m in [pattern.match(k)] if m}
     return max(found) + 1 if found else 0
 
 
-def infer_config(state: Mapping[str, torch.Tensor], config_dict: Optional[Mapping[str, Any]] = None
-                 ) -> FoodClassifierConfig:
+def infer_config(
+    state: Mapping[str, torch.Tensor], config_dict: Optional[Mapping[str, Any]] = None
+) -> FoodClassifierConfig:
     """The FoodClassifierConfig of a state_dict, from its shapes.
 
     What shapes cannot tell comes from `config_dict` (the checkpoint's 'config', if any; keys that are not
@@ -623,35 +727,39 @@ def infer_config(state: Mapping[str, torch.Tensor], config_dict: Optional[Mappin
 
     def shape(key: str) -> Tuple[int, ...]:
         if key not in state:
-            raise CheckpointError(f'the state_dict has no {key}: it is not a FoodClassifier checkpoint '
-                                  f'(its first keys: {", ".join(list(state)[:5])})')
+            raise CheckpointError(
+                f"the state_dict has no {key}: it is not a FoodClassifier checkpoint "
+                f"(its first keys: {', '.join(list(state)[:5])})"
+            )
         return tuple(state[key].shape)
 
     inferred: Dict[str, Any] = {}
-    vocab, hidden = shape('text_encoder.embeddings.word_embeddings.weight')
+    vocab, hidden = shape("text_encoder.embeddings.word_embeddings.weight")
     inferred.update(vocab_size=vocab, hidden_size=hidden)
-    inferred['max_position_embeddings'] = shape('text_encoder.embeddings.position_embeddings.weight')[0]
-    inferred['type_vocab_size'] = shape('text_encoder.embeddings.token_type_embeddings.weight')[0]
-    inferred['num_hidden_layers'] = _count_layers(state, 'text_encoder.encoder.layer.')
-    inferred['intermediate_size'] = shape('text_encoder.encoder.layer.0.intermediate.dense.weight')[0]
-    inferred['fusion_layers'] = _count_layers(state, 'fusion.layers.')
-    inferred['fusion_feedforward'] = shape('fusion.layers.0.linear1.weight')[0]
-    inferred['classifier_hidden'] = shape('classifier.0.weight')[0]
-    inferred['num_classes'] = shape('classifier.3.weight')[0]
-    inferred['image_features'] = shape('img_proj.weight')[1]
-    if 'img_encoder.conv1.weight' in state:
-        inferred['image_backbone'] = 'resnet18'
-    elif 'img_encoder.stem.0.weight' in state:
-        inferred['image_backbone'] = 'small'
-        inferred['image_width'] = shape('img_encoder.stem.0.weight')[0]
-        inferred['image_stages'] = _count_layers(state, 'img_encoder.stages.')
-    elif 'img_encoder._conv_stem.weight' in state:
-        inferred['image_backbone'] = 'efficientnet_lite0'
-        inferred['image_blocks'] = _count_layers(state, 'img_encoder._blocks.')
+    inferred["max_position_embeddings"] = shape("text_encoder.embeddings.position_embeddings.weight")[0]
+    inferred["type_vocab_size"] = shape("text_encoder.embeddings.token_type_embeddings.weight")[0]
+    inferred["num_hidden_layers"] = _count_layers(state, "text_encoder.encoder.layer.")
+    inferred["intermediate_size"] = shape("text_encoder.encoder.layer.0.intermediate.dense.weight")[0]
+    inferred["fusion_layers"] = _count_layers(state, "fusion.layers.")
+    inferred["fusion_feedforward"] = shape("fusion.layers.0.linear1.weight")[0]
+    inferred["classifier_hidden"] = shape("classifier.0.weight")[0]
+    inferred["num_classes"] = shape("classifier.3.weight")[0]
+    inferred["image_features"] = shape("img_proj.weight")[1]
+    if "img_encoder.conv1.weight" in state:
+        inferred["image_backbone"] = "resnet18"
+    elif "img_encoder.stem.0.weight" in state:
+        inferred["image_backbone"] = "small"
+        inferred["image_width"] = shape("img_encoder.stem.0.weight")[0]
+        inferred["image_stages"] = _count_layers(state, "img_encoder.stages.")
+    elif "img_encoder._conv_stem.weight" in state:
+        inferred["image_backbone"] = "efficientnet_lite0"
+        inferred["image_blocks"] = _count_layers(state, "img_encoder._blocks.")
     else:
-        raise CheckpointError('the state_dict has none of img_encoder.conv1.weight (resnet18), '
-                              'img_encoder.stem.0.weight (the small CNN) or img_encoder._conv_stem.weight '
-                              '(EfficientNet-Lite0): unknown image encoder')
+        raise CheckpointError(
+            "the state_dict has none of img_encoder.conv1.weight (resnet18), "
+            "img_encoder.stem.0.weight (the small CNN) or img_encoder._conv_stem.weight "
+            "(EfficientNet-Lite0): unknown image encoder"
+        )
 
     fields = {f.name for f in dataclasses.fields(FoodClassifierConfig)}
     values: Dict[str, Any] = {}
@@ -659,19 +767,20 @@ def infer_config(state: Mapping[str, torch.Tensor], config_dict: Optional[Mappin
         values.update({k: v for k, v in config_dict.items() if k in fields})
         for key, value in inferred.items():
             if key in values and values[key] != value:
-                raise CheckpointError(f"the checkpoint's config says {key}={values[key]!r} but its weights have "
-                                      f'{key}={value!r}')
+                raise CheckpointError(
+                    f"the checkpoint's config says {key}={values[key]!r} but its weights have {key}={value!r}"
+                )
     values.update(inferred)
-    values.setdefault('num_attention_heads', max(1, hidden // 64))
+    values.setdefault("num_attention_heads", max(1, hidden // 64))
     try:
         return FoodClassifierConfig(**values).validate()
     except ValueError as e:
-        raise CheckpointError(f'the checkpoint does not give a valid configuration: {e}') from None
+        raise CheckpointError(f"the checkpoint does not give a valid configuration: {e}") from None
 
 
-def load_checkpoint(path: str | Path, *, bert: str = 'auto', log: Optional[Callable[[str], None]] = None,
-                    trust: bool = False
-                    ) -> Tuple[FoodClassifier, FoodClassifierConfig]:
+def load_checkpoint(
+    path: str | Path, *, bert: str = "auto", log: Optional[Callable[[str], None]] = None, trust: bool = False
+) -> Tuple[FoodClassifier, FoodClassifierConfig]:
     """A FoodClassifier from a checkpoint (see read_checkpoint), its config inferred (see infer_config), the
     weights loaded with strict=True; returned in eval mode."""
     state, config_dict, _meta = read_checkpoint(path, log, trust)
@@ -683,12 +792,17 @@ def load_checkpoint(path: str | Path, *, bert: str = 'auto', log: Optional[Calla
         expected = model.state_dict()
         missing = [k for k in expected if k not in state]
         unexpected = [k for k in state if k not in expected]
-        wrong = [f'{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})'
-                 for k in expected if k in state and state[k].shape != expected[k].shape]
+        wrong = [
+            f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+            for k in expected
+            if k in state and state[k].shape != expected[k].shape
+        ]
         parts = []
-        for label, items in (('missing', missing), ('unexpected', unexpected), ('wrong shape', wrong)):
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
             if items:
                 parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}")
-        raise CheckpointError(f'{path}: the weights do not fit the FoodClassifier architecture; '
-                              + ('; '.join(parts) or str(e).splitlines()[0])) from None
+        raise CheckpointError(
+            f"{path}: the weights do not fit the FoodClassifier architecture; "
+            + ("; ".join(parts) or str(e).splitlines()[0])
+        ) from None
     return model.eval(), config

@@ -10,18 +10,27 @@ control flow, shapes taken from the inputs (so the batch stays dynamic), the att
 additive bias the way Hugging Face's eager attention does (0 where attended, the dtype's lowest value where
 padded), GELU the exact (erf) one of ``hidden_act='gelu'``.
 """
+
 from __future__ import annotations
 
 import math
 
+from torch.nn import functional as F
+
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 class BertEmbeddings(nn.Module):
-    def __init__(self, vocab_size: int, hidden_size: int, max_position_embeddings: int, type_vocab_size: int,
-                 layer_norm_eps: float, dropout: float):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        max_position_embeddings: int,
+        type_vocab_size: int,
+        layer_norm_eps: float,
+        dropout: float,
+    ):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, hidden_size, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_position_embeddings, hidden_size)
@@ -30,9 +39,10 @@ class BertEmbeddings(nn.Module):
         self.dropout = nn.Dropout(dropout)
         # Not saved in the state_dict (as in current transformers; older versions saved position_ids, which
         # load_checkpoint drops).
-        self.register_buffer('position_ids', torch.arange(max_position_embeddings).unsqueeze(0), persistent=False)
-        self.register_buffer('token_type_ids', torch.zeros(1, max_position_embeddings, dtype=torch.long),
-                             persistent=False)
+        self.register_buffer("position_ids", torch.arange(max_position_embeddings).unsqueeze(0), persistent=False)
+        self.register_buffer(
+            "token_type_ids", torch.zeros(1, max_position_embeddings, dtype=torch.long), persistent=False
+        )
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         seq_len = input_ids.size(1)
@@ -47,7 +57,7 @@ class BertSelfAttention(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, dropout: float):
         super().__init__()
         if hidden_size % num_heads != 0:
-            raise ValueError(f'hidden_size {hidden_size} is not a multiple of num_attention_heads {num_heads}')
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         self.query = nn.Linear(hidden_size, hidden_size)
@@ -110,8 +120,7 @@ class BertOutput(nn.Module):
 
 
 class BertLayer(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, layer_norm_eps: float,
-                 dropout: float):
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, layer_norm_eps: float, dropout: float):
         super().__init__()
         self.attention = BertAttention(hidden_size, num_heads, layer_norm_eps, dropout)
         self.intermediate = BertIntermediate(hidden_size, intermediate_size)
@@ -145,19 +154,34 @@ class BertPooler(nn.Module):
 class PlainBert(nn.Module):
     """``transformers.BertModel`` (absolute positions, token type 0, with pooler), returning last_hidden_state."""
 
-    def __init__(self, vocab_size: int = 30522, hidden_size: int = 768, num_hidden_layers: int = 12,
-                 num_attention_heads: int = 12, intermediate_size: int = 3072, max_position_embeddings: int = 512,
-                 type_vocab_size: int = 2, layer_norm_eps: float = 1e-12, hidden_dropout_prob: float = 0.1,
-                 attention_probs_dropout_prob: float = 0.1):
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        layer_norm_eps: float = 1e-12,
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+    ):
         super().__init__()
         if attention_probs_dropout_prob != hidden_dropout_prob:
             # One dropout rate for both keeps the modules simple; BERT's configurations use 0.1 for both.
-            raise ValueError('PlainBert uses one dropout rate for hidden states and attention probabilities')
-        self.embeddings = BertEmbeddings(vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
-                                         layer_norm_eps, hidden_dropout_prob)
-        self.encoder = BertEncoder(num_hidden_layers, hidden_size=hidden_size, num_heads=num_attention_heads,
-                                   intermediate_size=intermediate_size, layer_norm_eps=layer_norm_eps,
-                                   dropout=hidden_dropout_prob)
+            raise ValueError("PlainBert uses one dropout rate for hidden states and attention probabilities")
+        self.embeddings = BertEmbeddings(
+            vocab_size, hidden_size, max_position_embeddings, type_vocab_size, layer_norm_eps, hidden_dropout_prob
+        )
+        self.encoder = BertEncoder(
+            num_hidden_layers,
+            hidden_size=hidden_size,
+            num_heads=num_attention_heads,
+            intermediate_size=intermediate_size,
+            layer_norm_eps=layer_norm_eps,
+            dropout=hidden_dropout_prob,
+        )
         self.pooler = BertPooler(hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -44,28 +44,122 @@ MAX_LENGTH = 128
 def _corpus() -> list[list[str]]:
     """[name, text] pairs: food prompts first, then the edge cases of BERT's basic tokenizer."""
     food = [
-        "Image of food", "Image of pizza", "Image of steak", "Image of sushi", "Image of hamburger",
-        "image of PIZZA", "A photo of a cheeseburger", "pizza", "steak", "sushi", "baby back ribs",
-        "beef_carpaccio", "chicken_quesadilla", "Eggs Benedict", "French fries with ketchup",
-        "Spaghetti carbonara", "Pho", "Pad thai", "Bibimbap", "Takoyaki", "Crème brûlée", "Crêpes Suzette",
-        "Jalapeño poppers", "Café au lait", "Smörgåsbord", "Paella valenciana", "Gnocchi", "Tiramisù",
-        "Açaí bowl", "Croque-monsieur", "Piña colada", "Bœuf bourguignon", "Käsespätzle", "Phở bò",
-        "Bánh mì", "Huevos rancheros", "Schnitzel", "Poutine", "Pierogi", "Baklava", "Beignets",
-        "Cannoli", "Ceviche", "Churros", "Dumplings", "Edamame", "Falafel", "Foie gras", "Guacamole",
-        "Hot and sour soup", "Lobster bisque", "Macarons", "Miso soup", "Mussels", "Nachos",
-        "Oysters", "Panna cotta", "Peking duck", "Ramen", "Ravioli", "Red velvet cake", "Risotto",
-        "Samosa", "Sashimi", "Scallops", "Seaweed salad", "Shrimp and grits", "Spring rolls",
-        "Strawberry shortcake", "Tacos", "Tuna tartare", "Waffles", "Is this pizza or steak?",
-        "what is this?", "a close-up of a delicious, cheesy pizza slice!", "Sushi platter (salmon & tuna)",
-        "Grilled ribeye steak, medium-rare", "homemade margherita pizza w/ basil", "I'd like the chef's special",
-        "It's a pepperoni pizza... isn't it?", "mom's apple-pie", "gluten-free, dairy-free, sugar-free muffin",
-        "T-bone steak", "a 12-inch pizza for $9.99", "3 pieces of nigiri", "100% beef patty",
-        "1/2 lb burger", "2nd course: soup", "pizza @ 7pm #dinner", "email me: chef@example.com",
-        "https://example.com/menu?item=pizza&size=large", "www.sushi-bar.jp/menu",
-        "Hello, my dog is cute", "My name is John", "A, naïve AllenNLP sentence.", "Order #12345 — 2× pizza", "“Best” pizza in town", "‘Quoted’ sushi", "pizza…steak",
-        "fish & chips", "salt+pepper", "rock 'n' roll sushi", "ThIs Is MiXeD cAsE", "PIZZA!!!",
-        "Pizza?!", "sushi;steak:pizza", "(pizza)[steak]{sushi}<burger>", "pizza/steak\\sushi|burger",
-        "~`^_=*", "don't", "o'clock", "rock’n’roll", "well-done", "ice—cream", "x-ray", "co-op",
+        "Image of food",
+        "Image of pizza",
+        "Image of steak",
+        "Image of sushi",
+        "Image of hamburger",
+        "image of PIZZA",
+        "A photo of a cheeseburger",
+        "pizza",
+        "steak",
+        "sushi",
+        "baby back ribs",
+        "beef_carpaccio",
+        "chicken_quesadilla",
+        "Eggs Benedict",
+        "French fries with ketchup",
+        "Spaghetti carbonara",
+        "Pho",
+        "Pad thai",
+        "Bibimbap",
+        "Takoyaki",
+        "Crème brûlée",
+        "Crêpes Suzette",
+        "Jalapeño poppers",
+        "Café au lait",
+        "Smörgåsbord",
+        "Paella valenciana",
+        "Gnocchi",
+        "Tiramisù",
+        "Açaí bowl",
+        "Croque-monsieur",
+        "Piña colada",
+        "Bœuf bourguignon",
+        "Käsespätzle",
+        "Phở bò",
+        "Bánh mì",
+        "Huevos rancheros",
+        "Schnitzel",
+        "Poutine",
+        "Pierogi",
+        "Baklava",
+        "Beignets",
+        "Cannoli",
+        "Ceviche",
+        "Churros",
+        "Dumplings",
+        "Edamame",
+        "Falafel",
+        "Foie gras",
+        "Guacamole",
+        "Hot and sour soup",
+        "Lobster bisque",
+        "Macarons",
+        "Miso soup",
+        "Mussels",
+        "Nachos",
+        "Oysters",
+        "Panna cotta",
+        "Peking duck",
+        "Ramen",
+        "Ravioli",
+        "Red velvet cake",
+        "Risotto",
+        "Samosa",
+        "Sashimi",
+        "Scallops",
+        "Seaweed salad",
+        "Shrimp and grits",
+        "Spring rolls",
+        "Strawberry shortcake",
+        "Tacos",
+        "Tuna tartare",
+        "Waffles",
+        "Is this pizza or steak?",
+        "what is this?",
+        "a close-up of a delicious, cheesy pizza slice!",
+        "Sushi platter (salmon & tuna)",
+        "Grilled ribeye steak, medium-rare",
+        "homemade margherita pizza w/ basil",
+        "I'd like the chef's special",
+        "It's a pepperoni pizza... isn't it?",
+        "mom's apple-pie",
+        "gluten-free, dairy-free, sugar-free muffin",
+        "T-bone steak",
+        "a 12-inch pizza for $9.99",
+        "3 pieces of nigiri",
+        "100% beef patty",
+        "1/2 lb burger",
+        "2nd course: soup",
+        "pizza @ 7pm #dinner",
+        "email me: chef@example.com",
+        "https://example.com/menu?item=pizza&size=large",
+        "www.sushi-bar.jp/menu",
+        "Hello, my dog is cute",
+        "My name is John",
+        "A, naïve AllenNLP sentence.",
+        "Order #12345 — 2× pizza",
+        "“Best” pizza in town",
+        "‘Quoted’ sushi",
+        "pizza…steak",
+        "fish & chips",
+        "salt+pepper",
+        "rock 'n' roll sushi",
+        "ThIs Is MiXeD cAsE",
+        "PIZZA!!!",
+        "Pizza?!",
+        "sushi;steak:pizza",
+        "(pizza)[steak]{sushi}<burger>",
+        "pizza/steak\\sushi|burger",
+        "~`^_=*",
+        "don't",
+        "o'clock",
+        "rock’n’roll",
+        "well-done",
+        "ice—cream",
+        "x-ray",
+        "co-op",
     ]
     edge = [
         ["empty", ""],
@@ -157,11 +251,29 @@ def fuzz(count: int, seed: int) -> list[list[str]]:
     import random
 
     rng = random.Random(seed)
-    assigned = [cp for cp in range(0x80, 0x110000)
-                if not 0xD800 <= cp < 0xE000 and unicodedata.category(chr(cp)) != "Cn"]
+    assigned = [
+        cp for cp in range(0x80, 0x110000) if not 0xD800 <= cp < 0xE000 and unicodedata.category(chr(cp)) != "Cn"
+    ]
     marks = [cp for cp in assigned if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")]
-    words = ["pizza", "Steak", "SUSHI", "café", "ΟΔΟΣ", "İstanbul", "straße", "[MASK]", "[mask]", "[SEP]",
-             "##ing", "don't", "e-mail", "3.14", "寿司", "🍕", "a" * 101]
+    words = [
+        "pizza",
+        "Steak",
+        "SUSHI",
+        "café",
+        "ΟΔΟΣ",
+        "İstanbul",
+        "straße",
+        "[MASK]",
+        "[mask]",
+        "[SEP]",
+        "##ing",
+        "don't",
+        "e-mail",
+        "3.14",
+        "寿司",
+        "🍕",
+        "a" * 101,
+    ]
 
     def piece() -> str:
         r = rng.random()
@@ -184,6 +296,7 @@ def fuzz(count: int, seed: int) -> list[list[str]]:
         n = rng.randrange(0, 40) if i % 10 else rng.randrange(400, 2500)  # 1 in 10: mostly over 128 tokens
         texts.append([f"fuzz {seed}/{i}", "".join(piece() for _ in range(n))])
     return texts
+
 
 # bert-base-uncased's tokenizer_config.json on the Hugging Face hub.
 TOKENIZER_CONFIG = {"do_lower_case": True, "model_max_length": 512}
@@ -263,7 +376,7 @@ def main() -> None:
         case["input_ids"] = encode(slow, case["text"])
         try:
             fast_ids = encode(fast, case["text"])
-        except Exception as e:  # the fast tokenizers take only text that UTF-8 can encode (no lone surrogates)
+        except Exception as e:  # noqa: BLE001 - the fast tokenizers take only text that UTF-8 can encode (no lone surrogates)
             case["fast_error"] = f"{type(e).__name__}: {e}"
             disagreements += 1
             continue
@@ -274,8 +387,8 @@ def main() -> None:
     header = {
         "generator": "test/classifier/hf_tokenize.py",
         "note": "input_ids of BertTokenizer (slow) from_pretrained with this vocabulary, padding='max_length', "
-                "truncation=True, max_length=128, without the trailing [PAD]s (attention_mask is 1 for exactly "
-                "these); fast_input_ids only where BertTokenizerFast disagrees",
+        "truncation=True, max_length=128, without the trailing [PAD]s (attention_mask is 1 for exactly "
+        "these); fast_input_ids only where BertTokenizerFast disagrees",
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,
         "python": sys.version.split()[0],

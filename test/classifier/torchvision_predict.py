@@ -12,15 +12,16 @@ exactly), or {"file": path, "error": "..."} when PIL cannot open it. Each photo 
 as the classifier runs it. The transform is torchvision_preprocess.py's, which is the workshop's:
 Image.open(path).convert('RGB'), Resize, CenterCrop, ToTensor, Normalize(ImageNet mean and std).
 """
+
 import json
 import sys
 from pathlib import Path
 
-import torch
 from PIL import Image
 from torchvision import transforms
-
 from torchvision_preprocess import MEAN, STD
+
+import torch
 
 
 def main() -> None:
@@ -28,29 +29,31 @@ def main() -> None:
     out_dir = Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
     # The machine's other work shares the cores; the Node side runs LibTorch on 2 threads too.
-    torch.set_num_threads(int(request.get('threads', 2)))
-    transform = transforms.Compose([
-        transforms.Resize(int(request.get('resize', 256))),
-        transforms.CenterCrop(int(request.get('crop', 224))),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=MEAN, std=STD),
-    ])
-    model = torch.jit.load(request['model'], map_location='cpu').eval()
-    input_ids = torch.tensor([request['input_ids']], dtype=torch.long)
-    attention_mask = torch.tensor([request['attention_mask']], dtype=torch.long)
+    torch.set_num_threads(int(request.get("threads", 2)))
+    transform = transforms.Compose(
+        [
+            transforms.Resize(int(request.get("resize", 256))),
+            transforms.CenterCrop(int(request.get("crop", 224))),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=MEAN, std=STD),
+        ]
+    )
+    model = torch.jit.load(request["model"], map_location="cpu").eval()
+    input_ids = torch.tensor([request["input_ids"]], dtype=torch.long)
+    attention_mask = torch.tensor([request["attention_mask"]], dtype=torch.long)
     results = []
     with torch.inference_mode():
-        for path in request['files']:
+        for path in request["files"]:
             try:
                 with Image.open(path) as opened:
-                    image = opened.convert('RGB')
+                    image = opened.convert("RGB")
             except Exception as error:  # noqa: BLE001 - reported to the test, which decides
-                results.append({'file': path, 'error': f'{type(error).__name__}: {error}'})
+                results.append({"file": path, "error": f"{type(error).__name__}: {error}"})
                 continue
             logits = model(transform(image).unsqueeze(0), input_ids, attention_mask)
-            results.append({'file': path, 'logits': logits[0].tolist()})
-    (out_dir / 'logits.json').write_text(json.dumps(results))
+            results.append({"file": path, "logits": logits[0].tolist()})
+    (out_dir / "logits.json").write_text(json.dumps(results))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

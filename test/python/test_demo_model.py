@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +49,23 @@ def sha256(path):
 def test_files_match_model_json():
     info = model_json()
     files = info["files"]
-    for name in ("best_model.pth", "best_model.onnx", "text_encoder.pth", "head.pth", "text_encoder.onnx",
-                 "head.onnx", "class_mapping.json", "vocab.txt"):
+    for name in (
+        "best_model.pth",
+        "best_model.onnx",
+        "text_encoder.pth",
+        "head.pth",
+        "text_encoder.onnx",
+        "head.onnx",
+        "class_mapping.json",
+        "vocab.txt",
+    ):
         assert name in files, f"model.json lists no {name}"
     for name, entry in files.items():
         path = MODELS / name
         assert path.is_file(), f"{path} is missing"
-        assert path.stat().st_size == entry["bytes"], f"{name}: {path.stat().st_size} bytes, model.json says {entry['bytes']}"
+        assert path.stat().st_size == entry["bytes"], (
+            f"{name}: {path.stat().st_size} bytes, model.json says {entry['bytes']}"
+        )
         assert sha256(path) == entry["sha256"], f"{name}: sha256 differs from model.json"
 
 
@@ -94,8 +105,7 @@ def tokenize(text):
     tokenizer.enable_padding(length=MAX_LENGTH, pad_id=0, pad_token="[PAD]")
     encoding = tokenizer.encode(text)
     assert "[UNK]" not in encoding.tokens, f"{text!r} -> {encoding.tokens[:12]}"
-    return (torch.tensor([encoding.ids], dtype=torch.int64),
-            torch.tensor([encoding.attention_mask], dtype=torch.int64))
+    return (torch.tensor([encoding.ids], dtype=torch.int64), torch.tensor([encoding.attention_mask], dtype=torch.int64))
 
 
 def test_tokenizer_reads_the_vocabulary_as_bert_does():
@@ -109,12 +119,14 @@ def test_tokenizer_reads_the_vocabulary_as_bert_does():
 def workshop_preprocessing():
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
 
 
 def predict(model, images, text):
@@ -122,7 +134,7 @@ def predict(model, images, text):
     out = []
     with torch.no_grad():
         for start in range(0, len(images), 25):
-            x = images[start:start + 25]
+            x = images[start : start + 25]
             out.append(model(x, ids.expand(len(x), -1), mask.expand(len(x), -1)))
     return torch.cat(out).argmax(1)
 
@@ -132,23 +144,33 @@ def predict_onnx(images, text):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 2
-    session = onnxruntime.InferenceSession(str(MODELS / "best_model.onnx"), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(MODELS / "best_model.onnx"), options, providers=["CPUExecutionProvider"])
     ids, mask = tokenize(text)
     out = []
     for start in range(0, len(images), 25):
-        x = images[start:start + 25]
-        out.append(torch.from_numpy(session.run(None, {
-            "image": x.numpy(), "input_ids": ids.expand(len(x), -1).numpy(),
-            "attention_mask": mask.expand(len(x), -1).numpy()})[0]))
+        x = images[start : start + 25]
+        out.append(
+            torch.from_numpy(
+                session.run(
+                    None,
+                    {
+                        "image": x.numpy(),
+                        "input_ids": ids.expand(len(x), -1).numpy(),
+                        "attention_mask": mask.expand(len(x), -1).numpy(),
+                    },
+                )[0]
+            )
+        )
     return torch.cat(out).argmax(1)
 
 
 @pytest.fixture(scope="module")
 def val_set():
     if not VAL.is_dir():
-        pytest.skip(f"no validation photos at {VAL} (../shared/data is not part of a clone; "
-                    "see ../shared/data/SOURCES.md): the accuracy of the demo model is not checked")
+        pytest.skip(
+            f"no validation photos at {VAL} (../shared/data is not part of a clone; "
+            "see ../shared/data/SOURCES.md): the accuracy of the demo model is not checked"
+        )
     from PIL import Image
 
     preprocess = workshop_preprocessing()
@@ -169,13 +191,15 @@ def test_validation_accuracy(val_set):
     predicted = predict(model, images, "Image of food")
     accuracy = float((predicted == labels).float().mean())
     confusion = torch.zeros(len(CLASSES), len(CLASSES), dtype=torch.int64)
-    for t, p in zip(labels.tolist(), predicted.tolist()):
+    for t, p in zip(labels.tolist(), predicted.tolist(), strict=True):
         confusion[t, p] += 1
     print(f"\ndemo model on {len(labels)} validation photos, text 'Image of food': accuracy {accuracy:.4f}")
     for i, name in enumerate(CLASSES):
         row = confusion[i]
-        print(f"  {name:6s} {int(row[i])}/{int(row.sum())} = {float(row[i]) / float(row.sum()):.4f}   "
-              f"predicted as {dict(zip(CLASSES, row.tolist()))}")
+        print(
+            f"  {name:6s} {int(row[i])}/{int(row.sum())} = {float(row[i]) / float(row.sum()):.4f}   "
+            f"predicted as {dict(zip(CLASSES, row.tolist(), strict=True))}"
+        )
     recorded = model_json()["evaluation"]
     print(f"  model.json records {recorded['accuracy']:.4f}")
     assert accuracy >= ACCURACY_FLOOR, f"accuracy {accuracy:.4f} is below the target {ACCURACY_FLOOR}"

@@ -252,7 +252,9 @@ def test_overlay_renders_valid_manifests_that_fit(overlay):
     limits, requests = c["resources"]["limits"], c["resources"]["requests"]
     assert int(env_value(c, "THREADS")) <= quantity_cpu(limits["cpu"])
     assert quantity_bytes(limits["memory"]) >= quantity_bytes(requests["memory"])
-    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > float(env_value(c, "SHUTDOWN_TIMEOUT")) + prestop_seconds(c)
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > float(
+        env_value(c, "SHUTDOWN_TIMEOUT")
+    ) + prestop_seconds(c)
     if overlay.name == "full-model":
         # The full-size model: ~0.9 GB RSS, two of them during a reload (see deploy/README.md).
         assert quantity_bytes(limits["memory"]) >= 2.5 * 2**30
@@ -409,7 +411,9 @@ def test_ingress_hpa_pdb_and_redis_fit_the_service():
     assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
     maxmemory = quantity_bytes(args[args.index("--maxmemory") + 1].replace("mb", "Mi").replace("gb", "Gi"))
     assert quantity_bytes(rc["resources"]["limits"]["memory"]) > maxmemory
-    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no", "a cache: no persistence"
+    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no", (
+        "a cache: no persistence"
+    )
     url = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)", env_value(c, "REDIS_URL"))
     assert url, env_value(c, "REDIS_URL")
     redis_service = find("Service", url.group(1))
@@ -515,7 +519,9 @@ def test_dockerfile_stages_bases_and_runtime_settings():
     assert "--out build/cmake" in package["scripts"]["install"]
     assert json.loads((ROOT / "tsconfig.build.json").read_text())["compilerOptions"]["outDir"] == "dist"
     build_runs = " ".join(instructions(parts[0], "RUN"))
-    assert "npm ci" in build_runs and "tsc -p tsconfig.build.json" in build_runs and "npm prune --omit=dev" in build_runs
+    assert (
+        "npm ci" in build_runs and "tsc -p tsconfig.build.json" in build_runs and "npm prune --omit=dev" in build_runs
+    )
 
 
 def copy_sources(df) -> list[str]:
@@ -706,7 +712,9 @@ def test_image_healthcheck_against_the_service_with_the_deployment_settings(tmp_
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
 
     with open(log, "w") as out:
-        service = subprocess.Popen(["node", str(DIST_MAIN)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        service = subprocess.Popen(
+            ["node", str(DIST_MAIN)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         # Nothing listens until the model is loaded and warmed up: what the probes wait for.
         deadline = time.monotonic() + 180

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,17 +95,23 @@ def served(tmp_path_factory):
 
     # checkpoints that are not a FoodClassifier's: installable only with --no-convert
     write(root / "fakeckpt" / "class_mapping.json", mapping)
-    torch.save({"epoch": 3, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
-               str(root / "fakeckpt" / "best_model.pth"))
+    torch.save(
+        {"epoch": 3, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}}, str(root / "fakeckpt" / "best_model.pth")
+    )
     write(root / "legacyckpt" / "class_mapping.json", mapping)
-    torch.save({"epoch": 3, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
-               str(root / "legacyckpt" / "best_model.pth"), _use_new_zipfile_serialization=False)
+    torch.save(
+        {"epoch": 3, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
+        str(root / "legacyckpt" / "best_model.pth"),
+        _use_new_zipfile_serialization=False,
+    )
 
     # a checkpoint that pickles a reference to a function besides its tensors: reading it fully would import
     # and call whatever the file names (here a harmless os.getcwd)
     write(root / "objckpt" / "class_mapping.json", mapping)
-    torch.save({"hook": os.getcwd, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
-               str(root / "objckpt" / "best_model.pth"))
+    torch.save(
+        {"hook": os.getcwd, "model_state_dict": {"fc.weight": torch.zeros(3, 4)}},
+        str(root / "objckpt" / "best_model.pth"),
+    )
 
     # best_model.pth missing (HTTP 404), or an HTML page instead
     write(root / "nomodel" / "class_mapping.json", mapping)
@@ -127,8 +134,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def server(served):
     """Base URL of the local HTTP server (127.0.0.1, a free port)."""
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -162,8 +168,7 @@ def checkpoint_url(served, server):
     folder = served / "ckpt"
     write(folder / "class_mapping.json", json.dumps(CLASSES))
     write(folder / "vocab.txt", "\n".join(make_vocab(VOCAB_SIZE)) + "\n")
-    torch.save({"epoch": 7, "model_state_dict": model.state_dict(), "val_acc": 0.5},
-               str(folder / "best_model.pth"))
+    torch.save({"epoch": 7, "model_state_dict": model.state_dict(), "val_acc": 0.5}, str(folder / "best_model.pth"))
     return f"{server}/ckpt"
 
 
@@ -177,17 +182,26 @@ def need_exporter():
 
 
 def run_script(target, base_url, vocab_url, *args, timeout=600):
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "model_dir")}
-    env.update({
-        "MODEL_BASE_URL": base_url,
-        "BERT_VOCAB_URL": vocab_url,
-        "PYTHON": sys.executable,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    })
-    return subprocess.run(["bash", str(SCRIPT), "--dir", str(target), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = {
+        k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "model_dir")
+    }
+    env.update(
+        {
+            "MODEL_BASE_URL": base_url,
+            "BERT_VOCAB_URL": vocab_url,
+            "PYTHON": sys.executable,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--dir", str(target), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def explain(result):
@@ -230,10 +244,22 @@ def is_torchscript(path):
 def test_help_and_usage_errors():
     result = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
     assert result.returncode == 0, explain(result)
-    for word in ("--dir", "MODEL_DIR", "models/workshop", "MODEL_BASE_URL", "BERT_VOCAB_URL",
-                 "--keep-checkpoint", "--no-convert", "--timeout", "--retries", "--python",
-                 "export_model.py", ".previous", "https://cdn.bridgelabs.tech/ghana-ai-hackathon/food-classifier",
-                 "https://huggingface.co/bert-base-uncased/resolve/main/vocab.txt"):
+    for word in (
+        "--dir",
+        "MODEL_DIR",
+        "models/workshop",
+        "MODEL_BASE_URL",
+        "BERT_VOCAB_URL",
+        "--keep-checkpoint",
+        "--no-convert",
+        "--timeout",
+        "--retries",
+        "--python",
+        "export_model.py",
+        ".previous",
+        "https://cdn.bridgelabs.tech/ghana-ai-hackathon/food-classifier",
+        "https://huggingface.co/bert-base-uncased/resolve/main/vocab.txt",
+    ):
         assert word in result.stdout, word
 
     result = subprocess.run(["bash", str(SCRIPT), "--frobnicate"], capture_output=True, text=True)
@@ -251,8 +277,15 @@ def test_checkpoint_is_converted_end_to_end(tmp_path, server, checkpoint_url, se
     result = run_script(target, checkpoint_url, f"{checkpoint_url}/vocab.txt")
     assert result.returncode == 0, explain(result)
 
-    for name in ("best_model.pth", "best_model.onnx", "class_mapping.json", "vocab.txt",
-                 "text_encoder.pth", "head.pth", "model.json"):
+    for name in (
+        "best_model.pth",
+        "best_model.onnx",
+        "class_mapping.json",
+        "vocab.txt",
+        "text_encoder.pth",
+        "head.pth",
+        "model.json",
+    ):
         assert (target / name).is_file() and (target / name).stat().st_size > 0, name
     assert is_torchscript(target / "best_model.pth")
     model = torch.jit.load(str(target / "best_model.pth"))
@@ -323,7 +356,11 @@ def test_no_convert_installs_the_checkpoint_as_is(tmp_path, server, served, fold
 def test_a_404_leaves_the_target_untouched(tmp_path, server, missing):
     target = existing_target(tmp_path)
     before = snapshot(target)
-    base = f"{server}/nomodel" if missing == "best_model.pth" else f"{server}/{'vocab' if missing == 'class_mapping.json' else 'ts'}"
+    base = (
+        f"{server}/nomodel"
+        if missing == "best_model.pth"
+        else f"{server}/{'vocab' if missing == 'class_mapping.json' else 'ts'}"
+    )
     vocab = f"{server}/ts/vocab.txt" if missing == "vocab.txt" else f"{server}/vocab/vocab.txt"
     result = run_script(target, base, vocab)
     assert result.returncode == 3, explain(result)
@@ -382,10 +419,13 @@ def test_a_corrupt_class_mapping_is_refused(tmp_path, server, name):
     assert_untouched(target, before)
 
 
-@pytest.mark.parametrize("folder,message", [
-    ("badvocab", "vocab.txt lacks the line(s) [CLS] [SEP]"),
-    ("empty", "vocab.txt from"),
-])
+@pytest.mark.parametrize(
+    "folder,message",
+    [
+        ("badvocab", "vocab.txt lacks the line(s) [CLS] [SEP]"),
+        ("empty", "vocab.txt from"),
+    ],
+)
 def test_a_bad_vocabulary_is_refused(tmp_path, server, folder, message):
     target = existing_target(tmp_path)
     before = snapshot(target)
@@ -395,10 +435,13 @@ def test_a_bad_vocabulary_is_refused(tmp_path, server, folder, message):
     assert_untouched(target, before)
 
 
-@pytest.mark.parametrize("folder,message", [
-    ("html", "not a PyTorch file: it starts with '<!DOCTYPE html"),
-    ("emptymodel", "best_model.pth from"),
-])
+@pytest.mark.parametrize(
+    "folder,message",
+    [
+        ("html", "not a PyTorch file: it starts with '<!DOCTYPE html"),
+        ("emptymodel", "best_model.pth from"),
+    ],
+)
 def test_a_model_that_is_not_a_pytorch_file_is_refused(tmp_path, server, folder, message):
     target = existing_target(tmp_path)
     before = snapshot(target)
@@ -438,8 +481,13 @@ def test_a_stopped_update_leaves_nothing_behind(tmp_path, server):
         target = existing_target(tmp_path)
         before = snapshot(target)
         env = dict(os.environ, MODEL_BASE_URL=base, PYTHON=sys.executable, NO_PROXY="127.0.0.1")
-        proc = subprocess.Popen(["bash", str(SCRIPT), "--dir", str(target)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            ["bash", str(SCRIPT), "--dir", str(target)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 20
         while not list(target.parent.glob(".workshop.update.*")) and time.monotonic() < deadline:
             time.sleep(0.05)
