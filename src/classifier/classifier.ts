@@ -6,7 +6,8 @@
 // A prediction decodes the photo (sharp, on the libuv pool) while the text is tokenised and, with a model in two
 // parts, its features are looked up or computed (once per distinct text); the photo then waits for the next
 // forward, which takes every request waiting at that moment, up to maxBatch (pipelines.ts).
-import { Tensor, TorchError, TorchModel, type Device } from '../index.js';
+import { ModelError } from '../model.js';
+import { Tensor, TorchModel, type Device } from '../index.js';
 import type { InferenceModel, ModelRuntime } from '../model.js';
 import type { BatchRecord } from './batch-scheduler.js';
 import { layoutFiles, type Backend, type ModelFolder } from './model-folder.js';
@@ -93,9 +94,13 @@ export class FoodClassifier {
   readonly #lanes: DecodeLanes;
   /** The photos' model inputs, reused from one request to the next (see array-pool.ts). */
   readonly #pixels: Float32ArrayPool;
+  /** Predictions started and holds taken (acquire()) not yet over: the models stay loaded while any is. */
   #inFlight = 0;
+  /** Set by retire(): called when #inFlight falls to zero. */
   #retired: (() => void) | undefined;
   #retiring: Promise<void> | undefined;
+  /** True once retire() has seen #inFlight at zero: the models are being freed, nothing may start. */
+  #freed = false;
 
   private constructor(folder: ModelFolder, modelId: string, pipeline: Pipeline, model: InferenceModel, tokenizer: TextTokenizer, options: ClassifierOptions) {
     this.folder = folder;
@@ -166,7 +171,7 @@ export class FoodClassifier {
     const ids = Tensor.int64(encoded.inputIds, [1, L]);
     const mask = Tensor.int64(encoded.attentionMask, [1, L]);
     const mismatch = (file: string, shape: readonly number[] | undefined) =>
-      new TorchError(
+      new ModelError(
         `${file} answers logits of shape [${shape?.join(', ') ?? ''}] but ${folder.classMappingFile} ` +
           `has ${C} classes (expected [1, ${C}]): the model and the class mapping do not belong together`,
         'ERR_MODEL_MISMATCH',
@@ -179,7 +184,7 @@ export class FoodClassifier {
     const [textEncoder, head] = models;
     const [features] = await textEncoder.forward([ids, mask]);
     if (features?.dtype !== 'float32' || features.shape.length !== 3 || features.shape[0] !== 1 || features.shape[1] !== L) {
-      throw new TorchError(
+      throw new ModelError(
         `${folder.layout.textEncoderFile} answers text features of shape [${features?.shape.join(', ') ?? ''}] ` +
           `(${features?.dtype ?? 'no output'}); expected float32 [1, ${L}, hidden]: it is not the text encoder of this folder's model`,
         'ERR_MODEL_MISMATCH',
@@ -241,8 +246,7 @@ export class FoodClassifier {
 
   /** predict(), with a deadline for the wait, and what it took. */
   async classify(image: Uint8Array, text: string = DEFAULT_TEXT, options: ClassifyOptions = {}): Promise<Classification> {
-    if (this.#retired) throw new TorchError('This classifier has been replaced and retired', 'ERR_MODEL_DISPOSED');
-    this.#inFlight++;
+    const release = this.acquire();
     const pixels = this.#pixels.acquire();
     try {
       const started = performance.now();
@@ -267,12 +271,25 @@ export class FoodClassifier {
       };
     } finally {
       this.#pixels.release(pixels);
-      this.#settled();
+      release();
     }
   }
 
-  #settled(): void {
-    if (--this.#inFlight === 0) this.#retired?.();
+  /**
+   * Holds the models loaded until the returned function is called (once; later calls do nothing), even if
+   * the classifier is retired meanwhile: a request takes its classifier and this hold together, before any
+   * await, so that a reload during its first awaits (the cache) cannot free the model it is about to use.
+   * Throws ERR_MODEL_DISPOSED once the classifier has been retired and every earlier hold has ended.
+   */
+  acquire(): () => void {
+    if (this.#freed) throw new ModelError('This classifier has been replaced and retired', 'ERR_MODEL_DISPOSED');
+    this.#inFlight++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.#inFlight === 0) this.#retired?.();
+    };
   }
 
   /**
@@ -283,7 +300,10 @@ export class FoodClassifier {
     this.#retiring ??= new Promise<void>((resolve) => {
       this.#retired = resolve;
       if (this.#inFlight === 0) resolve();
-    }).then(() => this.#pipeline.dispose());
+    }).then(() => {
+      this.#freed = true;
+      return this.#pipeline.dispose();
+    });
     return this.#retiring;
   }
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FoodClassifier, softmax, topClasses } from '../../src/classifier/classifier.js';
 import { readModelFolder } from '../../src/classifier/model-folder.js';
-import { TorchError } from '../../src/index.js';
+import { ModelError } from '../../src/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PYTHON = process.env.TORCH_NODE_MODEL_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
@@ -99,9 +99,9 @@ describe('FoodClassifier', () => {
     const folder = await readModelFolder(path.join(dir, 'model'));
     const wrong = { ...folder, classNames: ['pizza', 'steak'] };
     const err = await FoodClassifier.load(wrong, { device: 'cpu', threads: 1 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TorchError);
-    expect((err as TorchError).code).toBe('ERR_MODEL_MISMATCH');
-    expect((err as TorchError).message).toContain('has 2 classes (expected [1, 2])');
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as ModelError).code).toBe('ERR_MODEL_MISMATCH');
+    expect((err as ModelError).message).toContain('has 2 classes (expected [1, 2])');
   });
 
   it('retire() lets the predictions already started finish, then refuses new ones', async () => {
@@ -113,6 +113,27 @@ describe('FoodClassifier', () => {
     expect(events.slice(-1)).toEqual(['retired']);
     expect(events.filter((e) => e.startsWith('predict'))).toHaveLength(3);
     await expect(other.predict(red)).rejects.toMatchObject({ code: 'ERR_MODEL_DISPOSED' });
+  });
+
+  it('a hold taken before retire() keeps the model for a prediction started after it (a request awaiting the cache)', async () => {
+    const other = await FoodClassifier.load(await readModelFolder(path.join(dir, 'model')), { device: 'cpu', threads: 1 });
+    const expected = await classifier.predict(red);
+    const release = other.acquire();
+    let retired = false;
+    const retiring = other.retire().then(() => {
+      retired = true;
+    });
+    // The reload has happened; the request that held the classifier now gets to its prediction.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(retired).toBe(false);
+    const got = await other.predict(red);
+    expect(got.map((p) => p.className)).toEqual(expected.map((p) => p.className));
+    expect(retired).toBe(false);
+    release();
+    release(); // a second call changes nothing
+    await retiring;
+    expect(retired).toBe(true);
+    expect(() => other.acquire()).toThrow(expect.objectContaining({ code: 'ERR_MODEL_DISPOSED' }));
   });
 });
 

@@ -2,11 +2,11 @@
 // answered them, from the prediction cache when the same image and text were seen by the same model.
 // Computed answers go through the bounded queue (admission.ts): 503 with Retry-After when it is full, or when
 // the request waited longer than REQUEST_TIMEOUT_MS.
-import { Router, type RequestHandler } from 'express';
+import { type RequestHandler, type Response, Router } from 'express';
 import multer from 'multer';
 
 import { QueueError } from '../../classifier/batch-scheduler.js';
-import { DEFAULT_TEXT, type Classification, type Prediction } from '../../classifier/classifier.js';
+import { type Classification, DEFAULT_TEXT, type FoodClassifier, type Prediction } from '../../classifier/classifier.js';
 import { ImageError } from '../../classifier/preprocess.js';
 import type { Admission } from '../admission.js';
 import type { AppContext } from '../app.js';
@@ -15,6 +15,15 @@ import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
 import { limitUploadBytes } from '../uploads.js';
 
 export const TOP_K = 5;
+
+interface PredictRequest {
+  image: Uint8Array;
+  imageBytes: number;
+  text: string;
+  /** The model generation when the request arrived: an answer is cached only if it is still current. */
+  generation: number;
+  classifier: FoodClassifier;
+}
 
 const QUEUE_FULL = 'The service is busy: too many requests are waiting for the model (MAX_QUEUE); try again shortly';
 const WAITED_TOO_LONG = 'The service is busy: the request waited longer than REQUEST_TIMEOUT_MS for the model; try again shortly';
@@ -50,12 +59,22 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
       throw missingField('image');
     }
     const text = formText(req.body?.text);
-    // The generation and the classifier are taken together, before any await: a reload may swap both later.
+    // The generation and the classifier are taken together, and the classifier held, before any await: a
+    // reload may swap both later, and retires the old classifier only once this request lets go of it.
     const generation = models.generation;
     const classifier = models.classifier;
-    const key = await predictionKey(classifier.modelId, text, image.buffer);
+    const release = classifier.acquire();
+    try {
+      await answer(res, { image: image.buffer, imageBytes: image.size, text, generation, classifier });
+    } finally {
+      release();
+    }
+  };
+  /** The answer from the cache, or computed by `classifier` (held by the caller until this settles). */
+  const answer = async (res: Response, { image, imageBytes, text, generation, classifier }: PredictRequest): Promise<void> => {
+    const key = await predictionKey(classifier.modelId, text, image);
     const cached = await cache.get(key);
-    res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
+    res.locals.log = { cache_hit: Boolean(cached), image_bytes: imageBytes, generation };
     if (cached) {
       res.json({ predictions: cached, cache_hit: true });
       return;
@@ -69,7 +88,7 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     let queueMs: number | undefined;
     let result: Classification;
     try {
-      result = await classifier.classify(image.buffer, text, {
+      result = await classifier.classify(image, text, {
         topK: TOP_K,
         deadline: ticket.deadline,
         onForwardStart: () => {
