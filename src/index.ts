@@ -1,4 +1,5 @@
 // The library: run TorchScript models from Node with native LibTorch. It loads no HTTP code.
+export { type InferenceModel, ModelError, type ModelRuntime } from './model.js';
 export { TorchError } from './torch/errors.js';
 export { TorchModel, type Device, type LoadOptions, type ModelInfo } from './torch/model.js';
 export { runtimeInfo, type RuntimeInfo } from './torch/runtime.js';

@@ -11,8 +11,7 @@ import type { Worker } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
-import type { ModelRuntime } from '../model.js';
-import { TorchError } from '../torch/errors.js';
+import { type InferenceModel, ModelError, type ModelRuntime } from '../model.js';
 import { startWorker } from '../worker-thread.js';
 import { Tensor } from '../torch/tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
@@ -47,7 +46,7 @@ function sessionWorker(): Worker {
   return startWorker('./session-worker', import.meta.url);
 }
 
-export class OnnxModel {
+export class OnnxModel implements InferenceModel {
   readonly backend = 'onnx';
   readonly #info: OnnxModelInfo;
   readonly #runner: Runner;
@@ -58,8 +57,11 @@ export class OnnxModel {
     this.#runner = runner;
   }
 
-  /** Loads an .onnx file (exported by scripts/export_model.py, or any other). */
-  static async load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
+  /**
+   * Loads an .onnx file (exported by scripts/export_model.py, or any other). Argument mistakes throw at once;
+   * a file that is missing or not a model rejects with a ModelError (src/model.ts: the same as TorchModel).
+   */
+  static load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
     if (typeof file !== 'string' || file === '') throw invalid('a path to an .onnx file', 'file', file);
     if (!isObject(options)) throw invalid('an options object', 'options', options);
     checkKeys(options, ['threads', 'thread', 'niceness'], 'the load options');
@@ -67,8 +69,11 @@ export class OnnxModel {
     const niceness = checkInteger(options.niceness ?? 0, 'niceness', 0, 19);
     const thread = options.thread ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw invalid("'worker' or 'main'", 'thread', thread);
-    const absolute = path.resolve(file);
-    if (!existsSync(absolute)) throw new TorchError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
+    return OnnxModel.#load(path.resolve(file), { threads, niceness, thread });
+  }
+
+  static async #load(absolute: string, { threads, niceness, thread }: { threads: number; niceness: number; thread: 'worker' | 'main' }): Promise<OnnxModel> {
+    if (!existsSync(absolute)) throw new ModelError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
 
     const runner = thread === 'worker' ? await WorkerRunner.start(absolute, threads, niceness) : await MainThreadRunner.start(absolute, threads);
     return new OnnxModel(
@@ -101,10 +106,11 @@ export class OnnxModel {
    * Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order.
    * The inputs are copied to the worker as the call is made: the caller may reuse its arrays at once.
    */
-  async forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    // Argument mistakes throw here, synchronously, before anything is queued (as TorchModel's).
     if (!Array.isArray(inputs) || inputs.some((t) => !(t instanceof Tensor))) throw invalid('an array of Tensor', 'inputs', inputs);
-    if (this.#disposed) throw new TorchError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED');
-    return (await this.#runner.run(inputs)).map(toTensor);
+    if (this.#disposed) return Promise.reject(new ModelError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED'));
+    return this.#runner.run(inputs).then((outputs) => outputs.map(toTensor));
   }
 
   /** Frees the session once the forwards already called have finished; later calls reject. */
@@ -121,10 +127,10 @@ interface Runner {
   dispose(): Promise<void>;
 }
 
-function asTorchError(err: unknown, fallback: string): TorchError {
-  if (err instanceof TorchError) return err;
+function asModelError(err: unknown, fallback: string): ModelError {
+  if (err instanceof ModelError) return err;
   const code = (err as { code?: unknown }).code;
-  return new TorchError((err as Error).message ?? String(err), typeof code === 'string' ? code : fallback);
+  return new ModelError((err as Error).message ?? String(err), typeof code === 'string' ? code : fallback);
 }
 
 /** The session on the calling thread: every run blocks it for the whole forward. */
@@ -137,7 +143,7 @@ class MainThreadRunner implements Runner {
     try {
       return new MainThreadRunner(await ort.InferenceSession.create(file, sessionOptions(threads)));
     } catch (err) {
-      throw new TorchError(`Cannot load ${file} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
+      throw new ModelError(`Cannot load ${file} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
     }
   }
 
@@ -153,7 +159,7 @@ class MainThreadRunner implements Runner {
     const result = this.#queue
       .then(() => runSession(ort, this.session, inputs))
       .catch((err: unknown) => {
-        throw asTorchError(err, 'ERR_FORWARD');
+        throw asModelError(err, 'ERR_FORWARD');
       });
     this.#queue = result.catch(() => undefined);
     return result;
@@ -174,7 +180,7 @@ class WorkerRunner implements Runner {
   #resolveDisposed: (() => void) | undefined;
   #disposing = false;
   /** Set when the worker failed or stopped: every later call rejects with it at once. */
-  #dead: TorchError | undefined;
+  #dead: ModelError | undefined;
   inputNames: string[] = [];
   outputNames: string[] = [];
 
@@ -182,8 +188,8 @@ class WorkerRunner implements Runner {
     this.#worker = worker;
     this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (reply: Reply) => this.#receive(reply));
-    worker.on('error', (err) => this.#die(new TorchError(`The ONNX Runtime worker failed: ${err.message}`, 'ERR_FORWARD')));
-    worker.once('exit', () => this.#die(new TorchError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
+    worker.on('error', (err) => this.#die(new ModelError(`The ONNX Runtime worker failed: ${err.message}`, 'ERR_FORWARD')));
+    worker.once('exit', () => this.#die(new ModelError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
   }
 
   static async start(file: string, threads: number, niceness: number): Promise<WorkerRunner> {
@@ -196,7 +202,7 @@ class WorkerRunner implements Runner {
     if (loaded.type !== 'loaded') {
       await runner.#worker.terminate();
       const message = loaded.type === 'error' ? loaded.message : `unexpected reply ${loaded.type}`;
-      throw new TorchError(`Cannot load ${file} with ONNX Runtime: ${message}`, 'ERR_MODEL_LOAD');
+      throw new ModelError(`Cannot load ${file} with ONNX Runtime: ${message}`, 'ERR_MODEL_LOAD');
     }
     runner.inputNames = loaded.inputNames;
     runner.outputNames = loaded.outputNames;
@@ -245,10 +251,10 @@ class WorkerRunner implements Runner {
     // Idle, the worker must not keep the process alive; while disposing it must, until it is done.
     if (this.#pending.size === 0 && !this.#disposing) this.#worker.unref();
     if (reply.type === 'result') pending.resolve(reply.outputs);
-    else pending.reject(new TorchError(reply.message, reply.code));
+    else pending.reject(new ModelError(reply.message, reply.code));
   }
 
-  #die(err: TorchError): void {
+  #die(err: ModelError): void {
     this.#dead ??= err;
     for (const { reject } of this.#pending.values()) reject(err);
     this.#pending.clear();

@@ -2,7 +2,7 @@
 // library's Tensor and ONNX Runtime's tensor, used on both sides.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 
-import { TorchError } from '../torch/errors.js';
+import { ModelError } from '../model.js';
 import { Tensor, type DType, type DTypeArray } from '../torch/tensor.js';
 
 /** A tensor as it crosses to the worker (structured clone copies the typed array) and back (transferred). */
@@ -47,7 +47,7 @@ export function toOrt(ort: typeof import('onnxruntime-node'), tensor: WireTensor
 
 export function fromOrt(tensor: OrtTensor, name: string): WireTensor {
   const dtype = DTYPE_OF[tensor.type];
-  if (!dtype) throw new TorchError(`Output ${name} has element type ${tensor.type}, which the library's Tensor does not hold`, 'ERR_UNSUPPORTED_OUTPUT');
+  if (!dtype) throw new ModelError(`Output ${name} has element type ${tensor.type}, which the library's Tensor does not hold`, 'ERR_UNSUPPORTED_OUTPUT');
   return { dtype, shape: [...tensor.dims], data: tensor.data as DTypeArray[DType], name };
 }
 
@@ -62,14 +62,14 @@ export async function runSession(
   inputs: readonly (WireTensor | Tensor)[],
 ): Promise<WireTensor[]> {
   if (inputs.length !== session.inputNames.length) {
-    throw new TorchError(`The model takes ${session.inputNames.length} inputs (${session.inputNames.join(', ')}) but received ${inputs.length}`, 'ERR_FORWARD');
+    throw new ModelError(`The model takes ${session.inputNames.length} inputs (${session.inputNames.join(', ')}) but received ${inputs.length}`, 'ERR_FORWARD');
   }
   const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, toOrt(ort, inputs[i])]));
   let results: InferenceSession.OnnxValueMapType;
   try {
     results = await session.run(feeds);
   } catch (err) {
-    throw new TorchError((err as Error).message, 'ERR_FORWARD');
+    throw new ModelError((err as Error).message, 'ERR_FORWARD');
   }
   return session.outputNames.map((name) => fromOrt(results[name] as OrtTensor, name));
 }

@@ -1,3 +1,5 @@
+import { ModelError } from '../model.js';
+
 /**
  * The error of everything LibTorch or the addon reports: a failed load, a forward that raised, a disposed
  * model. Argument mistakes are TypeError or RangeError instead, thrown before anything is queued.
@@ -9,17 +11,11 @@
  * - ERR_FORWARD: the model raised (wrong shapes, a dtype it does not take, its own checks);
  * - ERR_UNSUPPORTED_OUTPUT: the model returned something other than tensors;
  * - ERR_MODEL_DISPOSED: the model was disposed;
+ * - ERR_OUTPUT_CONVERSION: the outputs could not be handed to JavaScript (out of memory);
  * - ERR_ADDON_NOT_BUILT, ERR_ADDON_LOAD: the native addon is missing or cannot be loaded.
+ * A ModelError (src/model.ts), like ONNX Runtime's errors: `details` is LibTorch's full message (without its
+ * C++ backtrace), where there is one.
  */
-export class TorchError extends Error {
-  override readonly name = 'TorchError';
-
-  constructor(
-    message: string,
-    readonly code: string,
-    /** LibTorch's full message (without its C++ backtrace), where there is one. */
-    readonly details: string = '',
-  ) {
-    super(message);
-  }
+export class TorchError extends ModelError {
+  override readonly name: string = 'TorchError';
 }

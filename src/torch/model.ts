@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
-import type { ModelRuntime } from '../model.js';
+import type { InferenceModel, ModelRuntime } from '../model.js';
 import { binding, type NativeModel, type NativeResult } from './binding.js';
 import { TorchError } from './errors.js';
 import { Tensor, type DType, type DTypeArray } from './tensor.js';
@@ -59,7 +59,7 @@ const DEVICE = /^(auto|cpu|cuda(:\d{1,3})?)$/;
  * Loading runs on the libuv pool and every forward on the addon's own inference thread, so the event loop
  * keeps turning. Forwards run one at a time in the order they were called, across all models.
  */
-export class TorchModel {
+export class TorchModel implements InferenceModel {
   readonly #native: NativeModel;
   readonly #info: ModelInfo;
 

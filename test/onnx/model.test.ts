@@ -9,7 +9,7 @@ import { FoodClassifier } from '../../src/classifier/classifier.js';
 import { readModelFolder } from '../../src/classifier/model-folder.js';
 import { preprocessImage } from '../../src/classifier/preprocess.js';
 import { TextTokenizer } from '../../src/classifier/tokenizer.js';
-import { Tensor, TorchError, TorchModel } from '../../src/index.js';
+import { ModelError, Tensor, TorchError, TorchModel } from '../../src/index.js';
 import { OnnxModel } from '../../src/onnx/index.js';
 import { DEFAULT_MODEL_DIR } from '../helpers/server.js';
 import { absDiff, sharedPhotos } from '../helpers/torchvision.js';
@@ -95,10 +95,12 @@ describe.each(['worker', 'main'] as const)('OnnxModel, thread: %s', (thread) => 
     expect(absDiff((logits.data as Float32Array).subarray(21, 24), one.data as Float32Array).max).toBeLessThan(1e-4);
   });
 
-  it('wrong inputs reject with a TorchError and the model keeps working', async () => {
-    await expect(onnx.forward(inputs[0].slice(0, 2))).rejects.toMatchObject({ name: 'TorchError', code: 'ERR_FORWARD', message: /takes 3 inputs/ });
+  it('wrong inputs reject with a ModelError (not a TorchError) and the model keeps working', async () => {
+    await expect(onnx.forward(inputs[0].slice(0, 2))).rejects.toMatchObject({ name: 'ModelError', code: 'ERR_FORWARD', message: /takes 3 inputs/ });
     const wrongShape = [Tensor.float32(new Float32Array(3 * 100 * 100), [1, 3, 100, 100]), inputs[0][1], inputs[0][2]];
-    await expect(onnx.forward(wrongShape)).rejects.toBeInstanceOf(TorchError);
+    const err = await onnx.forward(wrongShape).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect(err).not.toBeInstanceOf(TorchError);
     const wrongType = [inputs[0][0], Tensor.int32(new Int32Array(128), [1, 128]), inputs[0][2]];
     await expect(onnx.forward(wrongType)).rejects.toMatchObject({ code: 'ERR_FORWARD' });
     expect((await onnx.forward(inputs[0]))[0].shape).toEqual([1, 3]);
@@ -116,9 +118,10 @@ describe('OnnxModel.load and dispose', () => {
     await expect(OnnxModel.load('/nonexistent.onnx')).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
     await expect(OnnxModel.load(PTH)).rejects.toMatchObject({ code: 'ERR_MODEL_LOAD', message: /Cannot load .*best_model\.pth with ONNX Runtime/ });
     await expect(OnnxModel.load(PTH, { thread: 'main' })).rejects.toMatchObject({ code: 'ERR_MODEL_LOAD' });
-    await expect(OnnxModel.load(ONNX, { threads: 0 })).rejects.toThrow(RangeError);
-    await expect(OnnxModel.load(ONNX, { thread: 'gpu' as never })).rejects.toThrow(TypeError);
-    await expect(OnnxModel.load(ONNX, { device: 'cpu' } as never)).rejects.toThrow(/device/);
+    // argument mistakes throw at once, as TorchModel.load's (test/model-contract.test.ts)
+    expect(() => OnnxModel.load(ONNX, { threads: 0 })).toThrow(RangeError);
+    expect(() => OnnxModel.load(ONNX, { thread: 'gpu' as never })).toThrow(TypeError);
+    expect(() => OnnxModel.load(ONNX, { device: 'cpu' } as never)).toThrow(/device/);
   });
 
   it('dispose lets the forwards already called finish, then refuses new ones', async () => {
