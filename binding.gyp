@@ -6,10 +6,18 @@
       "target_name": "torch_node",
       "sources": [
         "native/addon.cc",
+        "native/async_workers.cc",
         "native/blas.cc",
-        "native/js_tensors.cc",
+        "native/inference_job.cc",
         "native/inference_thread.cc",
-        "native/script_model.cc"
+        "native/js_tensors.cc",
+        "native/native_model.cc",
+        "native/runtime.cc",
+        "native/script_model.cc",
+        "native/tensor_types.cc",
+        "native/torch_dtypes.cc",
+        "native/torch_errors.cc",
+        "native/torchscript_archive.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -18,6 +26,7 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "<!@(node scripts/find-libtorch.mjs --gyp defines)"
       ],

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the benchmark's C++ floor (bench/native/floor.cc + the addon's native/script_model.cc) with g++
+// Builds the benchmark's C++ floor (bench/native/floor.cc + the LibTorch side of the addon, native/) with g++
 // directly, against the LibTorch that scripts/find-libtorch.mjs picks (LIBTORCH_DIR, TORCH_PYTHON, else
 // Debian's libtorch-dev): its include dirs, libraries, C++ standard and defines, -O2, an rpath to its lib
 // dir. The floor runs on the CPU only: it links libtorch_cpu and libc10, not LibTorch's CUDA libraries.
@@ -20,8 +20,11 @@ import { parseArgs } from 'node:util';
 import { findLibTorch } from '../scripts/find-libtorch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sources = [path.join(root, 'bench', 'native', 'floor.cc'), path.join(root, 'native', 'script_model.cc')];
-const inputsOfBuild = [...sources, path.join(root, 'native', 'script_model.h'), fileURLToPath(import.meta.url)];
+/** The addon's LibTorch side (no N-API in it): what floor.cc runs the model with. */
+const LIBTORCH_SIDE = ['script_model', 'runtime', 'tensor_types', 'torch_dtypes', 'torch_errors', 'torchscript_archive'];
+const sources = [path.join(root, 'bench', 'native', 'floor.cc'), ...LIBTORCH_SIDE.map((name) => path.join(root, 'native', `${name}.cc`))];
+const headers = [...LIBTORCH_SIDE, 'error'].map((name) => path.join(root, 'native', `${name}.h`));
+const inputsOfBuild = [...sources, ...headers, fileURLToPath(import.meta.url)];
 const CXX = process.env.CXX || 'g++';
 const LLGA_SYMBOL = '_ZN5torch3jit5fuser6onednn9fuseGraph'; // torch::jit::fuser::onednn::fuseGraph(...)
 
@@ -114,7 +117,7 @@ async function main() {
       ...lt.includeDirs.map((d) => `-I${d}`),
       `-I${path.join(root, 'native')}`,
     ];
-    // The two translation units in parallel: each takes a while with LibTorch's headers.
+    // All translation units at once: each takes a while with LibTorch's headers.
     const objects = sources.map((src) => path.join(work, `${path.basename(src, '.cc')}.o`));
     const compiled = await Promise.all(sources.map((src, i) => run([...flags, '-c', src, '-o', objects[i]])));
     compiled.forEach((r, i) => {

@@ -1,5 +1,6 @@
 #include "inference_thread.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -32,13 +33,14 @@ class InferenceThread {
   // A job still running when the process exits (process.exit() during a forward) would run on while
   // exit() destroys LibTorch's static state under it, and crash. So before exit: wait for the running
   // job, and start no other.
-  void StopForExit() {
+  bool StopForExit(int timeout_ms) {
     std::unique_lock<std::mutex> lock(mutex_);
     stopping_ = true;
-    changed_.wait(lock, [this] { return !busy_; });
+    if (!changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return !busy_; })) return false;
     // The queued jobs are dropped without running or destroying them: their destructors would free
     // models and JavaScript references while the process is going away.
     new std::deque<std::function<void()>>(std::move(jobs_));
+    return true;
   }
 
  private:
@@ -73,6 +75,6 @@ class InferenceThread {
 
 void PostToInferenceThread(std::function<void()> job) { InferenceThread::Instance().Post(std::move(job)); }
 
-void StopInferenceThreadForExit() { InferenceThread::Instance().StopForExit(); }
+bool StopInferenceThreadForExit(int timeout_ms) { return InferenceThread::Instance().StopForExit(timeout_ms); }
 
 }  // namespace torchnode

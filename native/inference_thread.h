@@ -15,6 +15,8 @@ void PostToInferenceThread(std::function<void()> job);
 
 // Called as the process exits (the library does it on process 'exit' in the main thread): waits for
 // the running job, then starts no other, so that exit() never destroys LibTorch under a running forward.
-void StopInferenceThreadForExit();
+// Waits `timeout_ms` at most: returns false if the job is still running then (the caller must then leave
+// without running exit()'s destructors: see the library's exit handler).
+bool StopInferenceThreadForExit(int timeout_ms);
 
 }  // namespace torchnode

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <new>
 #include <string>
 
 namespace torchnode {
@@ -76,7 +78,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vector<Napi::ObjectReference>* keep_alive) {
+TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index,
+                      std::vector<std::unique_ptr<uint8_t[]>>* storage) {
   const std::string where = "inputs[" + std::to_string(index) + "]";
   if (!value.IsObject() || value.IsArray()) {
     throw Napi::TypeError::New(
@@ -136,11 +139,19 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
                                          ShapeString(view.shape) + " but its data holds " + std::to_string(length));
   }
   view.byte_length = length * ElementSize(view.dtype);
-  view.data = memory;
-  if (view.byte_length > 0 && view.data == nullptr) {
+  if (view.byte_length > 0 && memory == nullptr) {
     throw Napi::TypeError::New(env, "The data of " + where + " is a detached ArrayBuffer");
   }
+  // new[] aligns for every dtype; an empty tensor still gets a (one-byte) block, so that data is never null.
+  std::unique_ptr<uint8_t[]> copy(new (std::nothrow) uint8_t[view.byte_length > 0 ? view.byte_length : 1]);
+  if (!copy) {
+    throw Napi::Error::New(env, "Cannot allocate " + std::to_string(view.byte_length) + " bytes to copy " + where);
+  }
+  if (view.byte_length > 0) std::memcpy(copy.get(), memory, view.byte_length);
+  view.data = copy.get();
+  storage->push_back(std::move(copy));
   if (view.dtype == DType::Bool) {
+    // Checked on the copy: the values the forward will read.
     const uint8_t* bytes = static_cast<const uint8_t*>(view.data);
     for (size_t i = 0; i < view.byte_length; ++i) {
       if (bytes[i] > 1) {
@@ -149,7 +160,6 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index, std::vecto
       }
     }
   }
-  keep_alive->push_back(Napi::Persistent(data.As<Napi::Object>()));
   return view;
 }
 
@@ -182,15 +192,17 @@ Napi::Value TensorToJs(Napi::Env env, const OutputTensor& tensor) {
 
 }  // namespace
 
-std::vector<TensorView> ParseInputs(Napi::Env env, Napi::Value value, std::vector<Napi::ObjectReference>* keep_alive) {
+CopiedInputs ParseInputs(Napi::Env env, Napi::Value value) {
   if (!value.IsArray()) {
     throw Napi::TypeError::New(env, "Expected an array of tensors for inputs but received " + Describe(value));
   }
   Napi::Array array = value.As<Napi::Array>();
-  std::vector<TensorView> views;
-  views.reserve(array.Length());
-  for (uint32_t i = 0; i < array.Length(); ++i) views.push_back(ParseInput(env, array.Get(i), i, keep_alive));
-  return views;
+  CopiedInputs inputs;
+  inputs.views.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    inputs.views.push_back(ParseInput(env, array.Get(i), i, &inputs.storage));
+  }
+  return inputs;
 }
 
 Napi::Object ResultToJs(Napi::Env env, const ForwardResult& result) {

@@ -1,20 +1,31 @@
 // Conversions between JavaScript values and the plain C++ tensors of script_model.h.
-// Inputs are read in place (no copy); outputs become external ArrayBuffers over LibTorch's memory.
+// Inputs are copied out of JavaScript's memory; outputs become external ArrayBuffers over LibTorch's memory.
 // Everything here runs on the JavaScript thread.
 #pragma once
 
 #include <napi.h>
 
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "script_model.h"
 
 namespace torchnode {
 
+// A forward's inputs, in memory of their own. A forward waits in the queue and runs on the inference thread
+// while JavaScript goes on, and a caller's typed array may meanwhile be written, or its ArrayBuffer
+// transferred or detached and freed: so the data is copied as the forward is asked for (a copy costs far
+// less than the forward that reads it), and the forward sees the values the caller passed.
+struct CopiedInputs {
+  std::vector<TensorView> views;  // each over its own block of `storage`
+  std::vector<std::unique_ptr<uint8_t[]>> storage;
+};
+
 // Parses `[{dtype, shape, data}, ...]`, checking every field so that no input can reach LibTorch in a
-// state that could crash the process; throws Napi::TypeError / Napi::RangeError with a precise message.
-// Each typed array is appended to `keep_alive`: its memory is read by the inference thread later.
-std::vector<TensorView> ParseInputs(Napi::Env env, Napi::Value value, std::vector<Napi::ObjectReference>* keep_alive);
+// state that could crash the process, and copies the data; throws Napi::TypeError / Napi::RangeError with
+// a precise message (Napi::Error when the copy cannot be allocated).
+CopiedInputs ParseInputs(Napi::Env env, Napi::Value value);
 
 // `{kind, tensors: [{name?, dtype, shape, data}]}`.
 Napi::Object ResultToJs(Napi::Env env, const ForwardResult& result);

@@ -3,60 +3,14 @@
 // types in this header, so that the N-API layer compiles without LibTorch's heavy headers.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "error.h"
+#include "tensor_types.h"
+
 namespace torchnode {
-
-// An error to show the user: `code` is stable (tests and callers switch on it), `message` is one line,
-// `details` is LibTorch's full text (without its C++ backtrace) where there is one.
-class Error : public std::runtime_error {
- public:
-  Error(std::string code, const std::string& message, std::string details = "")
-      : std::runtime_error(message), code_(std::move(code)), details_(std::move(details)) {}
-  const std::string& code() const { return code_; }
-  const std::string& details() const { return details_; }
-
- private:
-  std::string code_;
-  std::string details_;
-};
-
-enum class DType { Float32, Float64, Int32, Int64, UInt8, Bool };
-
-const char* DTypeName(DType dtype);
-bool ParseDType(const std::string& name, DType* out);
-size_t ElementSize(DType dtype);
-
-// An input tensor that borrows its memory: the caller keeps `data` alive and unchanged until Forward returns.
-struct TensorView {
-  DType dtype;
-  std::vector<int64_t> shape;
-  const void* data;
-  size_t byte_length;
-};
-
-// An output tensor in contiguous CPU memory; `owner` keeps `data` alive (it holds LibTorch's tensor).
-struct OutputTensor {
-  std::string name;  // the key, for dict outputs
-  DType dtype;
-  std::vector<int64_t> shape;
-  const void* data;
-  size_t byte_length;
-  std::shared_ptr<void> owner;
-};
-
-enum class OutputKind { Tensor, Tuple, List, Dict };
-const char* OutputKindName(OutputKind kind);
-
-struct ForwardResult {
-  OutputKind kind = OutputKind::Tensor;
-  std::vector<OutputTensor> tensors;
-};
 
 struct LoadOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
@@ -82,7 +36,11 @@ struct RuntimeInfo {
   int default_threads = 0;       // LibTorch's intra-op threads on a fresh thread
 };
 
+// The CUDA part is probed once per process (runtime.h).
 RuntimeInfo GetRuntimeInfo();
+
+// How many times CUDA has been probed in this process: 0 before the first use, then 1 (tests check it).
+int CudaProbeCount();
 
 class ScriptModel {
  public:

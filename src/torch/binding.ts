@@ -70,8 +70,22 @@ interface NativeBinding {
   setErrorClass(cls: typeof TorchError): void;
   runtimeInfo(): NativeRuntimeInfo;
   load(path: string, options: { device: string; threads: number; optimize?: boolean }): Promise<NativeModel>;
-  stopForExit(): void;
+  /** Waits up to timeoutMs for the running forward; past it, leaves the process at once with exitCode. */
+  stopForExit(timeoutMs: number, exitCode: number): void;
   checkBlas(threads: number): Promise<NativeBlasCheck>;
+  /** For the addon's own tests: failures made on purpose, and how often CUDA was probed. */
+  testing: { injectFault(name: 'output-conversion' | 'none'): void; cudaProbes(): number };
+}
+
+/** How long process.exit() waits for a running forward (TORCH_NODE_EXIT_WAIT_MS, default 10 s). */
+export function exitWaitMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TORCH_NODE_EXIT_WAIT_MS;
+  if (raw === undefined || raw === '') return 10_000;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 86_400_000) {
+    throw new RangeError(`Expected an integer number of milliseconds (0 to 86400000) for TORCH_NODE_EXIT_WAIT_MS but received '${raw}'`);
+  }
+  return ms;
 }
 
 export function packageRoot(): string {
@@ -120,9 +134,12 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
     );
   }
   native.setErrorClass(TorchError);
-  // process.exit() during a forward: let the forward finish before exit() tears LibTorch down under it.
-  // (A worker thread's end is handled in the addon; the inference thread serves the whole process.)
-  if (isMainThread) process.once('exit', () => native.stopForExit());
+  // process.exit() during a forward: let the forward finish before exit() tears LibTorch down under it, for
+  // TORCH_NODE_EXIT_WAIT_MS at most; past that the process leaves at once with its exit code (a model that
+  // runs for minutes must not hold a stopping process). A worker thread's end is handled in the addon; the
+  // inference thread serves the whole process.
+  const waitMs = exitWaitMs();
+  if (isMainThread) process.once('exit', (code) => native.stopForExit(waitMs, typeof code === 'number' ? code : 0));
   cached = { binding: native, path: found, blas };
   return cached;
 }

@@ -22,8 +22,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const dist = path.join(root, 'dist', 'index.js');
 const RUNS = Number(process.env.TORCH_NODE_TEST_EXIT_RUNS || 6);
 
-function runNode(script: string) {
-  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+function runNode(script: string, env: Record<string, string> = {}, timeoutMs = 120_000) {
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: timeoutMs,
+  });
 }
 
 const IMPORT = `import { Tensor, TorchModel } from ${JSON.stringify(pathToFileURL(dist).href)};`;
@@ -55,6 +60,30 @@ describe.skipIf(!existsSync(dist))('process exit (runs dist/: skipped until `npm
       `),
     );
     expect(results.map((r) => r.status ?? `${r.signal} ${r.stderr}`)).toEqual(new Array(RUNS).fill(0));
+  });
+
+  it('process.exit() during a forward that would run for hours leaves after TORCH_NODE_EXIT_WAIT_MS, with its exit code', () => {
+    // Before the bound, the process waited for the forward (here: killed by spawnSync's timeout instead).
+    const r = runNode(
+      `
+        ${IMPORT}
+        const model = await TorchModel.load(${JSON.stringify(modelPath('slow'))}, { device: 'cpu', threads: 1 });
+        const x = Tensor.float32(new Float32Array(256 * 256).fill(0.001), [256, 256]);
+        model.forward([x, Tensor.int64([1_000_000_000])]).catch(() => {});
+        setTimeout(() => process.exit(7), 200);
+      `,
+      { TORCH_NODE_EXIT_WAIT_MS: '300' },
+      60_000,
+    );
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status).toBe(7);
+    expect(r.stderr).toContain('a forward was still running 300 ms after process.exit(); leaving without waiting for it');
+  });
+
+  it('TORCH_NODE_EXIT_WAIT_MS that is not a number of milliseconds is refused when the library starts', () => {
+    const r = runNode(`${IMPORT}\nawait TorchModel.load(${JSON.stringify(modelPath('add_mul'))});`, { TORCH_NODE_EXIT_WAIT_MS: 'soon' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("Expected an integer number of milliseconds (0 to 86400000) for TORCH_NODE_EXIT_WAIT_MS but received 'soon'");
   });
 });
 

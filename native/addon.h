@@ -1,0 +1,60 @@
+// The addon's state for one JavaScript environment (the main thread or a worker thread): the error class
+// native errors are made with, the channel forwards come back on, and the module's functions.
+//
+//   setErrorClass(TorchError)           the class native errors are created with (gets .code, .details)
+//   runtimeInfo()                       {libtorchVersion, builtWithCuda, cudaAvailable, ...}
+//   load(path, {device, threads, optimize}) -> Promise<NativeModel>     (libuv pool)
+//   NativeModel#forward(inputs) -> Promise<{kind, tensors}>            (the inference thread)
+//   NativeModel#info() -> {path, device, threads, optimized, forwardSchema, inputNames, disposed}
+//   NativeModel#dispose() -> Promise<void>  (after the forwards already queued)
+//   stopForExit(timeoutMs, exitCode)    on process exit: wait for the running forward (bounded), start no other
+//   checkBlas(threads) -> Promise<{cases, maxRelativeErrorFloat32, ...}>  (libuv pool; see blas.h)
+//   testing: {injectFault(name), cudaProbes()}   for the addon's own tests
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "inference_job.h"
+#include "script_model.h"
+
+namespace torchnode {
+
+// Failures the tests make happen on purpose, where a real one cannot be provoked on demand.
+enum class Fault { kNone, kOutputConversion };
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports);
+
+  // The library's error class (setErrorClass) with message, code and details; a plain Error with a code
+  // before one is set. Throws Napi::Error when the class's constructor throws.
+  Napi::Value MakeError(Napi::Env env, const Error& error);
+
+  // Runs `job` on the inference thread; the completion channel brings it back to CompleteJob.
+  void Submit(Napi::Env env, InferenceJob* job);
+  // A job is back on the JavaScript thread.
+  void Completed(Napi::Env env);
+
+  // Throws std::bad_alloc at `fault` once when a test asked for it (testing.injectFault).
+  void InjectedFault(Fault fault);
+
+  Napi::FunctionReference model_class;
+
+ private:
+  Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
+  Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info);
+  Napi::Value CheckBlasJs(const Napi::CallbackInfo& info);
+  Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value StopForExit(const Napi::CallbackInfo& info);
+  Napi::Value InjectFault(const Napi::CallbackInfo& info);
+  Napi::Value CudaProbes(const Napi::CallbackInfo& info);
+
+  Napi::FunctionReference error_class_;
+  std::shared_ptr<CompletionChannel> channel_;
+  int pending_ = 0;
+  Fault fault_ = Fault::kNone;
+};
+
+}  // namespace torchnode

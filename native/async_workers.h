@@ -1,0 +1,47 @@
+// The addon's work on libuv's pool: loading a model (seconds for a large one) and the BLAS check (about a
+// second). Options are copied into plain C++ on the JavaScript thread; Execute() touches no JavaScript.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "blas.h"
+#include "script_model.h"
+
+namespace torchnode {
+
+// Loads on the libuv pool: reading, parsing and optimising a large model takes seconds, and must
+// neither block the event loop nor hold up forwards of other models on the inference thread.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, LoadOptions options);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override;
+  void OnOK() override;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  LoadOptions options_;
+  std::unique_ptr<ScriptModel> model_;
+  std::unique_ptr<Error> error_;
+};
+
+// The BLAS check (blas.h) on the libuv pool.
+class BlasCheckWorker : public Napi::AsyncWorker {
+ public:
+  BlasCheckWorker(Napi::Env env, int threads);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override;
+  void OnOK() override;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int threads_;
+  BlasCheck result_;
+  std::string error_;
+};
+
+}  // namespace torchnode

@@ -1,0 +1,75 @@
+#include "native_model.h"
+
+#include "addon.h"
+#include "inference_thread.h"
+#include "js_tensors.h"
+
+namespace torchnode {
+
+Napi::Function NativeModel::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod<&NativeModel::Forward>("forward"), InstanceMethod<&NativeModel::Info>("info"),
+                      InstanceMethod<&NativeModel::Dispose>("dispose")});
+}
+
+NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+  if (!info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly: use load()");
+  }
+  model_ = *info[0].As<Napi::External<std::shared_ptr<ScriptModel>>>().Data();
+  info_ = model_->info();
+}
+
+NativeModel::~NativeModel() {
+  // Collected without dispose(): free the model on the inference thread, after its queued forwards.
+  if (model_) PostToInferenceThread([model = std::move(model_)]() mutable { model.reset(); });
+}
+
+Addon* NativeModel::addon() { return Env().GetInstanceData<Addon>(); }
+
+Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto job = std::make_unique<InferenceJob>(env);
+  Napi::Promise promise = job->promise;
+  if (!model_) {
+    napi_reject_deferred(
+        env, job->deferred,
+        addon()->MakeError(env, Error("ERR_MODEL_DISPOSED", "The model " + info_.path + " has been disposed")));
+    return promise;
+  }
+  job->inputs = ParseInputs(env, info[0]);  // throws TypeError/RangeError at once; copies the data
+  job->model = model_;
+  addon()->Submit(env, job.release());
+  return promise;
+}
+
+Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("path", info_.path);
+  out.Set("device", info_.device);
+  out.Set("threads", info_.threads);
+  out.Set("optimized", info_.optimized);
+  out.Set("forwardSchema", info_.forward_schema);
+  Napi::Array names = Napi::Array::New(env, info_.input_names.size());
+  for (uint32_t i = 0; i < info_.input_names.size(); ++i) names.Set(i, info_.input_names[i]);
+  out.Set("inputNames", names);
+  out.Set("disposed", !model_);
+  return out;
+}
+
+Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto job = std::make_unique<InferenceJob>(env);
+  Napi::Promise promise = job->promise;
+  if (!model_) {
+    napi_resolve_deferred(env, job->deferred, env.Undefined());  // disposing twice is harmless
+    return promise;
+  }
+  job->dispose = true;
+  job->model = std::move(model_);
+  addon()->Submit(env, job.release());
+  return promise;
+}
+
+}  // namespace torchnode
