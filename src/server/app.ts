@@ -1,17 +1,11 @@
 // The Express app, assembled from its parts: the request log, the routes (one concern a file), the 404 and the
 // one error handler. It knows nothing of ports or signals (server.ts does), so tests and scripts can mount it.
 import express, { type Express } from 'express';
-import type { Store } from 'express-rate-limit';
 import helmet from 'helmet';
-import type { Logger } from 'pino';
 
-import type { Admission } from './admission.js';
-import type { ServiceConfig } from './config.js';
+import type { AppContext } from './app-context.js';
 import { errorHandler, notFound } from './errors.js';
 import { requestLogger } from './logger.js';
-import type { ServiceMetrics } from './metrics.js';
-import type { ModelManager } from './model-manager.js';
-import type { PredictionCache } from './prediction-cache.js';
 import { rateLimiter } from './rate-limit.js';
 import { docsRoutes } from './routes/docs.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -21,17 +15,7 @@ import { reloadRoutes } from './routes/reload-model.js';
 import { webRoutes } from './routes/web.js';
 import { authentication, originChecks } from './security.js';
 
-/** What the routes share. */
-export interface AppContext {
-  config: ServiceConfig;
-  models: ModelManager;
-  cache: PredictionCache;
-  admission: Admission;
-  metrics: ServiceMetrics;
-  logger: Logger;
-  /** Where RATE_LIMIT's counters live; default: this process's memory. */
-  rateLimitStore?: Store;
-}
+export type { AppContext } from './app-context.js';
 
 export function createApp(context: AppContext): Express {
   const app = express();
@@ -56,7 +40,13 @@ export function createApp(context: AppContext): Express {
   app.use(statusRoutes(context));
   app.use(reloadRoutes(context));
   app.use(metricsRoutes(context));
-  app.use(docsRoutes({ auth: context.config.apiKeys.length + context.config.adminApiKeys.length > 0, rateLimit: context.config.rateLimit > 0 }));
+  app.use(
+    docsRoutes({
+      auth: context.config.apiKeys.length + context.config.adminApiKeys.length > 0,
+      rateLimit: context.config.rateLimit,
+      maxUploadBytes: context.config.maxUploadBytes,
+    }),
+  );
   app.use(webRoutes());
   app.use(notFound);
   app.use(errorHandler({ maxUploadBytes: context.config.maxUploadBytes }));

@@ -8,7 +8,8 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
 
-import { ImageError } from '../classifier/preprocess.js';
+import { ImageError } from '../classifier/image-error.js';
+import { uploadTooLarge } from './messages.js';
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -90,7 +91,7 @@ function toResponse(err: unknown, maxUploadBytes: number): { status: number; det
   if (err instanceof multer.MulterError) {
     switch (err.code) {
       case 'LIMIT_FILE_SIZE':
-        return { status: 413, detail: `The uploaded file is larger than the limit of ${formatBytes(maxUploadBytes)}` };
+        return { status: 413, detail: uploadTooLarge(maxUploadBytes) };
       case 'LIMIT_UNEXPECTED_FILE':
         return {
           status: 422,
@@ -121,9 +122,4 @@ function toResponse(err: unknown, maxUploadBytes: number): { status: number; det
 function isMultipartParseError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
   return /^(Multipart: |Unexpected end of form|Malformed part header|Unsupported content type|Missing Content-Type)/.test(message);
-}
-
-function formatBytes(bytes: number): string {
-  const mib = bytes / (1024 * 1024);
-  return mib >= 1 ? `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB (MAX_UPLOAD_MB)` : `${bytes} bytes (MAX_UPLOAD_MB)`;
 }

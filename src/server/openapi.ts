@@ -2,7 +2,19 @@
 // read by the interactive docs at /docs). Written by hand: Express knows nothing of the schemas.
 import { readFileSync } from 'node:fs';
 
-import { TOP_K } from './routes/predict.js';
+import {
+  CLASSIFICATION_ERROR,
+  DEFAULT_TEXT,
+  hostNotAllowed,
+  IMAGE_FORMATS,
+  INVALID_API_KEY,
+  NOT_AN_ADMIN_KEY,
+  NOT_AN_IMAGE,
+  QUEUE_FULL,
+  TOP_K,
+  tooManyRequests,
+  uploadTooLarge,
+} from './messages.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,8 +26,10 @@ const detail = (description: string, example: string) =>
 export interface OpenApiOptions {
   /** API_KEYS (or ADMIN_API_KEYS) set: the protected operations say so, and Swagger UI offers a key field. */
   auth: boolean;
-  /** RATE_LIMIT set: 429 is a possible answer. */
-  rateLimit: boolean;
+  /** RATE_LIMIT, requests a minute (0: off, no 429). */
+  rateLimit: number;
+  /** MAX_UPLOAD_MB in bytes, for the 413's example. */
+  maxUploadBytes: number;
 }
 
 const SECURITY = [{ bearer: [] }, { apiKey: [] }];
@@ -24,23 +38,16 @@ const SECURITY = [{ bearer: [] }, { apiKey: [] }];
 function guarded(responses: Record<number, object>, { auth, rateLimit }: OpenApiOptions, isPublic = false): Record<number, object> {
   const extra: Record<number, object> = {};
   if (auth && !isPublic) {
-    extra[401] = detail('No API key, or an unknown one (WWW-Authenticate says which)', 'Invalid API key');
+    extra[401] = detail('No API key, or an unknown one (WWW-Authenticate says which)', INVALID_API_KEY);
   }
   if (!auth) {
-    extra[403] = detail(
-      'A Host header outside ALLOWED_HOSTS, or a state-changing request from another origin',
-      "Host 'example.com' is not allowed (ALLOWED_HOSTS, or set API_KEYS)",
-    );
+    extra[403] = detail('A Host header outside ALLOWED_HOSTS, or a state-changing request from another origin', hostNotAllowed('example.com'));
   }
-  if (rateLimit && !isPublic)
-    extra[429] = detail(
-      'More requests a minute than RATE_LIMIT; Retry-After says when to try again',
-      'Too many requests: the limit is 60 a minute (RATE_LIMIT); try again later',
-    );
+  if (rateLimit > 0 && !isPublic) extra[429] = detail('More requests a minute than RATE_LIMIT; Retry-After says when to try again', tooManyRequests(rateLimit));
   return { ...responses, ...extra };
 }
 
-export function openApiDocument(options: OpenApiOptions = { auth: false, rateLimit: false }): object {
+export function openApiDocument(options: OpenApiOptions): object {
   const op = (operation: { responses: Record<number, object> } & Record<string, unknown>, isPublic = false) => ({
     ...operation,
     responses: guarded(operation.responses, options, isPublic),
@@ -64,17 +71,14 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
           requestBody: { required: true, content: { 'multipart/form-data': { schema: ref('Body_predict') } } },
           responses: {
             200: json(ref('PredictionResponse')),
-            400: detail(
-              'The file is not a decodable image, or has too many pixels',
-              'The uploaded file is not a decodable image (JPEG, PNG, WebP, GIF, TIFF or AVIF)',
-            ),
-            413: detail('The upload is larger than MAX_UPLOAD_MB', 'The uploaded file is larger than the limit of 10 MiB (MAX_UPLOAD_MB)'),
+            400: detail('The file is not a decodable image, or has too many pixels', NOT_AN_IMAGE),
+            413: detail('The upload is larger than MAX_UPLOAD_MB', uploadTooLarge(options.maxUploadBytes)),
             422: json(ref('HTTPValidationError'), 'Validation Error'),
-            500: detail('The model failed', 'Classification error'),
+            500: detail('The model failed', CLASSIFICATION_ERROR),
             503: {
               ...detail(
                 'Too busy: MAX_QUEUE requests already wait for the model, or this one waited longer than REQUEST_TIMEOUT_MS. Retry-After says when to try again',
-                'The service is busy: too many requests are waiting for the model (MAX_QUEUE); try again shortly',
+                QUEUE_FULL,
               ),
               headers: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
             },
@@ -107,9 +111,7 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
           operationId: 'reloadModel',
           responses: {
             200: json(ref('ReloadResponse')),
-            ...((options.auth
-              ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', 'This API key may not reload the model: only ADMIN_API_KEYS may') }
-              : {}) as Record<number, object>),
+            ...((options.auth ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', NOT_AN_ADMIN_KEY) } : {}) as Record<number, object>),
             500: detail(
               'The new model could not be loaded; the current one keeps serving',
               'Reload failed: best_model.pth is truncated or corrupt; the current model keeps serving',
@@ -132,8 +134,8 @@ export function openApiDocument(options: OpenApiOptions = { auth: false, rateLim
           type: 'object',
           title: 'Body_predict',
           properties: {
-            image: { type: 'string', format: 'binary', title: 'Image', description: 'A photo: JPEG, PNG, WebP, GIF, TIFF or AVIF' },
-            text: { type: 'string', title: 'Text', default: 'Image of food' },
+            image: { type: 'string', format: 'binary', title: 'Image', description: `A photo: ${IMAGE_FORMATS}` },
+            text: { type: 'string', title: 'Text', default: DEFAULT_TEXT },
           },
           required: ['image'],
         },

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 
 import { HttpError } from './errors.js';
+import { tooManyRequests } from './messages.js';
 import { requestKey } from './security.js';
 
 export interface RateLimitOptions {
@@ -36,7 +37,7 @@ export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHand
       return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${ipKeyGenerator(req.ip ?? '')}`;
     },
     // express-rate-limit has set RateLimit, RateLimit-Policy and Retry-After: the error handler answers FastAPI's body.
-    handler: (_req, _res, next) => next(new HttpError(429, `Too many requests: the limit is ${perMinute} a minute (RATE_LIMIT); try again later`)),
+    handler: (_req, _res, next) => next(new HttpError(429, tooManyRequests(perMinute))),
   });
 }
 

@@ -13,6 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 
 import { HttpError } from './errors.js';
+import { hostNotAllowed, INVALID_API_KEY, NOT_AN_ADMIN_KEY, NOT_AUTHENTICATED } from './messages.js';
 
 /** Paths anyone may GET: liveness, and the pages a browser must load before it can ask for a key. */
 const PUBLIC_PATHS = /^\/(health|openapi\.json|docs(\/.*)?|index\.html|app\.js|style\.css|favicon\.ico)?$/;
@@ -60,11 +61,11 @@ export function authentication({ apiKeys, adminApiKeys }: SecurityOptions): Requ
     const needsKey = apiKeys.length > 0 ? !(req.method === 'GET' && PUBLIC_PATHS.test(req.path)) : reload && admins.length > 0;
     if (!needsKey) return next();
     const key = requestKey(req.headers);
-    if (key === undefined) return next(unauthorized('Not authenticated: send an API key (Authorization: Bearer <key>, or X-API-Key: <key>)', false));
+    if (key === undefined) return next(unauthorized(NOT_AUTHENTICATED, false));
     const given = digest(key);
-    if (!matches(given, all)) return next(unauthorized('Invalid API key', true));
+    if (!matches(given, all)) return next(unauthorized(INVALID_API_KEY, true));
     if (reload && admins.length > 0 && !matches(given, admins)) {
-      return next(new HttpError(403, 'This API key may not reload the model: only ADMIN_API_KEYS may'));
+      return next(new HttpError(403, NOT_AN_ADMIN_KEY));
     }
     next();
   };
@@ -88,7 +89,7 @@ export function originChecks({ apiKeys, adminApiKeys, allowedHosts }: SecurityOp
     if (apiKeys.length > 0 || adminApiKeys.length > 0 || req.path === '/health') return next();
     const host = req.headers.host ?? '';
     if (!anyHost && !allowedHosts.includes(hostName(host))) {
-      return next(new HttpError(403, `Host '${host.slice(0, 100)}' is not allowed (ALLOWED_HOSTS, or set API_KEYS)`));
+      return next(new HttpError(403, hostNotAllowed(host)));
     }
     if (STATE_CHANGING.has(req.method)) {
       const site = req.headers['sec-fetch-site'];

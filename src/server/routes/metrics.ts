@@ -1,7 +1,7 @@
 // GET /metrics: Prometheus' text format (see metrics.ts for what each metric means).
 import { Router } from 'express';
 
-import type { AppContext } from '../app.js';
+import type { AppContext } from '../app-context.js';
 import { clusterMetrics, inWorker } from '../cluster.js';
 import { methodNotAllowed } from '../errors.js';
 

@@ -6,15 +6,14 @@ import { type RequestHandler, type Response, Router } from 'express';
 import multer from 'multer';
 
 import { QueueError } from '../../classifier/batch-scheduler.js';
-import { type Classification, DEFAULT_TEXT, type FoodClassifier, type Prediction } from '../../classifier/classifier.js';
+import type { Classification, FoodClassifier, Prediction } from '../../classifier/classifier.js';
 import { ImageError } from '../../classifier/preprocess.js';
 import type { Admission } from '../admission.js';
-import type { AppContext } from '../app.js';
+import type { AppContext } from '../app-context.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
+import { CLASSIFICATION_ERROR, DEFAULT_TEXT, QUEUE_FULL, TOP_K, WAITED_TOO_LONG } from '../messages.js';
 import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
 import { limitUploadBytes } from '../uploads.js';
-
-export const TOP_K = 5;
 
 interface PredictRequest {
   image: Uint8Array;
@@ -24,9 +23,6 @@ interface PredictRequest {
   generation: number;
   classifier: FoodClassifier;
 }
-
-const QUEUE_FULL = 'The service is busy: too many requests are waiting for the model (MAX_QUEUE); try again shortly';
-const WAITED_TOO_LONG = 'The service is busy: the request waited longer than REQUEST_TIMEOUT_MS for the model; try again shortly';
 
 /**
  * Before the upload is read: when the queue is already full, answer 503 at once (Node reads and discards the
@@ -103,7 +99,7 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
         metrics.rejected('timeout');
         throw busy(WAITED_TOO_LONG, admission.retryAfterSeconds(), err);
       }
-      throw new HttpError(500, 'Classification error', { cause: err });
+      throw new HttpError(500, CLASSIFICATION_ERROR, { cause: err });
     } finally {
       ticket.release();
     }

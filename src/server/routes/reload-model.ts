@@ -4,7 +4,7 @@
 // (through the primary, cluster.ts), and the answer says whether all did.
 import { Router } from 'express';
 
-import type { AppContext } from '../app.js';
+import type { AppContext } from '../app-context.js';
 import { inWorker, reloadEveryWorker } from '../cluster.js';
 import { HttpError, methodNotAllowed } from '../errors.js';
 import { reloadFailure } from '../reload-failure.js';

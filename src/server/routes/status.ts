@@ -1,7 +1,7 @@
 // GET /health, GET /classes and GET /system_status: what monitoring and clients read about the running model.
 import { Router } from 'express';
 
-import type { AppContext } from '../app.js';
+import type { AppContext } from '../app-context.js';
 import { methodNotAllowed } from '../errors.js';
 import { describeRuntime } from '../runtime-description.js';
 
