@@ -92,7 +92,12 @@ export function runnersFor(stacks: readonly Stack[]): Runner[] {
  * OMP_NUM_THREADS as LibTorch does (as in production).
  */
 export function measurementEnv(threads: number, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), ...extra };
+  return { ...process.env, ...threadsEnv(threads), ...extra };
+}
+
+/** OpenMP's and MKL's thread counts. */
+export function threadsEnv(threads: number): { OMP_NUM_THREADS: string; MKL_NUM_THREADS: string } {
+  return { OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
 }
 
 /** Runs a runner in `cwd` (the repository) and resolves with its last line, parsed. */
