@@ -1,12 +1,13 @@
 // Study 4, the HTTP service under autocannon: each backend, with the prediction cache off and with every
 // request a cache hit, at each concurrency; req/s, p50/p99, errors and the service's peak resident memory.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 
 import { multipartBody, startServer, type TestServer } from '../../test/helpers/server.js';
+import { peakRssMb, resetPeakRss } from '../peak-rss.js';
 import type { BenchPlan } from '../plan.js';
 import type { ServiceRow } from '../results.js';
 import { threadsEnv } from '../runners.js';
@@ -37,21 +38,6 @@ function startService(plan: BenchPlan, backend: 'torch' | 'onnx', cache: boolean
     repo,
     { entry: existsSync(path.join(repo, 'dist', 'server', 'main.js')) ? 'dist' : 'source', cleanEnv: true },
   );
-}
-
-/** The process's peak resident memory since the last resetPeakRss (Linux: VmHWM). */
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
-}
-
-/** Resets VmHWM to the current RSS (writing 5 to clear_refs), so that each load level has its own peak. */
-function resetPeakRss(pid: number): void {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  } catch {
-    // not permitted here: the peak is then the peak so far, which the report says
-  }
 }
 
 export async function serviceLoad(plan: BenchPlan): Promise<{ rows: ServiceRow[]; photo: string }> {
