@@ -72,7 +72,7 @@ export interface BenchPlan {
 
 export type BenchCommand = { action: 'help' } | { action: 'render'; outDir: string; readme: string | undefined } | { action: 'measure'; plan: BenchPlan };
 
-/** A command line that names an option's value wrongly: the message goes out with USAGE, exit status 2. */
+/** An option's value the run cannot use: its message goes out with USAGE, and the run exits with status 2. */
 export class UsageError extends Error {}
 
 function positiveInteger(value: string | undefined, name: string, fallback: number): number {

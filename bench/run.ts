@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { type BenchModel, demoModel, fullModel } from './models.js';
-import { type BenchPlan, readCommandLine, USAGE, UsageError } from './plan.js';
+import { type BenchCommand, type BenchPlan, readCommandLine, USAGE, UsageError } from './plan.js';
 import type { BenchResults } from './results.js';
 import { runnersFor } from './runners.js';
 import { buildStacks, versions } from './stacks.js';
@@ -104,14 +104,18 @@ async function measure(plan: BenchPlan): Promise<BenchResults> {
   return results;
 }
 
-let command: ReturnType<typeof readCommandLine>;
-try {
-  command = readCommandLine(process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  console.error(`${err.message}\n\n${USAGE}`);
-  process.exit(2);
+/** The command line read; a wrong value of an option exits 2 with the usage. */
+function readCommandLineOrExit(): BenchCommand {
+  try {
+    return readCommandLine(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
 }
+
+const command = readCommandLineOrExit();
 if (command.action === 'help') {
   console.log(USAGE);
 } else if (command.action === 'render') {
