@@ -23,7 +23,7 @@ export interface RunnerOutput {
 export type RunnerForwards = Pick<Schedule, 'iters' | 'warmup'> & { extra?: string[] };
 
 export interface Runner {
-  /** e.g. "addon (LibTorch 1.13 (Debian))" */
+  /** e.g. "addon from Node, LibTorch 1.13 (Debian)" */
   name: string;
   kind: 'cpp' | 'addon' | 'onnx' | 'onnx-main' | 'python';
   stack: string;
