@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the benchmark's C++ floor (bench/native/floor.cc + the LibTorch side of the addon, native/) with g++
+// Builds the benchmark's C++ floor (bench/native/*.cc + the LibTorch side of the addon, native/) with g++
 // directly, against the LibTorch that scripts/find-libtorch.mjs picks (LIBTORCH_DIR, TORCH_PYTHON, else
 // Debian's libtorch-dev): its include dirs, libraries, C++ standard and defines, -O2, an rpath to its lib
 // dir. The floor runs on the CPU only: it links libtorch_cpu and libc10, not LibTorch's CUDA libraries.
@@ -12,7 +12,8 @@
 // compiled in (FLOOR_WITH_ONEDNN_GRAPH=1) when libtorch_cpu exports its fuser; Debian's 1.13 does not.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,10 +21,16 @@ import { parseArgs } from 'node:util';
 import { findLibTorch } from '../scripts/find-libtorch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const floorDir = path.join(root, 'bench', 'native');
+const floorFiles = (ext) =>
+  readdirSync(floorDir)
+    .filter((f) => f.endsWith(ext))
+    .sort()
+    .map((f) => path.join(floorDir, f));
 /** The addon's LibTorch side (no N-API in it): what floor.cc runs the model with. */
 const LIBTORCH_SIDE = ['script_model', 'runtime', 'tensor_types', 'torch_dtypes', 'torch_errors', 'torchscript_archive'];
-const sources = [path.join(root, 'bench', 'native', 'floor.cc'), ...LIBTORCH_SIDE.map((name) => path.join(root, 'native', `${name}.cc`))];
-const headers = [...LIBTORCH_SIDE, 'error'].map((name) => path.join(root, 'native', `${name}.h`));
+const sources = [...floorFiles('.cc'), ...LIBTORCH_SIDE.map((name) => path.join(root, 'native', `${name}.cc`))];
+const headers = [...floorFiles('.h'), ...[...LIBTORCH_SIDE, 'error'].map((name) => path.join(root, 'native', `${name}.h`))];
 const inputsOfBuild = [...sources, ...headers, fileURLToPath(import.meta.url)];
 const CXX = process.env.CXX || 'g++';
 const LLGA_SYMBOL = '_ZN5torch3jit5fuser6onednn9fuseGraph'; // torch::jit::fuser::onednn::fuseGraph(...)
@@ -64,6 +71,20 @@ function run(args) {
     child.on('error', (err) => resolve({ ok: false, output: String(err.message) }));
     child.on('close', (code) => resolve({ ok: code === 0, output }));
   });
+}
+
+/** Runs the tasks, at most `limit` at once; resolves with their results in order. */
+async function inParallel(tasks, limit) {
+  const results = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      results[i] = await tasks[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
 }
 
 async function main() {
@@ -117,9 +138,12 @@ async function main() {
       ...lt.includeDirs.map((d) => `-I${d}`),
       `-I${path.join(root, 'native')}`,
     ];
-    // All translation units at once: each takes a while with LibTorch's headers.
+    // The translation units in parallel, one per core: most take a while with LibTorch's headers.
     const objects = sources.map((src) => path.join(work, `${path.basename(src, '.cc')}.o`));
-    const compiled = await Promise.all(sources.map((src, i) => run([...flags, '-c', src, '-o', objects[i]])));
+    const compiled = await inParallel(
+      sources.map((src, i) => () => run([...flags, '-c', src, '-o', objects[i]])),
+      os.availableParallelism(),
+    );
     compiled.forEach((r, i) => {
       if (!r.ok) throw new BuildError(`compiling ${path.relative(root, sources[i])} failed:\n${r.output.split('\n').slice(-40).join('\n')}`);
     });
