@@ -151,16 +151,7 @@ async function main() {
     // runtime (and exports weak std:: symbols that would bind it), which the CPU-only floor never uses.
     const cpuLibraries = lt.libraries.filter((l) => l === 'torch_cpu' || l === 'c10');
     const tmp = path.join(work, 'floor');
-    const linked = await run([
-      ...objects,
-      '-o',
-      tmp,
-      `-L${lt.libDir}`,
-      `-Wl,-rpath,${lt.libDir}`,
-      ...cpuLibraries.map((l) => `-l${l}`),
-      '-lpthread',
-      '-ldl',
-    ]);
+    const linked = await run([...objects, '-o', tmp, `-L${lt.libDir}`, `-Wl,-rpath,${lt.libDir}`, ...cpuLibraries.map((l) => `-l${l}`), '-lpthread', '-ldl']);
     if (!linked.ok) throw new BuildError(`linking failed:\n${linked.output.split('\n').slice(-40).join('\n')}`);
     renameSync(tmp, out);
     writeFileSync(stampFile, stamp);
@@ -168,9 +159,7 @@ async function main() {
     rmSync(work, { recursive: true, force: true });
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(
-    `build-floor: built ${shown} against ${describe} (C++${lt.cxxStandard}, oneDNN Graph ${llga ? 'on' : 'compiled out'}) in ${seconds} s`,
-  );
+  console.log(`build-floor: built ${shown} against ${describe} (C++${lt.cxxStandard}, oneDNN Graph ${llga ? 'on' : 'compiled out'}) in ${seconds} s`);
 }
 
 try {

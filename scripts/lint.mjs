@@ -53,7 +53,7 @@ const steps = fix
       ['clang-format', clangFormat, ['-i', ...cppFiles()]],
     ]
   : [
-      ['Biome (TypeScript, JavaScript)', process.execPath, [biome, 'check', '.']],
+      ['Biome (TypeScript, JavaScript)', process.execPath, [biome, 'check', '--error-on-warnings', '.']],
       ['ruff check (Python)', ruff, ['check', '.']],
       ['ruff format --check (Python)', ruff, ['format', '--check', '.']],
       ['clang-format (C++)', clangFormat, ['--dry-run', '-Werror', ...cppFiles()]],
