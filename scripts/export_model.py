@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     log("Loading torch ...")
-    from foodmodel.architecture import CheckpointError, FoodClassifier, FoodClassifierConfig, load_checkpoint
+    from foodmodel.architecture import FoodClassifier, FoodClassifierConfig
+    from foodmodel.checkpoint import CheckpointError, load_checkpoint
     from foodmodel.export import (
         ExportCheckError,
         ExportError,

@@ -563,7 +563,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_model(args, vocab_size: int):
-    from foodmodel.architecture import LITE0_BLOCK_CHANNELS, FoodClassifier, FoodClassifierConfig
+    from foodmodel.architecture import FoodClassifier, FoodClassifierConfig
+    from foodmodel.config import LITE0_BLOCK_CHANNELS
 
     config = FoodClassifierConfig(
         num_classes=3,

@@ -35,17 +35,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import torch
 
-from .architecture import (
-    CROP,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RESIZE,
-    FoodClassifier,
-    FoodClassifierConfig,
-    HeadPart,
-    TextEncoderPart,
-    WholeModelPart,
-)
+from .architecture import FoodClassifier, HeadPart, TextEncoderPart, WholeModelPart
+from .config import CROP, IMAGENET_MEAN, IMAGENET_STD, RESIZE, FoodClassifierConfig
 
 Log = Callable[[str], None]
 
