@@ -338,7 +338,7 @@ def load_imagenet_weights(encoder: nn.Module) -> Tuple[Path, int]:
     """Loads the package's EfficientNet-Lite0 ImageNet weights into the trunk (every one of its tensors, by
     name; the package's blocks past the trunk, head conv and classifier are left out). Checks the file's
     sha256. Returns (path, the number of tensors left out)."""
-    from foodmodel.export import sha256_file
+    from foodmodel.model_json import sha256_file
 
     path = imagenet_weights_path()
     digest = sha256_file(path)
