@@ -164,7 +164,7 @@ class FoodClassifier(nn.Module):
             norm_first=False,
         )
         # nn.TransformerEncoder deep-copies the layer (as the workshop's did). It is never called as a module
-        # (see encoder_layer_forward), so its nested-tensor fast path is off too.
+        # (see fusion.encoder_layer_forward), so its nested-tensor fast path is off too.
         self.fusion = nn.TransformerEncoder(layer, num_layers=config.fusion_layers, enable_nested_tensor=False)
         self.classifier = nn.Sequential(
             nn.Linear(config.hidden_size, config.classifier_hidden),
@@ -203,7 +203,7 @@ class TextEncoderPart(nn.Module):
 
 class HeadPart(nn.Module):
     """Everything but the text encoder, for head.pth: forward(image, text_features) -> logits (the last
-    fusion layer computed for the image token only, see first_token_layer_forward)."""
+    fusion layer computed for the image token only, see fusion.first_token_layer_forward)."""
 
     def __init__(self, model: FoodClassifier):
         super().__init__()
@@ -220,7 +220,7 @@ class HeadPart(nn.Module):
 
 class WholeModelPart(nn.Module):
     """The whole model as best_model.pth and best_model.onnx hold it: FoodClassifier.forward with the last
-    fusion layer computed for the image token only (see first_token_layer_forward); the same logits."""
+    fusion layer computed for the image token only (see fusion.first_token_layer_forward); the same logits."""
 
     def __init__(self, model: FoodClassifier):
         super().__init__()
