@@ -2,7 +2,7 @@
 // exported with random weights), and the inputs folders every runner reads the same inputs from.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -41,8 +41,10 @@ export async function fullModel(plan: BenchPlan): Promise<BenchModel | undefined
     progress(`the full-size model needs ${vocab} (bert-base-uncased's vocabulary): skipped`);
     return undefined;
   }
-  // Exported once per version of the exporter into a temporary folder (1.6 GB; never committed) and reused.
-  const exporter = ['scripts/export_model.py', 'scripts/foodmodel/architecture.py', 'scripts/foodmodel/export.py', 'scripts/foodmodel/bert.py']
+  // Exported once per version of the exporter (export_model.py and every module of scripts/foodmodel) into a
+  // temporary folder (1.6 GB; never committed) and reused.
+  const foodmodel = readdirSync(path.join(paths.repo, 'scripts', 'foodmodel')).filter((f) => f.endsWith('.py'));
+  const exporter = ['scripts/export_model.py', ...foodmodel.sort().map((f) => `scripts/foodmodel/${f}`)]
     .map((f) => readFileSync(path.join(paths.repo, f)))
     .reduce((h, b) => h.update(b), createHash('sha256'))
     .digest('hex')

@@ -153,14 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     log("Loading torch ...")
-    from foodmodel.architecture import CheckpointError, FoodClassifier, FoodClassifierConfig, load_checkpoint
-    from foodmodel.export import (
-        ExportCheckError,
-        ExportError,
-        export_model_folder,
-        normalize_class_mapping,
-        sha256_file,
-    )
+    from foodmodel.architecture import FoodClassifier, FoodClassifierConfig
+    from foodmodel.checkpoint import CheckpointError, load_checkpoint
+    from foodmodel.export import ExportCheckError, ExportError, export_model_folder
+    from foodmodel.export_inputs import normalize_class_mapping
+    from foodmodel.model_json import sha256_file
 
     import torch
 

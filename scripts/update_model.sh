@@ -61,36 +61,19 @@ Example (a local mirror):
 EOF
 }
 
-# ---------------------------------------------------------------------------------------------------
-# output helpers
+# The helpers live in scripts/lib/update_model/: output.sh (step, info, warn, die, sizes and hashes),
+# cleanup.sh (run_child, and the cleanup on exit), download.sh (curl with reasons and hints), and
+# check_files.py (the checks of the downloaded files, run with --python).
+# shellcheck source=lib/update_model/output.sh
+source "$SCRIPT_DIR/lib/update_model/output.sh"
+# shellcheck source=lib/update_model/cleanup.sh
+source "$SCRIPT_DIR/lib/update_model/cleanup.sh"
+# shellcheck source=lib/update_model/download.sh
+source "$SCRIPT_DIR/lib/update_model/download.sh"
 
-step_no=0
-step() { step_no=$((step_no + 1)); printf '[%d] %s\n' "$step_no" "$*"; }
-info() { printf '    %s\n' "$*"; }
-warn() { printf 'warning: %s\n' "$*" >&2; }
-die() { # die STATUS MESSAGE...
-  local status="$1"; shift
-  printf 'error: %s\n' "$1" >&2; shift
-  local line
-  for line in "$@"; do printf '       %s\n' "$line" >&2; done
-  exit "$status"
-}
-
-file_size() { wc -c <"$1" | tr -d ' '; }
-
-human_size() {
-  awk -v b="$1" 'BEGIN {
-    split("B KB MB GB TB", u, " "); i = 1
-    while (b >= 1000 && i < 5) { b /= 1000; i++ }
-    if (i == 1) printf "%d %s", b, u[i]; else printf "%.1f %s", b, u[i]
-  }'
-}
-
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
-  else echo "(no sha256sum)"; fi
-}
+# Checks a downloaded file with Python's standard library: check_file class-mapping|vocab|model-format FILE
+# prints a summary (model-format: torchscript, checkpoint or legacy-checkpoint), or fails with a reason.
+check_file() { "$python" "$SCRIPT_DIR/lib/update_model/check_files.py" "$@"; }
 
 # ---------------------------------------------------------------------------------------------------
 # options
@@ -188,25 +171,6 @@ if [[ ! -d "$parent" ]]; then
 fi
 work="$(mktemp -d "$parent/.$name.update.XXXXXX")" || die 6 "cannot create a temporary folder in $parent"
 installed=0
-child_pid=""
-# Runs a command in the background and waits for it, so that a signal reaches the traps below at once
-# (bash runs a trap only after a foreground command ends); the cleanup then stops the command.
-run_child() {
-  local status=0
-  "$@" &
-  child_pid=$!
-  wait "$child_pid" || status=$?
-  child_pid=""
-  return "$status"
-}
-cleanup() {
-  if [[ -n "$child_pid" ]]; then
-    kill "$child_pid" 2>/dev/null || true
-    wait "$child_pid" 2>/dev/null || true
-  fi
-  rm -rf -- "$work"
-  if [[ "$installed" == 0 && "$created_parent" == 1 ]]; then rmdir -- "$parent" 2>/dev/null || true; fi
-}
 exec 9>&2 # the script's stderr, for the traps: they can run inside a function whose stderr is redirected
 trap cleanup EXIT
 trap 'echo "interrupted: nothing was installed" >&9; exit 130' INT
@@ -216,158 +180,23 @@ stage="$work/stage"
 mkdir -p "$download_dir"
 
 # ---------------------------------------------------------------------------------------------------
-# downloads
-
-curl_reason() { # curl_reason EXIT_CODE HTTP_CODE
-  case "$1" in
-    5) echo "could not resolve the proxy host" ;;
-    6) echo "could not resolve host" ;;
-    7) echo "could not connect (connection refused or no route to host)" ;;
-    22) echo "HTTP $2" ;;
-    23) echo "could not write the file (disk full?)" ;;
-    28) echo "timeout" ;;
-    35) echo "TLS handshake failed" ;;
-    47) echo "too many redirects" ;;
-    52) echo "the server sent an empty reply" ;;
-    18|56) echo "the connection broke off during the transfer" ;;
-    60|77) echo "the server's TLS certificate could not be verified" ;;
-    *) echo "curl exit code $1" ;;
-  esac
-}
-
-download() { # download URL FILE LABEL
-  local url="$1" out="$2" label="$3"
-  local errfile="$work/curl.err" meta status=0
-  local -a opts=(--fail --location --show-error
-                 --connect-timeout 20 --speed-limit 1000 --speed-time 60
-                 --retry "$retries"
-                 --output "$out" --write-out '%{http_code} %{size_download} %{time_total}')
-  [[ -n "$max_time" ]] && opts+=(--max-time "$max_time")
-  step "downloading $label from $url"
-  if [[ -t 2 ]]; then # a terminal: curl's progress bar, and its error message straight to it
-    : >"$errfile"
-    run_child curl --progress-bar "${opts[@]}" "$url" >"$work/curl.out" || status=$?
-  else
-    run_child curl --silent "${opts[@]}" "$url" >"$work/curl.out" 2>"$errfile" || status=$?
-  fi
-  meta="$(cat "$work/curl.out")"
-  if [[ "$status" != 0 ]]; then
-    local http_code="${meta%% *}" detail hint
-    detail="$(grep -v '^[[:space:]]*$' "$errfile" | tail -n 1 || true)"
-    case "$status" in
-      22) hint="The CDN may have moved the file (or this machine is offline and a proxy answered): set MODEL_BASE_URL (or --base-url) / BERT_VOCAB_URL (or --vocab-url) to where it is now." ;;
-      *) hint="This machine may be offline or cannot reach that host, or the CDN moved: check the network (and any proxy), or set MODEL_BASE_URL / BERT_VOCAB_URL to a reachable copy." ;;
-    esac
-    die 3 "could not download $label from $url: $(curl_reason "$status" "$http_code")" \
-      ${detail:+"($detail)"} "$hint" "Nothing was changed in $target_shown."
-  fi
-  local time
-  read -r _ _ time <<<"$meta"
-  [[ -s "$out" ]] || die 4 "$label from $url is empty (0 bytes)" "Nothing was changed in $target_shown."
-  info "$(human_size "$(file_size "$out")") in $(awk -v t="$time" 'BEGIN { printf "%.2f", t }') s"
-}
-
-# ---------------------------------------------------------------------------------------------------
-# checks (Python's standard library only)
-
-check_class_mapping() { # FILE
-  "$python" - "$1" <<'PY'
-import json, sys
-path = sys.argv[1]
-try:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-except (ValueError, UnicodeDecodeError) as e:
-    sys.exit(f"class_mapping.json is not valid JSON: {e}")
-if not isinstance(data, dict) or not data:
-    sys.exit(f"class_mapping.json must be a non-empty JSON object of class name -> index, not {type(data).__name__}"
-             + (" (empty)" if isinstance(data, (dict, list)) and not data else ""))
-bad = [k for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool)]
-if bad:
-    sys.exit(f"class_mapping.json: the index of {bad[0]!r} is {data[bad[0]]!r}, not an integer")
-empty = [k for k in data if not k.strip()]
-if empty:
-    sys.exit("class_mapping.json has an empty class name")
-n = len(data)
-seen = {}
-for k, v in data.items():
-    if v in seen:
-        sys.exit(f"class_mapping.json: index {v} is used twice ({seen[v]!r} and {k!r})")
-    seen[v] = k
-out_of_range = sorted(v for v in seen if v < 0 or v >= n)
-if out_of_range:
-    missing = sorted(set(range(n)) - set(seen))
-    sys.exit(f"class_mapping.json: {n} classes must have the indices 0..{n - 1} exactly once; "
-             f"found {out_of_range[:5]} out of range, missing {missing[:5]}")
-names = [seen[i] for i in range(n)]
-shown = ", ".join(names[:5]) + (", ..." if n > 5 else "")
-print(f"{n} classes: {shown}")
-PY
-}
-
-check_vocab() { # FILE
-  "$python" - "$1" <<'PY'
-import sys
-path = sys.argv[1]
-try:
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\r\n") for line in f]
-except UnicodeDecodeError as e:
-    sys.exit(f"vocab.txt is not UTF-8 text: {e}")
-missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in lines]
-if missing:
-    sys.exit(f"vocab.txt lacks the line(s) {' '.join(missing)}: it is not a BERT vocabulary "
-             f"({len(lines)} lines, the first is {lines[0][:60]!r})" if lines else "vocab.txt is empty")
-ids = {t: lines.index(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")}
-print(f"{len(lines)} tokens; " + ", ".join(f"{t}={i}" for t, i in ids.items()))
-PY
-}
-
-# Prints torchscript, checkpoint or legacy-checkpoint; fails with a reason for anything else.
-model_format() { # FILE
-  "$python" - "$1" <<'PY'
-import sys, zipfile
-path = sys.argv[1]
-with open(path, "rb") as f:
-    head = f.read(64)
-if zipfile.is_zipfile(path):
-    try:
-        names = zipfile.ZipFile(path).namelist()
-    except zipfile.BadZipFile as e:
-        sys.exit(f"best_model.pth is a broken zip file: {e}")
-    if any(n.endswith("/constants.pkl") for n in names):
-        print("torchscript")
-    elif any(n.endswith("/data.pkl") for n in names):
-        print("checkpoint")
-    else:
-        sys.exit("best_model.pth is a zip file but not a PyTorch file (it has no */data.pkl)")
-elif head[:1] == b"\x80":
-    print("legacy-checkpoint")
-else:
-    text = head.decode("latin-1")
-    sys.exit(f"best_model.pth is not a PyTorch file: it starts with {text[:40]!r}"
-             + (" (an HTML page: an error page or a captive portal?)" if "<" in text[:20] else ""))
-PY
-}
-
-# ---------------------------------------------------------------------------------------------------
 # 1-3: download and check, small files first so that a wrong address fails before the big download
 
 start_time=$SECONDS
 echo "Updating the food-classifier model in $target_shown"
 
 download "$base_url/class_mapping.json" "$download_dir/class_mapping.json" class_mapping.json
-summary="$(check_class_mapping "$download_dir/class_mapping.json" 2>&1)" \
+summary="$(check_file class-mapping "$download_dir/class_mapping.json" 2>&1)" \
   || die 4 "$summary" "from $base_url/class_mapping.json" "Nothing was changed in $target_shown."
 info "$summary"
 
 download "$vocab_url" "$download_dir/vocab.txt" vocab.txt
-summary="$(check_vocab "$download_dir/vocab.txt" 2>&1)" \
+summary="$(check_file vocab "$download_dir/vocab.txt" 2>&1)" \
   || die 4 "$summary" "from $vocab_url" "Nothing was changed in $target_shown."
 info "$summary"
 
 download "$base_url/best_model.pth" "$download_dir/best_model.pth" best_model.pth
-format="$(model_format "$download_dir/best_model.pth" 2>&1)" \
+format="$(check_file model-format "$download_dir/best_model.pth" 2>&1)" \
   || die 4 "$format" "from $base_url/best_model.pth" "Nothing was changed in $target_shown."
 case "$format" in
   torchscript) info "a TorchScript archive: it is installed as is" ;;
@@ -400,7 +229,7 @@ if [[ "$format" != torchscript && "$convert" == 1 ]]; then
   for f in best_model.pth class_mapping.json vocab.txt model.json; do
     [[ -s "$stage/$f" ]] || die 5 "the exporter did not write $f" "Nothing was changed in $target_shown."
   done
-  converted_format="$(model_format "$stage/best_model.pth" 2>&1)" || converted_format="not a PyTorch file"
+  converted_format="$(check_file model-format "$stage/best_model.pth" 2>&1)" || converted_format="not a PyTorch file"
   [[ "$converted_format" == torchscript ]] \
     || die 5 "the exporter's best_model.pth is not TorchScript ($converted_format)" "Nothing was changed in $target_shown."
   if [[ "$keep_checkpoint" == 1 ]]; then

@@ -18,42 +18,44 @@ service reads them): TorchScript vs eager, ONNX (onnxruntime, CPU) vs eager, tex
 formats) vs eager. The exported whole model and head compute the last fusion layer for the image token only
 (WholeModelPart, HeadPart: the same logits, about a quarter less work in the head). A max abs difference
 above `tolerance` raises ExportCheckError, and model.json is not written.
+
+This module runs the export's steps; the inputs' checks are in export_inputs.py, the comparisons with the
+eager model in export_checks.py, and what model.json says in model_json.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 import shutil
 import time
 import warnings
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import torch
 
-from .architecture import (
-    CROP,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RESIZE,
-    FoodClassifier,
-    FoodClassifierConfig,
-    HeadPart,
-    TextEncoderPart,
-    WholeModelPart,
+from .architecture import FoodClassifier, HeadPart, TextEncoderPart, WholeModelPart
+from .config import FoodClassifierConfig
+from .export_checks import (
+    CHECK_BATCHES,
+    CHECK_SEED,
+    ExportCheckError,
+    compare_with_eager,
+    eager_reference,
+    example_inputs,
 )
+from .export_inputs import SPECIAL_TOKENS, ExportError, normalize_class_mapping, read_vocab
+from .model_json import RESERVED_KEYS, describe_files, model_json, write_model_json
+
+# The names other code imports from here: the export, the files it writes and its errors (which are defined
+# beside the checks that raise them).
+__all__ = ["FILES", "ExportCheckError", "ExportError", "export_model_folder"]
 
 Log = Callable[[str], None]
 
 ONNX_OPSET = 14
 TRACE_BATCH = 2  # traced at batch 2, so that nothing can specialise on a batch of 1
-CHECK_BATCHES = (1, 3)  # and checked at other batch sizes
-CHECK_SEED = 1234
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 FILES = (
     "best_model.pth",
     "best_model.onnx",
@@ -64,82 +66,6 @@ FILES = (
     "class_mapping.json",
     "vocab.txt",
 )
-RESERVED_KEYS = (
-    "name",
-    "inputs",
-    "outputs",
-    "text_encoder",
-    "head",
-    "preprocessing",
-    "max_length",
-    "num_classes",
-    "classes",
-    "config",
-    "versions",
-    "created",
-    "files",
-    "checks",
-    "onnx",
-)
-
-
-class ExportError(ValueError):
-    """The inputs of an export do not fit together (class mapping, vocabulary, config, model)."""
-
-
-class ExportCheckError(RuntimeError):
-    """An exported file does not compute what the eager model computes (within the tolerance)."""
-
-
-# ------------------------------------------------------------------------------------------------------
-# inputs
-
-
-def normalize_class_mapping(mapping: Mapping[Any, Any]) -> List[str]:
-    """The class names in index order, from {name: index} (the workshop's class_mapping.json) or
-    {"index": name}; each index 0..N-1 exactly once."""
-    if not isinstance(mapping, Mapping) or not mapping:
-        raise ExportError("the class mapping must be a non-empty JSON object of class name -> index")
-    items = list(mapping.items())
-    if all(isinstance(v, int) and not isinstance(v, bool) for _, v in items):
-        pairs = [(v, str(k)) for k, v in items]
-    elif all(isinstance(v, str) and str(k).isdigit() for k, v in items):
-        pairs = [(int(k), v) for k, v in items]
-    else:
-        raise ExportError('the class mapping must map class names to integer indices, e.g. {"apple_pie": 0, ...}')
-    n = len(pairs)
-    names: Dict[int, str] = {}
-    for index, name in pairs:
-        if not name.strip():
-            raise ExportError("the class mapping has an empty class name")
-        if index in names:
-            raise ExportError(f"the class mapping uses index {index} twice ({names[index]!r} and {name!r})")
-        names[index] = name
-    missing = sorted(set(range(n)) - set(names))
-    if missing:
-        raise ExportError(
-            f"the class mapping's {n} classes must have the indices 0..{n - 1} exactly once; "
-            f"missing {missing[:5]}, out of range {sorted(i for i in names if not 0 <= i < n)[:5]}"
-        )
-    return [names[i] for i in range(n)]
-
-
-def read_vocab(path: Path) -> List[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            tokens = [line.rstrip("\r\n") for line in f]
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no such vocabulary file") from None
-    except UnicodeDecodeError as e:
-        raise ExportError(f"{path} is not UTF-8 text: {e}") from None
-    missing = [t for t in SPECIAL_TOKENS if t not in tokens]
-    if missing:
-        raise ExportError(f"{path} lacks the token(s) {' '.join(missing)}: it is not a BERT vocabulary")
-    return tokens
-
-
-# ------------------------------------------------------------------------------------------------------
-# helpers
 
 
 @contextmanager
@@ -162,57 +88,6 @@ def reported_warnings(log: Log) -> Iterator[None]:
         if text not in seen:
             seen.add(text)
             log(f"  warning ({w.category.__name__}): {text}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def example_inputs(
-    config: FoodClassifierConfig, batch: int, seed: int, token_ids: Tuple[int, int, int, int, int]
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeded inputs that look like the service's: a normalised image, then [CLS] words [SEP] [PAD]... with
-    the attention mask 1 on the tokens and 0 on the padding. token_ids: ([PAD], [CLS], [SEP], the first and
-    one past the last word id). Row 0 has 16 tokens, the last row of a batch of 3 or more all max_length,
-    the others a random length."""
-    pad_id, cls_id, sep_id, word_start, word_end = token_ids
-    g = torch.Generator().manual_seed(seed)
-    length = config.max_length
-    image = torch.randn(batch, 3, CROP, CROP, generator=g)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros(batch, length, dtype=torch.long)
-    for row in range(batch):
-        if row == 0:
-            n = min(16, length)
-        elif row == batch - 1 and batch >= 3:
-            n = length
-        else:
-            n = int(torch.randint(3, length + 1, (1,), generator=g))
-        words = torch.randint(word_start, word_end, (n,), generator=g)
-        words[0] = cls_id
-        words[n - 1] = sep_id
-        input_ids[row, :n] = words
-        attention_mask[row, :n] = 1
-    return image, input_ids, attention_mask
-
-
-def max_abs_diff(a: Any, b: torch.Tensor) -> float:
-    a = torch.as_tensor(a)
-    if tuple(a.shape) != tuple(b.shape):
-        return float("inf")
-    return float((a.to(torch.float64) - b.to(torch.float64)).abs().max())
-
-
-def io_spec(name: str, dtype: str, shape: Sequence[int]) -> Dict[str, Any]:
-    return {"name": name, "dtype": dtype, "shape": list(shape)}
-
-
-# ------------------------------------------------------------------------------------------------------
-# export
 
 
 def export_model_folder(
@@ -277,26 +152,17 @@ def export_model_folder(
             f"warning: torch {torch.__version__} writes files that the addon's default LibTorch 1.13 cannot load; "
             "export with the project's .venv/bin/python (torch 1.13) for that"
         )
-    H, L, C = config.hidden_size, config.max_length, config.num_classes
     log(
         f"Exporting FoodClassifier ({config.image_backbone} image encoder, BERT {config.num_hidden_layers}x"
-        f"{H} with {config.num_attention_heads} heads ({model.bert_implementation}), fusion "
-        f"{config.fusion_layers}x{config.fusion_heads} heads, {C} classes, "
+        f"{config.hidden_size} with {config.num_attention_heads} heads ({model.bert_implementation}), fusion "
+        f"{config.fusion_layers}x{config.fusion_heads} heads, {config.num_classes} classes, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) into {out}"
     )
 
-    checks: Dict[str, float] = {}
     with torch.no_grad():
         # --- the eager reference ----------------------------------------------------------------------
-        cases = {}
         with step(log, f"[1/7] eager reference outputs at batch {' and '.join(map(str, CHECK_BATCHES))}"):
-            for b in CHECK_BATCHES:
-                inputs = example_inputs(config, b, CHECK_SEED + b, token_ids)
-                features = model.encode_text(inputs[1], inputs[2])
-                logits = model.classify(inputs[0], features)
-                cases[b] = (inputs, features, logits)
-                lengths = inputs[2].sum(1).tolist()
-                log(f"  batch {b}: token counts {lengths}, logits in [{logits.min():.3f}, {logits.max():.3f}]")
+            cases = eager_reference(model, config, token_ids, log)
 
         example = example_inputs(config, TRACE_BATCH, CHECK_SEED, token_ids)
 
@@ -367,18 +233,7 @@ def export_model_folder(
         with step(
             log, f"[6/7] checking the files against the eager model (max abs difference, tolerance {tolerance:g})"
         ):
-            full = torch.jit.load(str(out / "best_model.pth"), map_location="cpu").eval()
-            for b, (inputs, _, logits) in cases.items():
-                checks[f"torchscript_batch{b}"] = max_abs_diff(full(*inputs), logits)
-            del full
-            text_ts = torch.jit.load(str(out / "text_encoder.pth"), map_location="cpu").eval()
-            head_ts = torch.jit.load(str(out / "head.pth"), map_location="cpu").eval()
-            for b, (inputs, features, logits) in cases.items():
-                got_features = text_ts(inputs[1], inputs[2])
-                checks[f"text_encoder_batch{b}"] = max_abs_diff(got_features, features)
-                checks[f"text_encoder_then_head_batch{b}"] = max_abs_diff(head_ts(inputs[0], got_features), logits)
-            del text_ts, head_ts
-            checks.update(_check_onnx(out, cases))
+            checks = compare_with_eager(out, cases)
             width = max(len(k) for k in checks)
             for name, diff in checks.items():
                 log(f"  {name:<{width}}  {diff:.3e}  {'ok' if diff <= tolerance else 'TOO LARGE'}")
@@ -392,114 +247,20 @@ def export_model_folder(
 
     # --- model.json --------------------------------------------------------------------------------------------
     with step(log, "[7/7] hashing the files -> model.json"):
-        files = {}
-        for name in FILES:
-            path = out / name
-            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-            log(f"  {name:<18} {path.stat().st_size / 1e6:9.1f} MB  sha256 {files[name]['sha256'][:16]}...")
-        image_in = io_spec("image", "float32", [-1, 3, CROP, CROP])
-        ids_in = io_spec("input_ids", "int64", [-1, L])
-        mask_in = io_spec("attention_mask", "int64", [-1, L])
-        logits_out = io_spec("logits", "float32", [-1, C])
-        features = io_spec("text_features", "float32", [-1, L, H])
-        info: Dict[str, Any] = {
-            "name": "FoodClassifier",
-            "inputs": [image_in, ids_in, mask_in],
-            "outputs": [logits_out],
-            "text_encoder": {
-                "file": "text_encoder.pth",
-                "onnx_file": "text_encoder.onnx",
-                "inputs": [ids_in, mask_in],
-                "outputs": [features],
-            },
-            "head": {
-                "file": "head.pth",
-                "onnx_file": "head.onnx",
-                "inputs": [image_in, features],
-                "outputs": [logits_out],
-                "first_token_only": True,
-            },
-            "onnx": {"file": "best_model.onnx", "opset": ONNX_OPSET, "dynamic_axes": {"batch": 0}},
-            "preprocessing": {
-                "resize": RESIZE,
-                "crop": CROP,
-                "mean": list(IMAGENET_MEAN),
-                "std": list(IMAGENET_STD),
-                "interpolation": "bilinear",
-                "antialias": True,
-            },
-            "max_length": L,
-            "tokenizer": {
-                "vocab": "vocab.txt",
-                "vocab_size": len(tokens),
-                "lowercase": True,
-                "pad_id": ids["[PAD]"],
-                "unk_id": ids["[UNK]"],
-                "cls_id": ids["[CLS]"],
-                "sep_id": ids["[SEP]"],
-                **tokenizer_extra,
-            },
-            "num_classes": C,
-            "classes": names,
-            "config": config.to_dict(),
-            "versions": _versions(model),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": files,
-            "checks": {
-                "tolerance": tolerance,
-                "batches": list(CHECK_BATCHES),
-                "seed": CHECK_SEED,
-                "max_abs_diff": checks,
-            },
-            **extra,
-        }
-        tmp = out / "model.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(out / "model.json")
+        files = describe_files(out, FILES, log)
+        info = model_json(
+            model=model,
+            config=config,
+            classes=names,
+            tokens=tokens,
+            special_ids=ids,
+            onnx_opset=ONNX_OPSET,
+            files=files,
+            checks=checks,
+            tolerance=tolerance,
+            tokenizer_extra=tokenizer_extra,
+            extra=extra,
+        )
+        write_model_json(out, info)
     log(f"Exported in {time.perf_counter() - total_start:.1f} s: {out}")
     return info
-
-
-def _check_onnx(
-    out: Path, cases: Mapping[int, Tuple[Tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]
-) -> Dict[str, float]:
-    """best_model.onnx, and text_encoder.onnx then head.onnx, against the eager logits (and features)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ExportError(
-            "onnxruntime is not installed, so the ONNX export cannot be checked: run "
-            "scripts/setup.sh (it makes .venv with onnxruntime) and use .venv/bin/python"
-        ) from None
-
-    def session(name: str) -> Any:
-        return ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
-
-    whole, text, head = session("best_model.onnx"), session("text_encoder.onnx"), session("head.onnx")
-    result = {}
-    for b, (inputs, features, logits) in cases.items():
-        image, ids, mask = (t.numpy() for t in inputs)
-        (got,) = whole.run(["logits"], {"image": image, "input_ids": ids, "attention_mask": mask})
-        result[f"onnx_batch{b}"] = max_abs_diff(torch.from_numpy(got), logits)
-        (got_features,) = text.run(["text_features"], {"input_ids": ids, "attention_mask": mask})
-        result[f"onnx_text_encoder_batch{b}"] = max_abs_diff(torch.from_numpy(got_features), features)
-        (got,) = head.run(["logits"], {"image": image, "text_features": got_features})
-        result[f"onnx_text_encoder_then_head_batch{b}"] = max_abs_diff(torch.from_numpy(got), logits)
-    return result
-
-
-def _versions(model: FoodClassifier) -> Dict[str, str]:
-    import torchvision
-
-    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
-    try:
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    if model.bert_implementation == "transformers":
-        import transformers
-
-        versions["transformers"] = transformers.__version__
-    return versions

@@ -25,20 +25,17 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from foodmodel.architecture import (  # noqa: E402
-    LITE0_BLOCK_CHANNELS,
-    CheckpointError,
     EfficientNetLite0Trunk,
     FoodClassifier,
     FoodClassifierConfig,
     HeadPart,
     WholeModelPart,
-    fusion_forward,
-    infer_config,
-    load_checkpoint,
-    read_checkpoint,
-    transformers_available,
 )
 from foodmodel.bert import PlainBert  # noqa: E402
+from foodmodel.checkpoint import CheckpointError, infer_config, load_checkpoint, read_checkpoint  # noqa: E402
+from foodmodel.config import LITE0_BLOCK_CHANNELS  # noqa: E402
+from foodmodel.fusion import fusion_forward  # noqa: E402
+from foodmodel.text_encoder import transformers_available  # noqa: E402
 
 NO_TRANSFORMERS = (
     "transformers is not importable by this Python (it is not in .venv); run this file with "

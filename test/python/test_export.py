@@ -23,12 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from foodmodel.architecture import FoodClassifier, FoodClassifierConfig  # noqa: E402
-from foodmodel.export import (  # noqa: E402
-    FILES,
-    ExportError,
-    export_model_folder,
-    normalize_class_mapping,
-)
+from foodmodel.export import FILES, ExportError, export_model_folder  # noqa: E402
+from foodmodel.export_inputs import normalize_class_mapping  # noqa: E402
 
 EXPORTER = REPO / "scripts" / "export_model.py"
 
