@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 import type { BenchResults, LatencyRow } from './results.js';
 import { workshopMarkdown } from './workshop-report.js';
+import { escapeXml, svgDocument } from './svg.js';
 
 const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const ratio = (v: number | undefined, flag = false) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}×${flag ? ' †' : ''}`);
@@ -126,7 +127,6 @@ export function renderSvg(results: BenchResults): string {
   const barArea = width - labelWidth - 230;
   const rowHeight = 24;
   const colour: Record<string, string> = { cpp: '#4c566a', addon: '#d08770', onnx: '#5e81ac', 'onnx-main': '#88c0d0', python: '#a3be8c' };
-  const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts: string[] = [];
   let y = 40;
   parts.push(`<text x="16" y="24" font-size="16" font-weight="bold">Model latency, batch 1, ${threads} threads: p50 (bar) and p99 (tick), milliseconds</text>`);
@@ -155,13 +155,7 @@ export function renderSvg(results: BenchResults): string {
     `<text x="16" y="${y + 8}" font-size="11" fill="#555">${escapeXml(`${results.machine.cpu}, ${results.machine.cores} cores; ${results.date.slice(0, 10)}; npm run bench`)}</text>`,
   );
   const height = y + 22;
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    ...parts,
-    '</svg>',
-    '',
-  ].join('\n');
+  return svgDocument(width, height, parts);
 }
 
 /** Rewrites the README's block between the bench markers with the headline table, the chart and the service. */

@@ -2,7 +2,9 @@
 // and reloads, watching two things: no good request ever fails, and the memory settles (the resident size after
 // the warm-up grows by less than 5 %). Exits 1 when either is not met.
 //
-//   npm run soak [-- --seconds 600] [-- --concurrency 4] [-- --reload-every 15]
+//   npm run soak [-- --seconds 600] [-- --concurrency 4] [-- --reload-every 15] [-- --rss-limit 0.05]
+// (npm test runs a 60-second version, test/bench/soak.test.ts: a minute is too short to tell 5 % of growth from
+// noise, so there the limit on growth is wider, and catches only a fast leak.)
 // The mix: 4 loops of good uploads (photos of ../shared/data, or synthetic ones, with various texts), one loop of
 // bad inputs (random bytes, a truncated JPEG, an empty file, text as the image, no image, a malformed form, an
 // oversized upload, a wrong method), and a reload every few seconds. RSS is sampled every second; after the
@@ -24,15 +26,18 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '600' },
     concurrency: { type: 'string', default: '4' },
     'reload-every': { type: 'string', default: '15' },
+    'rss-limit': { type: 'string', default: '0.05' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('Usage: npm run soak [-- --seconds 600] [-- --concurrency 4] [-- --reload-every 15]');
+  console.log('Usage: npm run soak [-- --seconds 600] [-- --concurrency 4] [-- --reload-every 15] [-- --rss-limit 0.05]');
   process.exit(0);
 }
 const seconds = Number(args.seconds);
 const reloadEvery = Number(args['reload-every']);
+/** The largest RSS growth after the warm-up that passes, as a fraction. */
+const rssLimit = Number(args['rss-limit']);
 const repo = path.resolve(import.meta.dirname, '..');
 const log = (m: string) => process.stderr.write(`[soak] ${m}\n`);
 
@@ -186,15 +191,16 @@ const result = {
   reload_failures: reloadFailures,
   rss_mb: { after_warmup: Math.round(afterWarmup), at_end: Math.round(atEnd), max: Math.round(Math.max(...samples)) },
   rss_growth: Math.round(growth * 10000) / 10000,
+  rss_limit: rssLimit,
   rss_samples_mb: samples.filter((_, i) => i % 5 === 0).map(Math.round),
   exit,
   died_during_run: died,
   error_logs: errorLogs,
-  ok: !died && good.failed === 0 && reloadFailures === 0 && !badFive && growth < 0.05 && exit.code === 0,
+  ok: !died && good.failed === 0 && reloadFailures === 0 && !badFive && growth < rssLimit && exit.code === 0,
 };
 log(
   `${result.good_requests} good requests, ${good.failed} failed; ${reloads} reloads (${reloadFailures} failed); ` +
-    `RSS ${result.rss_mb.after_warmup} -> ${result.rss_mb.at_end} MB (${(growth * 100).toFixed(1)} %, limit 5 %); bad inputs ${badFive ? 'got a 5xx or no answer' : 'all 4xx'}`,
+    `RSS ${result.rss_mb.after_warmup} -> ${result.rss_mb.at_end} MB (${(growth * 100).toFixed(1)} %, limit ${(rssLimit * 100).toFixed(0)} %); bad inputs ${badFive ? 'got a 5xx or no answer' : 'all 4xx'}`,
 );
 console.log(JSON.stringify(result));
 process.exit(result.ok ? 0 : 1);

@@ -1,6 +1,7 @@
 // The report of the service on the workshop's full-size model (bench/workshop-service.ts): Markdown tables and
 // an SVG chart of requests a second against the workshop's app.
 import type { WorkshopServiceResults } from './workshop-service.js';
+import { escapeXml, svgDocument } from './svg.js';
 
 const f = (v: number | undefined, digits = 1) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
 
@@ -73,7 +74,6 @@ export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
   const barArea = width - labelWidth - 180;
   const rowHeight = 24;
   const max = Math.max(...bars.map((b) => b.value), 1) * 1.05;
-  const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts = [`<text x="16" y="24" font-size="16" font-weight="bold">${escapeXml(`Requests a second, ${r.model}`)}</text>`];
   let y = 40;
   for (const b of bars) {
@@ -86,11 +86,5 @@ export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
   }
   parts.push(`<text x="16" y="${y + 16}" font-size="11" fill="#555">${escapeXml(footer)}</text>`);
   const height = y + 30;
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    ...parts,
-    '</svg>',
-    '',
-  ].join('\n');
+  return svgDocument(width, height, parts);
 }

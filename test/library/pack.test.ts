@@ -15,8 +15,14 @@ import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 /** What the service needs and a library user must not get. */
 const SERVICE_ONLY = ['express', 'multer', 'sharp', 'tokenizers', 'pino', 'pino-http', 'swagger-ui-dist', 'helmet', 'ioredis', 'prom-client', 'lru-cache'];
 
+/** The consumer's environment: this repository's own addon (TORCH_NODE_ADDON, set by npm test) left out. */
+function consumerEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { TORCH_NODE_ADDON: _ours, ...rest } = process.env;
+  return { ...rest, ...env };
+}
+
 function run(command: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 600_000 });
+  const r = spawnSync(command, args, { cwd, encoding: 'utf8', env: consumerEnv(env), timeout: 600_000 });
   if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
@@ -78,7 +84,7 @@ describe('the packed library, installed into an empty project', () => {
       console.log(JSON.stringify(model.info.inputNames));
       await model.dispose();
     `;
-    const missing = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' });
+    const missing = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8', env: consumerEnv() });
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toContain("Cannot find package 'onnxruntime-node'");
     // The CUDA download of onnxruntime-node's install script is skipped, as in the Dockerfile: CPU only.

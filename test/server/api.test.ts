@@ -12,14 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FoodClassifier } from '../../src/classifier/classifier.js';
 import { readModelFolder } from '../../src/classifier/model-folder.js';
+import { DEFAULT_CLASSES as CLASSES, expectPredictionBody } from '../helpers/http.js';
 import { pngBomb } from '../helpers/images.js';
 import { DEFAULT_MODEL_DIR, REPO, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
 import { SHARED_DATA, sharedPhotos } from '../helpers/torchvision.js';
 
 const run = promisify(execFile);
-const CLASSES = Object.entries(JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, 'class_mapping.json'), 'utf8')) as Record<string, number>)
-  .sort((a, b) => a[1] - b[1])
-  .map(([name]) => name);
 
 const photos = sharedPhotos();
 const HAVE_PHOTOS = photos.val.length > 0;
@@ -52,22 +50,8 @@ afterAll(async () => {
 });
 
 function expectWorkshopBody(body: any, cacheHit: boolean): void {
-  expect(Object.keys(body).sort()).toEqual(['cache_hit', 'predictions']);
+  expectPredictionBody(body, CLASSES);
   expect(body.cache_hit).toBe(cacheHit);
-  expect(body.predictions).toHaveLength(Math.min(5, CLASSES.length));
-  let previous = Infinity;
-  for (const p of body.predictions) {
-    expect(Object.keys(p).sort()).toEqual(['class_name', 'confidence', 'probability']);
-    expect(CLASSES.map((c) => c.replaceAll('_', ' '))).toContain(p.class_name);
-    expect(p.probability).toBeGreaterThanOrEqual(0);
-    expect(p.probability).toBeLessThanOrEqual(previous);
-    expect(p.confidence).toBe(`${(p.probability * 100).toFixed(2)}%`);
-    previous = p.probability;
-  }
-  if (CLASSES.length <= 5) {
-    const sum = body.predictions.reduce((s: number, p: { probability: number }) => s + p.probability, 0);
-    expect(sum).toBeCloseTo(1, 6);
-  }
 }
 
 describe('POST /predict', () => {
