@@ -8,7 +8,8 @@
 // bytes are no image, and 400 is the right answer), and negative_data_rejection (a form carries strings only:
 // a "boolean" text arrives as the string "false", a valid text).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,10 @@ const HAVE = existsSync(SCHEMATHESIS);
 if (!HAVE) console.warn(`[fuzz.test] ${SCHEMATHESIS} is missing (scripts/setup.sh installs it): the API is not fuzzed`);
 
 const servers: TestServer[] = [];
+const workDir = mkdtempSync(path.join(os.tmpdir(), 'fuzz-'));
+
 afterAll(async () => {
+  rmSync(workDir, { recursive: true, force: true });
   for (const s of servers) expect(await s.stop()).toEqual({ code: 0, signal: null });
 });
 
@@ -42,7 +46,8 @@ function schemathesis(url: string, extra: string[]): { status: number | null; ou
       '1',
       ...extra,
     ],
-    { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } },
+    // In a temporary folder: schemathesis keeps its example database (.schemathesis/) in the working directory.
+    { cwd: workDir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } },
   );
   return { status: run.status, output: `${run.stdout}\n${run.stderr}` };
 }
