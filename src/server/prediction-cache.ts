@@ -135,6 +135,30 @@ export class RedisPredictionCache implements PredictionCache {
     });
   }
 
+  /**
+   * Resolves once the connection is ready (true), or after `timeoutMs` (false: the instance starts anyway and
+   * computes without the shared cache until Redis answers). Awaited at start-up so that a fresh instance
+   * shares answers and rate-limit counters from its first request.
+   */
+  async ready(timeoutMs: number): Promise<boolean> {
+    if (this.redis.status === 'ready') return true;
+    let timer: NodeJS.Timeout | undefined;
+    let onReady: (() => void) | undefined;
+    const ready = new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      this.redis.once('ready', onReady);
+    });
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([ready, late]);
+    } finally {
+      clearTimeout(timer);
+      if (onReady) this.redis.off('ready', onReady);
+    }
+  }
+
   /** A failure: logged once per outage (until Redis is ready again), counted always. */
   #failed(err: unknown): void {
     if (this.#down) return;

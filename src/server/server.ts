@@ -29,6 +29,9 @@ export interface RunningService {
   close(): Promise<boolean>;
 }
 
+/** How long start-up waits for Redis before serving without it (its connect timeout is 2 s). */
+const REDIS_STARTUP_WAIT_MS = 3_000;
+
 /** Loads the model (rejects, naming the file at fault, when it cannot) and listens. */
 export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   let metrics: ServiceMetrics | undefined;
@@ -36,6 +39,9 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   const cache: PredictionCache = config.redisUrl
     ? new RedisPredictionCache({ url: config.redisUrl, ttlSeconds: config.predictionCacheTtlSeconds, logger })
     : new MemoryPredictionCache(config.predictionCacheSize, config.predictionCacheTtlSeconds);
+  if (cache instanceof RedisPredictionCache && !(await cache.ready(REDIS_STARTUP_WAIT_MS))) {
+    logger.warn({ wait_ms: REDIS_STARTUP_WAIT_MS }, 'Redis is not reachable at start-up: serving without the shared cache and counters until it is');
+  }
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
   metrics = new ServiceMetrics({ models, cache, admission });
   const rateLimitStore = cache instanceof RedisPredictionCache ? redisRateLimitStore(cache.redis) : undefined;

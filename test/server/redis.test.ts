@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
+import { freePort, HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
 import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
 
 if (!HAVE_REDIS) console.warn('[redis.test] redis-server is not installed (scripts/setup.sh installs it): these tests are skipped');
@@ -86,6 +86,14 @@ describe.skipIf(!HAVE_REDIS)('REDIS_URL', () => {
     const statuses = [];
     for (const s of [a, b, a]) statuses.push((await getJson(s.url, '/classes')).status);
     expect(statuses).toEqual([200, 200, 429]);
+  }, 60_000);
+
+  it('an instance whose Redis is not there at start-up starts anyway (after a bounded wait) and answers', async () => {
+    const s = await server({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    expect(s.logs.some((l) => l.msg === 'Redis is not reachable at start-up: serving without the shared cache and counters until it is')).toBe(true);
+    const res = await predict(s.url, await photo(5), 'no redis yet');
+    expect(res.status).toBe(200);
+    expect(res.body.cache_hit).toBe(false);
   }, 60_000);
 
   it('a slow Redis costs a request a tenth of a second at most; a Redis that is down fails none; back, it is used again', async () => {
