@@ -10,6 +10,7 @@
         "native/blas.cc",
         "native/inference_job.cc",
         "native/inference_thread.cc",
+        "native/js_promises.cc",
         "native/js_tensors.cc",
         "native/native_model.cc",
         "native/runtime.cc",

@@ -38,6 +38,16 @@ const seconds = Number(args.seconds);
 const reloadEvery = Number(args['reload-every']);
 /** The largest RSS growth after the warm-up that passes, as a fraction. */
 const rssLimit = Number(args['rss-limit']);
+for (const [name, value] of [
+  ['--seconds', seconds],
+  ['--reload-every', reloadEvery],
+  ['--rss-limit', rssLimit],
+] as const) {
+  if (!Number.isFinite(value) || value <= 0) {
+    console.error(`soak: expected a positive number for ${name}`);
+    process.exit(2);
+  }
+}
 const repo = path.resolve(import.meta.dirname, '..');
 const log = (m: string) => process.stderr.write(`[soak] ${m}\n`);
 

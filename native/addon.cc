@@ -10,6 +10,7 @@
 #include "async_workers.h"
 #include "blas.h"
 #include "inference_thread.h"
+#include "js_promises.h"
 #include "native_model.h"
 
 namespace torchnode {
@@ -64,8 +65,24 @@ Napi::Value Addon::MakeError(Napi::Env env, const Error& error) {
                            Napi::String::New(env, error.details())});
 }
 
-void Addon::Submit(Napi::Env env, InferenceJob* job) {
-  if (pending_++ == 0) channel_->Ref(env);  // keep the process alive while work is in flight
+napi_value Addon::ErrorValue(napi_env env, const Error& error) noexcept {
+  std::string failure;
+  try {
+    return MakeError(Napi::Env(env), error);
+  } catch (const Napi::Error& e) {
+    failure = e.Message();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown C++ exception";
+  }
+  return PlainError(env, error.code(), std::string(error.what()) + " (the error class failed: " + failure + ")");
+}
+
+void Addon::Submit(Napi::Env env, std::unique_ptr<InferenceJob> owned) {
+  // Posted first: if that fails (out of memory), nothing was counted, the job is freed here, and the exception
+  // reaches the caller.
+  InferenceJob* job = owned.get();
   PostToInferenceThread([job, channel = channel_]() {
     if (!channel->Begin()) {
       AbandonJob(job);
@@ -74,6 +91,8 @@ void Addon::Submit(Napi::Env env, InferenceJob* job) {
     RunJob(job);
     channel->End(job);
   });
+  owned.release();                          // the inference thread's now, then CompleteJob's
+  if (pending_++ == 0) channel_->Ref(env);  // keep the process alive while work is in flight
 }
 
 void Addon::Completed(Napi::Env env) {

@@ -32,8 +32,12 @@ class Addon : public Napi::Addon<Addon> {
   // before one is set. Throws Napi::Error when the class's constructor throws.
   Napi::Value MakeError(Napi::Env env, const Error& error);
 
+  // MakeError for a promise to reject with, which throws nothing: when the class throws, a plain Error with
+  // the same code, whose message adds what the class threw.
+  napi_value ErrorValue(napi_env env, const Error& error) noexcept;
+
   // Runs `job` on the inference thread; the completion channel brings it back to CompleteJob.
-  void Submit(Napi::Env env, InferenceJob* job);
+  void Submit(Napi::Env env, std::unique_ptr<InferenceJob> job);
   // A job is back on the JavaScript thread.
   void Completed(Napi::Env env);
 

@@ -1,12 +1,43 @@
 #include "async_workers.h"
 
 #include "addon.h"
+#include "js_promises.h"
 
 namespace torchnode {
 
+namespace {
+
+// A promise for a worker: its deferred, settled later through js_promises.h, and the promise to return.
+Napi::Promise MakePromise(Napi::Env env, napi_deferred* deferred) {
+  napi_value promise;
+  NAPI_THROW_IF_FAILED(env, napi_create_promise(env, deferred, &promise), Napi::Promise());
+  return Napi::Promise(env, promise);
+}
+
+// Runs `make`, which builds the value to resolve with; resolves with it, or rejects with a plain Error with
+// `code` when it throws (an allocation failed; the environment is stopping).
+template <typename Make>
+void ResolveWith(Napi::Env env, napi_deferred* deferred, const char* code, const char* what, Make make) {
+  std::string failure;
+  try {
+    napi_value value = make();
+    SettlePromise(env, deferred, true, value);
+    return;
+  } catch (const Napi::Error& e) {
+    failure = e.Message();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown C++ exception";
+  }
+  SettlePromise(env, deferred, false, PlainError(env, code, std::string(what) + ": " + failure));
+}
+
+}  // namespace
+
 LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options)
     : Napi::AsyncWorker(env, "torch-node:load"),
-      deferred_(Napi::Promise::Deferred::New(env)),
+      promise_(MakePromise(env, &deferred_)),
       path_(std::move(path)),
       options_(std::move(options)) {}
 
@@ -25,25 +56,19 @@ void LoadWorker::Execute() {
 void LoadWorker::OnOK() {
   Napi::Env env = Env();
   Addon* addon = env.GetInstanceData<Addon>();
-  // What throws here (the error class; an allocation) rejects the promise, rather than escaping to Node as
-  // an uncaught exception with the promise never settled.
-  try {
-    if (error_) {
-      deferred_.Reject(addon->MakeError(env, *error_));
-      return;
-    }
+  if (error_) {
+    SettlePromise(env, &deferred_, false, addon->ErrorValue(env, *error_));
+    return;
+  }
+  ResolveWith(env, &deferred_, "ERR_MODEL_LOAD", "Cannot hand the loaded model to JavaScript", [&]() -> napi_value {
     std::shared_ptr<ScriptModel> shared(std::move(model_));
     auto external = Napi::External<std::shared_ptr<ScriptModel>>::New(env, &shared);
-    deferred_.Resolve(addon->model_class.New({external}));
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
-  }
+    return addon->model_class.New({external});
+  });
 }
 
 BlasCheckWorker::BlasCheckWorker(Napi::Env env, int threads)
-    : Napi::AsyncWorker(env, "torch-node:blas-check"),
-      deferred_(Napi::Promise::Deferred::New(env)),
-      threads_(threads) {}
+    : Napi::AsyncWorker(env, "torch-node:blas-check"), promise_(MakePromise(env, &deferred_)), threads_(threads) {}
 
 void BlasCheckWorker::Execute() {
   try {
@@ -58,17 +83,20 @@ void BlasCheckWorker::Execute() {
 void BlasCheckWorker::OnOK() {
   Napi::Env env = Env();
   if (!error_.empty()) {
-    deferred_.Reject(
-        env.GetInstanceData<Addon>()->MakeError(env, Error("ERR_BLAS_CHECK", "The BLAS check failed: " + error_)));
+    Error error("ERR_BLAS_CHECK", "The BLAS check failed: " + error_);
+    SettlePromise(env, &deferred_, false, env.GetInstanceData<Addon>()->ErrorValue(env, error));
     return;
   }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("cases", result_.cases);
-  out.Set("maxRelativeErrorFloat32", result_.max_relative_error_float32);
-  out.Set("maxRelativeErrorFloat64", result_.max_relative_error_float64);
-  out.Set("worstCase", result_.worst_case);
-  out.Set("gflops", result_.gflops);
-  deferred_.Resolve(out);
+  ResolveWith(env, &deferred_, "ERR_BLAS_CHECK", "Cannot hand the BLAS check's result to JavaScript",
+              [&]() -> napi_value {
+                Napi::Object out = Napi::Object::New(env);
+                out.Set("cases", result_.cases);
+                out.Set("maxRelativeErrorFloat32", result_.max_relative_error_float32);
+                out.Set("maxRelativeErrorFloat64", result_.max_relative_error_float64);
+                out.Set("worstCase", result_.worst_case);
+                out.Set("gflops", result_.gflops);
+                return out;
+              });
 }
 
 }  // namespace torchnode

@@ -1,5 +1,6 @@
 // The addon's work on libuv's pool: loading a model (seconds for a large one) and the BLAS check (about a
-// second). Options are copied into plain C++ on the JavaScript thread; Execute() touches no JavaScript.
+// second). Options are copied into plain C++ on the JavaScript thread; Execute() touches no JavaScript; OnOK()
+// settles the promise whatever fails (the error class throws: a plain Error with the code).
 #pragma once
 
 #include <napi.h>
@@ -17,12 +18,13 @@ namespace torchnode {
 class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, std::string path, LoadOptions options);
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  Napi::Promise Promise() { return promise_; }  // in the scope that made the worker
   void Execute() override;
   void OnOK() override;
 
  private:
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;  // settled through js_promises.h: nothing in OnOK throws
+  Napi::Promise promise_;
   std::string path_;
   LoadOptions options_;
   std::unique_ptr<ScriptModel> model_;
@@ -33,12 +35,13 @@ class LoadWorker : public Napi::AsyncWorker {
 class BlasCheckWorker : public Napi::AsyncWorker {
  public:
   BlasCheckWorker(Napi::Env env, int threads);
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  Napi::Promise Promise() { return promise_; }  // in the scope that made the worker
   void Execute() override;
   void OnOK() override;
 
  private:
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;  // settled through js_promises.h: nothing in OnOK throws
+  Napi::Promise promise_;
   int threads_;
   BlasCheck result_;
   std::string error_;

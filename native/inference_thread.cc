@@ -38,7 +38,7 @@ class InferenceThread {
     stopping_ = true;
     if (!changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return !busy_; })) return false;
     // The queued jobs are dropped without running or destroying them: their destructors would free
-    // models and JavaScript references while the process is going away.
+    // models (LibTorch's memory) while the process is going away.
     new std::deque<std::function<void()>>(std::move(jobs_));
     return true;
   }

@@ -10,7 +10,8 @@ namespace torchnode {
 
 namespace {
 
-constexpr size_t kMaxDims = 64;                       // LibTorch's own limit on a tensor's dimensions
+constexpr size_t kMaxDims = 64;        // LibTorch's own limit on a tensor's dimensions
+constexpr uint32_t kMaxInputs = 4096;  // far more than any forward takes (a huge sparse array is refused)
 constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER
 
 std::string Describe(Napi::Value value) {
@@ -197,6 +198,10 @@ CopiedInputs ParseInputs(Napi::Env env, Napi::Value value) {
     throw Napi::TypeError::New(env, "Expected an array of tensors for inputs but received " + Describe(value));
   }
   Napi::Array array = value.As<Napi::Array>();
+  if (array.Length() > kMaxInputs) {
+    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxInputs) +
+                                         " tensors for inputs but received " + std::to_string(array.Length()));
+  }
   CopiedInputs inputs;
   inputs.views.reserve(array.Length());
   for (uint32_t i = 0; i < array.Length(); ++i) {

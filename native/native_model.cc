@@ -29,17 +29,18 @@ Addon* NativeModel::addon() { return Env().GetInstanceData<Addon>(); }
 
 Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  // First: an argument mistake throws TypeError/RangeError at once, before any promise exists.
+  CopiedInputs inputs = ParseInputs(env, info[0]);
   auto job = std::make_unique<InferenceJob>(env);
   Napi::Promise promise = job->promise;
   if (!model_) {
-    napi_reject_deferred(
-        env, job->deferred,
-        addon()->MakeError(env, Error("ERR_MODEL_DISPOSED", "The model " + info_.path + " has been disposed")));
+    SettleJob(env, job.get(), false,
+              addon()->ErrorValue(env, Error("ERR_MODEL_DISPOSED", "The model " + info_.path + " has been disposed")));
     return promise;
   }
-  job->inputs = ParseInputs(env, info[0]);  // throws TypeError/RangeError at once; copies the data
+  job->inputs = std::move(inputs);
   job->model = model_;
-  addon()->Submit(env, job.release());
+  addon()->Submit(env, std::move(job));
   return promise;
 }
 
@@ -63,12 +64,13 @@ Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
   auto job = std::make_unique<InferenceJob>(env);
   Napi::Promise promise = job->promise;
   if (!model_) {
-    napi_resolve_deferred(env, job->deferred, env.Undefined());  // disposing twice is harmless
+    SettleJob(env, job.get(), true, env.Undefined());  // disposing twice is harmless
     return promise;
   }
   job->dispose = true;
-  job->model = std::move(model_);
-  addon()->Submit(env, job.release());
+  job->model = model_;
+  addon()->Submit(env, std::move(job));
+  model_.reset();
   return promise;
 }
 

@@ -117,8 +117,8 @@ OutputTensor ToOutput(const c10::IValue& value, const std::string& where, const 
                                        c10::toString(t.scalar_type()) + " at " + where +
                                        ", which JavaScript typed arrays cannot hold");
   }
-  // The result's memory is handed to JavaScript, so it must belong to this tensor alone: not to an
-  // input (JS memory the caller owns), to a model weight, or to another output.
+  // The result's memory is handed to JavaScript, and outlives the forward: so it must belong to this tensor
+  // alone, not to an input (the caller's buffer, freed after the forward), a model weight or another output.
   if (t.storage().use_count() > 1 || Overlaps(t, inputs) || t.is_sparse() || t.is_mkldnn()) t = t.clone();
   OutputTensor out;
   out.dtype = dtype;

@@ -25,7 +25,7 @@ const char kExportHint[] =
 }  // namespace
 
 uint64_t CheckTorchScriptArchive(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   if (stat(path.c_str(), &st) != 0) Fail("ERR_MODEL_NOT_FOUND", "Model file not found: " + path);
   if (!S_ISREG(st.st_mode)) Fail("ERR_MODEL_NOT_FOUND", "Model path is not a regular file: " + path);
   std::ifstream in(path, std::ios::binary);

@@ -2,8 +2,8 @@
 // `npm run lint`: TypeScript and JavaScript with Biome (biome.json: lint rules and formatting), Python with
 // ruff (ruff.toml: lint rules and formatting) and C++ with clang-format (.clang-format). `npm test` runs it
 // before the tests. `npm run lint -- --fix` applies every fix the tools can make on their own.
-// The tools come from the set-up: Biome from npm, ruff into .venv (scripts/requirements.txt), clang-format
-// from Debian (scripts/setup.sh).
+// The tools come from the set-up, each at a pinned version (another formats differently): Biome from npm,
+// ruff and clang-format into .venv from PyPI (scripts/requirements.txt).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -39,11 +39,7 @@ function need(file, why) {
 
 const ruff = need('.venv/bin/ruff', 'ruff, installed into .venv from scripts/requirements.txt');
 const biome = need('node_modules/@biomejs/biome/bin/biome', 'Biome, an npm devDependency');
-const clangFormat = spawnSync('clang-format', ['--version']).error ? undefined : 'clang-format';
-if (!clangFormat) {
-  console.error('lint: clang-format is not installed (Debian package clang-format); run `npm run setup` first');
-  process.exit(1);
-}
+const clangFormat = need('.venv/bin/clang-format', 'clang-format, installed into .venv from scripts/requirements.txt');
 
 const steps = fix
   ? [

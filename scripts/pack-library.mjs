@@ -23,8 +23,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'build', 'library');
 const stage = path.join(out, 'package');
 
-/** The library's entry points and the modules it starts by path (a worker thread's file). */
-const ENTRIES = ['dist/index.js', 'dist/onnx/index.js', 'dist/onnx/session-worker.js'];
+/** The library's entry points (the modules they start as worker threads are found by their startWorker calls). */
+const ENTRIES = ['dist/index.js', 'dist/onnx/index.js'];
 /** What the addon's install script needs to build it. */
 const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-libtorch.mjs', 'README.md'];
 /** Needed by the install script (cmake-js) and the addon's build (node-addon-api), though no JavaScript imports them. */
@@ -37,13 +37,20 @@ function fail(message) {
   process.exit(1);
 }
 
-/** The specifiers a built module imports: static imports and re-exports, and import('...') with a literal. */
+/**
+ * The specifiers a built module imports: static imports and re-exports, import('...') with a literal, and the
+ * modules it starts as worker threads (src/worker-thread.ts's startWorker('./name', import.meta.url)).
+ */
 function importsOf(file) {
   const code = readFileSync(file, 'utf8');
   const found = new Set();
   for (const m of code.matchAll(/\b(?:import|export)\s[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g)) found.add(m[1]);
   for (const m of code.matchAll(/\bimport\s*['"]([^'"]+)['"]/g)) found.add(m[1]);
   for (const m of code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) found.add(m[1]);
+  for (const m of code.matchAll(/\bstartWorker\(\s*['"](\.[^'"]+)['"]/g)) found.add(`${m[1]}.js`);
+  if (/\bnew Worker\(/.test(code) && !file.endsWith('worker-thread.js')) {
+    fail(`${path.relative(root, file)} starts a worker with new Worker(): use startWorker(), which this script follows`);
+  }
   return [...found];
 }
 

@@ -6,9 +6,8 @@
 // A prediction decodes the photo (sharp, on the libuv pool) while the text is tokenised and, with a model in two
 // parts, its features are looked up or computed (once per distinct text); the photo then waits for the next
 // forward, which takes every request waiting at that moment, up to maxBatch (pipelines.ts).
-import { ModelError } from '../model.js';
 import { Tensor, TorchModel, type Device } from '../index.js';
-import type { InferenceModel, ModelRuntime } from '../model.js';
+import { type InferenceModel, ModelError, type ModelRuntime } from '../model.js';
 import type { BatchRecord } from './batch-scheduler.js';
 import { layoutFiles, type Backend, type ModelFolder } from './model-folder.js';
 import { Float32ArrayPool } from './array-pool.js';
@@ -96,7 +95,7 @@ export class FoodClassifier {
   readonly #pixels: Float32ArrayPool;
   /** Predictions started and holds taken (acquire()) not yet over: the models stay loaded while any is. */
   #inFlight = 0;
-  /** Set by retire(): called when #inFlight falls to zero. */
+  /** Set by retire(): called when #inFlight falls to zero (it sets #freed). */
   #retired: (() => void) | undefined;
   #retiring: Promise<void> | undefined;
   /** True once retire() has seen #inFlight at zero: the models are being freed, nothing may start. */
@@ -293,17 +292,20 @@ export class FoodClassifier {
   }
 
   /**
-   * Frees the models once the predictions already started have finished (a reload swaps in a new
-   * classifier and retires the old one); new predictions are refused.
+   * Frees the models once the predictions already started, and the holds already taken (acquire()), have
+   * ended (a reload swaps in a new classifier and retires the old one). Until then a holder may still predict;
+   * from then on, acquire() and predict() are refused (ERR_MODEL_DISPOSED).
    */
   retire(): Promise<void> {
     this.#retiring ??= new Promise<void>((resolve) => {
-      this.#retired = resolve;
-      if (this.#inFlight === 0) resolve();
-    }).then(() => {
-      this.#freed = true;
-      return this.#pipeline.dispose();
-    });
+      // #freed is set at the very moment the last hold ends, before anything else can run: no acquire() after
+      // it gets through to models that are being freed.
+      this.#retired = () => {
+        this.#freed = true;
+        resolve();
+      };
+      if (this.#inFlight === 0) this.#retired();
+    }).then(() => this.#pipeline.dispose());
     return this.#retiring;
   }
 }

@@ -111,6 +111,8 @@ let cached: { binding: NativeBinding; path: string; blas: BlasChoice } | undefin
 
 export function binding(): { binding: NativeBinding; path: string; blas: BlasChoice } {
   if (cached) return cached;
+  // Checked first, before anything is loaded: a wrong value fails every use the same way, at once.
+  const waitMs = exitWaitMs();
   const candidates = addonCandidates();
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
@@ -138,7 +140,6 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
   // TORCH_NODE_EXIT_WAIT_MS at most; past that the process leaves at once with its exit code (a model that
   // runs for minutes must not hold a stopping process). A worker thread's end is handled in the addon; the
   // inference thread serves the whole process.
-  const waitMs = exitWaitMs();
   if (isMainThread) process.once('exit', (code) => native.stopForExit(waitMs, typeof code === 'number' ? code : 0));
   cached = { binding: native, path: found, blas };
   return cached;

@@ -1,7 +1,9 @@
 // OnnxModel on the default model's best_model.onnx: the same logits as TorchModel on best_model.pth (within
 // 1e-4) and the same top 5 on real photos, in a worker thread and on the main thread; its errors; dispose.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -11,7 +13,7 @@ import { preprocessImage } from '../../src/classifier/preprocess.js';
 import { TextTokenizer } from '../../src/classifier/tokenizer.js';
 import { ModelError, Tensor, TorchError, TorchModel } from '../../src/index.js';
 import { OnnxModel } from '../../src/onnx/index.js';
-import { DEFAULT_MODEL_DIR } from '../helpers/server.js';
+import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 import { absDiff, sharedPhotos } from '../helpers/torchvision.js';
 
 const ONNX = path.join(DEFAULT_MODEL_DIR, 'best_model.onnx');
@@ -165,3 +167,24 @@ describe('FoodClassifier with the ONNX backend', () => {
     });
   });
 });
+
+describe.skipIf(!existsSync(path.join(REPO, 'dist', 'onnx', 'index.js')))(
+  "OnnxModel's worker in a process started with Node options (runs dist/: skipped until `npm run build:ts` made it)",
+  () => {
+    const script = `
+      import { OnnxModel } from ${JSON.stringify(pathToFileURL(path.join(REPO, 'dist', 'onnx', 'index.js')).href)};
+      const model = await OnnxModel.load(${JSON.stringify(path.join(DEFAULT_MODEL_DIR, 'head.onnx'))}, { threads: 1 });
+      console.log(JSON.stringify(model.info.inputNames));
+      await model.dispose();
+    `;
+    // A worker inherits them; Node refuses one given --input-type, and refuses V8 flags given explicitly.
+    it.each([['--input-type=module'], ['--max-old-space-size=512', '--input-type=module'], ['--max-old-space-size=512', '--expose-gc', '--input-type=module']])(
+      'node %s ... -e starts it',
+      (...options: string[]) => {
+        const r = spawnSync(process.execPath, [...options, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(0);
+        expect(JSON.parse(r.stdout.trim())).toEqual(['image', 'text_features']);
+      },
+    );
+  },
+);

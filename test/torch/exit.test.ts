@@ -80,7 +80,7 @@ describe.skipIf(!existsSync(dist))('process exit (runs dist/: skipped until `npm
     expect(r.stderr).toContain('a forward was still running 300 ms after process.exit(); leaving without waiting for it');
   });
 
-  it('TORCH_NODE_EXIT_WAIT_MS that is not a number of milliseconds is refused when the library starts', () => {
+  it('TORCH_NODE_EXIT_WAIT_MS that is not a number of milliseconds is refused at the first use of the addon (a load)', () => {
     const r = runNode(`${IMPORT}\nawait TorchModel.load(${JSON.stringify(modelPath('add_mul'))});`, { TORCH_NODE_EXIT_WAIT_MS: 'soon' });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("Expected an integer number of milliseconds (0 to 86400000) for TORCH_NODE_EXIT_WAIT_MS but received 'soon'");

@@ -88,12 +88,19 @@ describe('a promise settles whatever fails while its value is built', () => {
         throw new Error('the error class is broken');
       }
     }
+    const disposed = await TorchModel.load(modelPath('add_mul'), { device: 'cpu' });
+    await disposed.dispose();
     native.setErrorClass(Broken as never);
     try {
       const forward = raises.forward([Tensor.float32([-1, -2])]);
       await expect(forward).rejects.toMatchObject({ code: 'ERR_FORWARD', message: expect.stringContaining('negative input') });
       await expect(forward).rejects.toThrow('the error class failed: the error class is broken');
-      await expect(native.load('/no/such/model.pt', { device: 'cpu', threads: 1 })).rejects.toThrow('the error class is broken');
+      const load = native.load('/no/such/model.pt', { device: 'cpu', threads: 1 });
+      await expect(load).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND', message: expect.stringContaining('the error class failed') });
+      const afterDispose = disposed.forward([Tensor.float32([1]), Tensor.float32([2])]);
+      await expect(afterDispose).rejects.toMatchObject({ code: 'ERR_MODEL_DISPOSED', message: expect.stringContaining('the error class failed') });
+      const blas = native.checkBlas(1);
+      await expect(blas).resolves.toMatchObject({ cases: expect.any(Number) }); // a success needs no error class
     } finally {
       native.setErrorClass(TorchError);
     }
