@@ -13,7 +13,7 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   out.push(`${h} The service on the ${r.model}`, '');
   if (svgName) out.push(`![the service against the workshop's app](${svgName})`, '');
   out.push(
-    `The service as a user starts it (\`node dist/server/main.js\`, its defaults, THREADS=${r.service.threads}): ${r.service.backend}, ` +
+    `The service as a user starts it (\`node dist/server/main.js\`, its defaults, THREADS=${r.service.threads}, the prediction cache off): ${r.service.backend}, ` +
       `layout ${r.service.layout}, ${r.service.runtime}. Uploads: ${r.photos}.`,
     '',
   );
@@ -50,7 +50,7 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   out.push(
     '',
     '"same": every request says "Image of food" (the text encoder ran once, at start); "different": a text never seen before on ' +
-      'every request (the text encoder runs for each). Distinct photos throughout: the prediction cache never answers. ' +
+      'every request (the text encoder runs for each). Distinct photos throughout, and the prediction cache off (PREDICTION_CACHE_SIZE=0): every answer computed (the client of each run checks that none came from a cache). ' +
       "/health is asked every 10 ms by another process during the run. The last columns come from the service's /metrics over the run: " +
       'the mean forward and batch size of each part, decoding, and the wait from admission to the forward.',
     '',

@@ -5,7 +5,7 @@
 //      Measured with torch's own thread count (as the app runs) and with THREADS, as the service gets.
 //   2. the service's forwards, batch 1, on every backend at hand: the head (what a request with a known text
 //      costs) and the text encoder (what a new text adds). The fastest is what the service's default is held to.
-//   3. the service with its defaults (THREADS fixed): distinct photos at each concurrency, (a) the same text on
+//   3. the service with its defaults (THREADS fixed, the prediction cache off): distinct photos at each concurrency, (a) the same text on
 //      every request, (b) a different text on every request; req/s, p50/p99, /health's latency from another
 //      process, peak RSS, and from /metrics where the time went (forward, batch size, preprocessing, queue).
 // Steps 1 and 2 are in bench/workshop/forwards.ts, step 3 in bench/workshop/service-runs.ts; this file holds the

@@ -7,7 +7,7 @@ import type { Stats } from '../results.js';
 import type { WorkshopServicePlan, WorkshopServiceResults, WorkshopServiceRow } from '../workshop-service.js';
 import { runJson } from './run-json.js';
 
-/** Sums and counts of /metrics' histograms, to difference before and after a run. */
+/** Sums and counts of /metrics' histograms, and the caches' hits, to difference before and after a run. */
 async function histogramTotals(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const totals: Record<string, number> = {};
@@ -17,6 +17,8 @@ async function histogramTotals(url: string): Promise<Record<string, number>> {
         line,
       );
     if (m) totals[`${m[1]}${m[4] ? `:${m[4]}` : ''}_${m[2]}`] = Number(m[5]);
+    const hits = /^cache_hits_total\{cache="(\w+)"\} ([\d.e+-]+)$/.exec(line);
+    if (hits) totals[`cache_hits:${hits[1]}`] = Number(hits[2]);
   }
   return totals;
 }
@@ -27,12 +29,18 @@ export async function serviceRuns(
   shape: { workers: number; concurrencies: number[] },
 ): Promise<{ runs: WorkshopServiceRow[]; service: WorkshopServiceResults['service'] }> {
   // The service as a user starts it: `node dist/server/main.js`, its defaults, the model folder and THREADS set
-  // (with WORKERS, the threads divided among the workers).
+  // (with WORKERS, the threads divided among the workers); and the prediction cache off, because each run's
+  // client starts again at the first photo: with the cache on, the photos an earlier run (the warm-up) sent
+  // with the same text would be answered from it at no cost (a 3-second run counted ~40 % of such answers).
   const threads = Math.max(1, Math.floor(plan.threads / shape.workers));
-  const server = await startServer({ MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers) }, plan.repo, {
-    entry: 'dist',
-    cleanEnv: true,
-  });
+  const server = await startServer(
+    { MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers), PREDICTION_CACHE_SIZE: '0' },
+    plan.repo,
+    {
+      entry: 'dist',
+      cleanEnv: true,
+    },
+  );
   const runs: WorkshopServiceRow[] = [];
   let service: WorkshopServiceResults['service'];
   try {
@@ -52,7 +60,7 @@ export async function serviceRuns(
         : `LibTorch ${status.libtorch?.version}, BLAS kernel ${status.libtorch?.blas.kernel} (${status.libtorch?.blas.source})`,
     };
     const client = (extra: string[], seconds: number) =>
-      runJson<{ requests: number; errors: number; requests_per_s?: number } & Stats>(
+      runJson<{ requests: number; errors: number; cache_hits?: number; requests_per_s?: number } & Stats>(
         process.execPath,
         ['--import', 'tsx', 'bench/load-client.ts', '--url', server.url, '--seconds', String(seconds), ...extra],
         process.env,
@@ -91,6 +99,14 @@ export async function serviceRuns(
           preprocess_ms: mean('predict_preprocess_seconds'),
           queue_ms: mean('predict_queue_seconds'),
         };
+        // A "different" text must be new to the service: its features computed, never found in the cache.
+        if (text === 'different' && delta('cache_hits:text_features') > 0) {
+          throw new Error(`the different-text run at concurrency ${concurrency} found ${delta('cache_hits:text_features')} texts' features in the cache`);
+        }
+        if (load.cache_hits)
+          throw new Error(
+            `the ${text}-text run at concurrency ${concurrency} got ${load.cache_hits} answers from the prediction cache: its rate would not be the model's`,
+          );
         runs.push(row);
         plan.progress(
           `   ${row.requests_per_s.toFixed(1)} req/s, p50 ${row.p50_ms.toFixed(0)} ms, p99 ${row.p99_ms.toFixed(0)} ms, errors ${row.errors}, ` +
