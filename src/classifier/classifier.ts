@@ -314,7 +314,10 @@ async function loadModel(backend: Backend, file: string, options: ClassifierOpti
   if (backend === 'onnx') {
     // Loaded on demand: a LibTorch service never loads ONNX Runtime.
     const { OnnxModel } = await import('../onnx/model.js');
-    return OnnxModel.load(file, { threads: options.threads, niceness: options.computeNiceness ?? 0 });
+    // Spinning off: the service's sessions share the cores with each other (head and text encoder) and with
+    // image decoding; busy-waiting threads of one would slow the others (the full-size model, a new text on
+    // every request, one at a time, through bench/load-client.ts: 7.0 req/s with spinning, 11.0 without).
+    return OnnxModel.load(file, { threads: options.threads, niceness: options.computeNiceness ?? 0, spinning: false });
   }
   return TorchModel.load(file, { device: options.device ?? 'auto', threads: options.threads });
 }

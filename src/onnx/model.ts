@@ -15,7 +15,7 @@ import { type InferenceModel, ModelError, type ModelRuntime } from '../model.js'
 import { startWorker } from '../worker-thread.js';
 import { Tensor } from '../torch/tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
-import { runSession, sessionOptions, toTensor, type Reply, type Request, type WireTensor } from './protocol.js';
+import { runSession, sessionOptions, toTensor, type Reply, type Request, type SessionSettings, type WireTensor } from './protocol.js';
 
 export interface OnnxLoadOptions {
   /** ONNX Runtime's intra-op threads. Default: the machine's available parallelism, as TorchModel. */
@@ -29,6 +29,12 @@ export interface OnnxLoadOptions {
    * nothing.
    */
   niceness?: number;
+  /**
+   * Whether the session's threads busy-wait for a while after each parallel section (ONNX Runtime's default,
+   * true), which saves a little latency on an otherwise idle machine; false lets them sleep at once, which is
+   * better wherever other work shares the cores: a second session, image decoding (the service sets false).
+   */
+  spinning?: boolean;
 }
 
 export interface OnnxModelInfo {
@@ -36,6 +42,7 @@ export interface OnnxModelInfo {
   device: 'cpu';
   threads: number;
   thread: 'worker' | 'main';
+  spinning: boolean;
   inputNames: readonly string[];
   outputNames: readonly string[];
   onnxruntimeVersion: string;
@@ -64,24 +71,27 @@ export class OnnxModel implements InferenceModel {
   static load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
     if (typeof file !== 'string' || file === '') throw invalid('a path to an .onnx file', 'file', file);
     if (!isObject(options)) throw invalid('an options object', 'options', options);
-    checkKeys(options, ['threads', 'thread', 'niceness'], 'the load options');
+    checkKeys(options, ['threads', 'thread', 'niceness', 'spinning'], 'the load options');
     const threads = checkInteger(options.threads ?? availableParallelism(), 'threads', 1, 1024);
+    const spinning = options.spinning ?? true;
+    if (typeof spinning !== 'boolean') throw invalid('a boolean', 'spinning', spinning);
     const niceness = checkInteger(options.niceness ?? 0, 'niceness', 0, 19);
     const thread = options.thread ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw invalid("'worker' or 'main'", 'thread', thread);
-    return OnnxModel.#load(path.resolve(file), { threads, niceness, thread });
+    return OnnxModel.#load(path.resolve(file), { threads, spinning }, { niceness, thread });
   }
 
-  static async #load(absolute: string, { threads, niceness, thread }: { threads: number; niceness: number; thread: 'worker' | 'main' }): Promise<OnnxModel> {
+  static async #load(absolute: string, settings: SessionSettings, { niceness, thread }: { niceness: number; thread: 'worker' | 'main' }): Promise<OnnxModel> {
     if (!existsSync(absolute)) throw new ModelError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
 
-    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, threads, niceness) : await MainThreadRunner.start(absolute, threads);
+    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, settings, niceness) : await MainThreadRunner.start(absolute, settings);
     return new OnnxModel(
       {
         path: absolute,
         device: 'cpu',
-        threads,
+        threads: settings.threads,
         thread,
+        spinning: settings.spinning,
         inputNames: runner.inputNames,
         outputNames: runner.outputNames,
         onnxruntimeVersion: ort.env.versions.common,
@@ -139,9 +149,9 @@ class MainThreadRunner implements Runner {
 
   private constructor(readonly session: ort.InferenceSession) {}
 
-  static async start(file: string, threads: number): Promise<MainThreadRunner> {
+  static async start(file: string, settings: SessionSettings): Promise<MainThreadRunner> {
     try {
-      return new MainThreadRunner(await ort.InferenceSession.create(file, sessionOptions(threads)));
+      return new MainThreadRunner(await ort.InferenceSession.create(file, sessionOptions(settings)));
     } catch (err) {
       throw new ModelError(`Cannot load ${file} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
     }
@@ -192,12 +202,12 @@ class WorkerRunner implements Runner {
     worker.once('exit', () => this.#die(new ModelError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
   }
 
-  static async start(file: string, threads: number, niceness: number): Promise<WorkerRunner> {
+  static async start(file: string, settings: SessionSettings, niceness: number): Promise<WorkerRunner> {
     const runner = new WorkerRunner(sessionWorker());
     const loaded = await new Promise<Reply>((resolve, reject) => {
       runner.#worker.once('message', resolve);
       runner.#worker.once('error', reject);
-      runner.#post({ type: 'load', file, threads, niceness });
+      runner.#post({ type: 'load', file, settings, niceness });
     }).catch((err: Error) => ({ type: 'error', message: err.message, code: 'ERR_MODEL_LOAD' }) as Reply);
     if (loaded.type !== 'loaded') {
       await runner.#worker.terminate();

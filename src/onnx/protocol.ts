@@ -14,7 +14,7 @@ export interface WireTensor {
 }
 
 export type Request =
-  | { type: 'load'; file: string; threads: number; niceness: number }
+  | { type: 'load'; file: string; settings: SessionSettings; niceness: number }
   | { type: 'run'; id: number; inputs: WireTensor[] }
   | { type: 'dispose' };
 
@@ -36,9 +36,25 @@ const ORT_TYPE: Record<DType, OrtTensor.Type> = {
 
 const DTYPE_OF: Partial<Record<string, DType>> = Object.fromEntries(Object.entries(ORT_TYPE).map(([d, t]) => [t, d as DType]));
 
-/** The session options of every OnnxModel: `threads` intra-op threads, one graph at a time, all graph optimisations. */
-export function sessionOptions(threads: number): InferenceSession.SessionOptions {
-  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
+/** How an OnnxModel's session is made (OnnxLoadOptions, validated). */
+export interface SessionSettings {
+  threads: number;
+  spinning: boolean;
+}
+
+/**
+ * The session options of every OnnxModel: `threads` intra-op threads, one graph at a time, all graph
+ * optimisations; and, with `spinning` false, intra-op threads that sleep as soon as a parallel section ends
+ * instead of busy-waiting for the next one (ONNX Runtime's `session.intra_op.allow_spinning`).
+ */
+export function sessionOptions({ threads, spinning }: SessionSettings): InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+  };
 }
 
 export function toOrt(ort: typeof import('onnxruntime-node'), tensor: WireTensor | Tensor): OrtTensor {

@@ -28,7 +28,7 @@ async function handle(request: Request): Promise<void> {
         // On Linux a thread's nice value is its own, and the threads ONNX Runtime starts for the session inherit
         // this one's: lowered, the forwards yield the cores to the event loop whenever it has work.
         if (request.niceness > 0 && process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + request.niceness));
-        session = await ort.InferenceSession.create(request.file, sessionOptions(request.threads));
+        session = await ort.InferenceSession.create(request.file, sessionOptions(request.settings));
         reply({ type: 'loaded', inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
       } catch (err) {
         reply({ ...failure(err), code: 'ERR_MODEL_LOAD' } as Reply);

@@ -124,6 +124,20 @@ describe('OnnxModel.load and dispose', () => {
     expect(() => OnnxModel.load(ONNX, { threads: 0 })).toThrow(RangeError);
     expect(() => OnnxModel.load(ONNX, { thread: 'gpu' as never })).toThrow(TypeError);
     expect(() => OnnxModel.load(ONNX, { device: 'cpu' } as never)).toThrow(/device/);
+    expect(() => OnnxModel.load(ONNX, { spinning: 'no' } as never)).toThrow("Expected a boolean for spinning but received 'no' of type string");
+  });
+
+  it('spinning off (as the service loads its sessions): the same outputs, in a worker and on the main thread', async () => {
+    const reference = await OnnxModel.load(ONNX, { threads: 2 });
+    expect(reference.info.spinning).toBe(true);
+    const expected = (await reference.forward(inputs[0]))[0].data;
+    await reference.dispose();
+    for (const thread of ['worker', 'main'] as const) {
+      const onnx = await OnnxModel.load(ONNX, { threads: 2, thread, spinning: false });
+      expect(onnx.info).toMatchObject({ spinning: false, thread });
+      expect((await onnx.forward(inputs[0]))[0].data).toEqual(expected);
+      await onnx.dispose();
+    }
   });
 
   it('dispose lets the forwards already called finish, then refuses new ones', async () => {
