@@ -316,7 +316,8 @@ async function loadModel(backend: Backend, file: string, options: ClassifierOpti
     const { OnnxModel } = await import('../onnx/model.js');
     // Spinning off: the service's sessions share the cores with each other (head and text encoder) and with
     // image decoding; busy-waiting threads of one would slow the others (the full-size model, a new text on
-    // every request, one at a time, through bench/load-client.ts: 7.0 req/s with spinning, 11.0 without).
+    // every request, one at a time: 7.0 req/s with spinning, 11.0 without, side by side with bench/load-client.ts;
+    // 6.5 and 10.0 in two runs of npm run bench).
     return OnnxModel.load(file, { threads: options.threads, niceness: options.computeNiceness ?? 0, spinning: false });
   }
   return TorchModel.load(file, { device: options.device ?? 'auto', threads: options.threads });

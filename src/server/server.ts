@@ -29,17 +29,25 @@ export interface RunningService {
   close(): Promise<boolean>;
 }
 
-/** How long start-up waits for Redis before serving without it (its connect timeout is 2 s). */
+/** How long start-up waits for Redis (counted from before the model loads) before serving without it. */
 const REDIS_STARTUP_WAIT_MS = 3_000;
 
 /** Loads the model (rejects, naming the file at fault, when it cannot) and listens. */
 export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   let metrics: ServiceMetrics | undefined;
-  const models = await ModelManager.load(config, logger, { onBatch: (record) => metrics?.observeBatch(record) });
+  // Redis connects while the model loads: the start-up wait for it overlaps the load.
   const cache: PredictionCache = config.redisUrl
     ? new RedisPredictionCache({ url: config.redisUrl, ttlSeconds: config.predictionCacheTtlSeconds, logger })
     : new MemoryPredictionCache(config.predictionCacheSize, config.predictionCacheTtlSeconds);
-  if (cache instanceof RedisPredictionCache && !(await cache.ready(REDIS_STARTUP_WAIT_MS))) {
+  const redisReady = cache instanceof RedisPredictionCache ? cache.ready(REDIS_STARTUP_WAIT_MS) : Promise.resolve(true);
+  let models: ModelManager;
+  try {
+    models = await ModelManager.load(config, logger, { onBatch: (record) => metrics?.observeBatch(record) });
+  } catch (err) {
+    await cache.close();
+    throw err;
+  }
+  if (!(await redisReady)) {
     logger.warn({ wait_ms: REDIS_STARTUP_WAIT_MS }, 'Redis is not reachable at start-up: serving without the shared cache and counters until it is');
   }
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });

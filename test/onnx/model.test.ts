@@ -13,6 +13,7 @@ import { preprocessImage } from '../../src/classifier/preprocess.js';
 import { TextTokenizer } from '../../src/classifier/tokenizer.js';
 import { ModelError, Tensor, TorchError, TorchModel } from '../../src/index.js';
 import { OnnxModel } from '../../src/onnx/index.js';
+import { sessionOptions } from '../../src/onnx/protocol.js';
 import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 import { absDiff, sharedPhotos } from '../helpers/torchvision.js';
 
@@ -125,6 +126,12 @@ describe('OnnxModel.load and dispose', () => {
     expect(() => OnnxModel.load(ONNX, { thread: 'gpu' as never })).toThrow(TypeError);
     expect(() => OnnxModel.load(ONNX, { device: 'cpu' } as never)).toThrow(/device/);
     expect(() => OnnxModel.load(ONNX, { spinning: 'no' } as never)).toThrow("Expected a boolean for spinning but received 'no' of type string");
+  });
+
+  it('spinning reaches ONNX Runtime as its session.intra_op.allow_spinning entry (which it takes unchecked: a misspelt key is ignored)', () => {
+    expect(sessionOptions({ threads: 2, spinning: false }).extra).toEqual({ session: { intra_op: { allow_spinning: '0' } } });
+    expect(sessionOptions({ threads: 2, spinning: true })).not.toHaveProperty('extra');
+    expect(sessionOptions({ threads: 3, spinning: true }).intraOpNumThreads).toBe(3);
   });
 
   it('spinning off (as the service loads its sessions): the same outputs, in a worker and on the main thread', async () => {
