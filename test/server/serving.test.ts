@@ -117,13 +117,19 @@ describe('reloads', () => {
 describe('the bounded queue', () => {
   it('beyond MAX_QUEUE waiting requests, /predict answers 503 with Retry-After at once', async () => {
     const s = await server({ MAX_QUEUE: '1', MAX_BATCH: '1' });
-    // A 24-megapixel photo takes long enough to decode that the requests sent meanwhile find the queue full.
-    const big = await sharp({ create: { width: 6000, height: 4000, channels: 3, background: { r: 90, g: 60, b: 30 } } })
-      .jpeg({ quality: 80 })
+    // A 36-megapixel RGBA PNG is decoded whole (PIL's alpha semantics: no shrink-on-load, unlike a JPEG), which
+    // takes a few hundred ms; once /metrics shows it admitted, the requests sent meanwhile find the queue full.
+    const big = await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 90, g: 60, b: 30, alpha: 0.5 } } })
+      .png()
       .toBuffer();
     const small = await photo(1);
-    const first = predict(s.url, big, 'Image of food');
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    const first = predict(s.url, big, 'Image of food', 'big.png');
+    let answered = false;
+    void first.finally(() => {
+      answered = true;
+    });
+    while (!answered && (await metric(s.url, 'predict_queue_waiting')) < 1) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(answered, 'the big upload was answered before /metrics showed it waiting').toBe(false);
     const refused = await Promise.all(Array.from({ length: 5 }, () => predict(s.url, small, 'Image of food')));
     for (const res of refused) {
       expect(res.status).toBe(503);
