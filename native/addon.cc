@@ -66,17 +66,10 @@ Napi::Value Addon::MakeError(Napi::Env env, const Error& error) {
 }
 
 napi_value Addon::ErrorValue(napi_env env, const Error& error) noexcept {
-  std::string failure;
-  try {
-    return MakeError(Napi::Env(env), error);
-  } catch (const Napi::Error& e) {
-    failure = e.Message();
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "unknown C++ exception";
-  }
-  return PlainError(env, error.code(), std::string(error.what()) + " (the error class failed: " + failure + ")");
+  napi_value value = nullptr;
+  const std::optional<std::string> failure = FailureOf([&] { value = MakeError(Napi::Env(env), error); });
+  if (!failure) return value;
+  return PlainError(env, error.code(), std::string(error.what()) + " (the error class failed: " + *failure + ")");
 }
 
 void Addon::Submit(Napi::Env env, std::unique_ptr<InferenceJob> owned) {

@@ -18,19 +18,12 @@ Napi::Promise MakePromise(Napi::Env env, napi_deferred* deferred) {
 // `code` when it throws (an allocation failed; the environment is stopping).
 template <typename Make>
 void ResolveWith(Napi::Env env, napi_deferred* deferred, const char* code, const char* what, Make make) {
-  std::string failure;
-  try {
-    napi_value value = make();
+  napi_value value = nullptr;
+  if (const std::optional<std::string> failure = FailureOf([&] { value = make(); })) {
+    SettlePromise(env, deferred, false, PlainError(env, code, std::string(what) + ": " + *failure));
+  } else {
     SettlePromise(env, deferred, true, value);
-    return;
-  } catch (const Napi::Error& e) {
-    failure = e.Message();
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "unknown C++ exception";
   }
-  SettlePromise(env, deferred, false, PlainError(env, code, std::string(what) + ": " + failure));
 }
 
 }  // namespace

@@ -72,23 +72,16 @@ void CompleteJob(Napi::Env env, Napi::Function, Addon* addon, InferenceJob* raw_
     SettleJob(env, job.get(), true, nullptr);
   } else {
     napi_value outputs = nullptr;
-    std::string failure;
-    try {
+    const std::optional<std::string> failure = FailureOf([&] {
       addon->InjectedFault(Fault::kOutputConversion);
       outputs = ResultToJs(env, job->result);
-    } catch (const Napi::Error& e) {
-      failure = e.Message();
-    } catch (const std::exception& e) {
-      failure = e.what();
-    } catch (...) {
-      failure = "unknown C++ exception";
-    }
-    if (outputs != nullptr) {
+    });
+    if (!failure) {
       SettleJob(env, job.get(), true, outputs);
     } else {
       SettleJob(
           env, job.get(), false,
-          PlainError(env, "ERR_OUTPUT_CONVERSION", "Cannot hand the forward's outputs to JavaScript: " + failure));
+          PlainError(env, "ERR_OUTPUT_CONVERSION", "Cannot hand the forward's outputs to JavaScript: " + *failure));
     }
   }
   napi_close_handle_scope(env, scope);

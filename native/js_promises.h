@@ -4,6 +4,8 @@
 
 #include <node_api.h>
 
+#include <exception>
+#include <optional>
 #include <string>
 
 namespace torchnode {
@@ -17,5 +19,19 @@ napi_value PlainError(napi_env env, const std::string& code, const std::string& 
 // Resolves or rejects `*deferred` with `value` (undefined when null), once: whatever N-API answers, the
 // deferred is N-API's afterwards (it frees it even when settling then fails), so *deferred becomes null.
 void SettlePromise(napi_env env, napi_deferred* deferred, bool resolve, napi_value value) noexcept;
+
+// Runs `fn`: nothing when it returns, else what it threw, as text (a Napi::Error is a std::exception whose
+// what() is its message). For the steps whose failure must still end in a settled promise.
+template <typename Fn>
+std::optional<std::string> FailureOf(Fn&& fn) noexcept {
+  try {
+    fn();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  } catch (...) {
+    return std::string("unknown C++ exception");
+  }
+}
 
 }  // namespace torchnode

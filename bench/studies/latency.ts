@@ -42,14 +42,11 @@ export async function latencyMatrix(plan: BenchPlan, models: readonly BenchModel
         }
         const measured = active.filter((r) => outputs.has(r));
         const reference = measured.length ? outputs.get(measured[0])!.output_sum : 0;
+        // What names a row: the model, the shape of the measurement and the runner.
+        const identity = (runner: Runner) => ({ model: model.key, batch, threads, runner: runner.name, kind: runner.kind, stack: runner.stack });
         for (const [runner, error] of failures) {
           rows.push({
-            model: model.key,
-            batch,
-            threads,
-            runner: runner.name,
-            kind: runner.kind,
-            stack: runner.stack,
+            ...identity(runner),
             version: '',
             n: 0,
             p50: NaN,
@@ -63,12 +60,7 @@ export async function latencyMatrix(plan: BenchPlan, models: readonly BenchModel
         for (const runner of measured) {
           const out = outputs.get(runner)!;
           rows.push({
-            model: model.key,
-            batch,
-            threads,
-            runner: runner.name,
-            kind: runner.kind,
-            stack: runner.stack,
+            ...identity(runner),
             version: out.libtorch ?? out.onnxruntime ?? '',
             ...stats(times.get(runner)!),
             eventloop_p99_ms: out.eventloop_delay_ms?.p99,
