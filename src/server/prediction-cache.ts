@@ -6,7 +6,7 @@
 // instances serving the same files share answers, and a new model never meets an old model's answer. Entries
 // expire after PREDICTION_CACHE_TTL seconds. Redis being slow or down never fails a request: the answer is
 // computed, the outage logged once (and its end), and counted in /metrics (cache_errors_total).
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
@@ -41,18 +41,27 @@ export interface PredictionCache {
   close(): Promise<void>;
 }
 
+/** An image as the key knows it: its SHA-256 and its length. */
+export interface ImageDigest {
+  sha256: Uint8Array;
+  length: number;
+}
+
+/** The SHA-256 of `image`, computed here (the service's uploads arrive with theirs: upload-storage.ts). */
+export function imageDigest(image: Uint8Array): ImageDigest {
+  return { sha256: createHash('sha256').update(image).digest(), length: image.length };
+}
+
 /**
  * The key of one request: SHA-256 of the model's content id, the text and the image's own SHA-256, each
- * length-prefixed so that none can run into the next. The image, up to MAX_UPLOAD_MB, is hashed on libuv's
- * pool (WebCrypto's digest): milliseconds a megabyte that the event loop does not spend.
+ * length-prefixed so that none can run into the next.
  */
-export async function predictionKey(modelId: string, text: string, image: Uint8Array): Promise<string> {
-  const imageDigest = Buffer.from(await webcrypto.subtle.digest('SHA-256', image));
+export function predictionKey(modelId: string, text: string, image: ImageDigest): string {
   const textBytes = Buffer.from(text, 'utf8');
   const header = Buffer.alloc(12);
   header.writeUInt32BE(textBytes.length, 0);
   header.writeBigUInt64BE(BigInt(image.length), 4);
-  return createHash('sha256').update(modelId).update(header).update(textBytes).update(imageDigest).digest('hex');
+  return createHash('sha256').update(modelId).update(header).update(textBytes).update(image.sha256).digest('hex');
 }
 
 export class MemoryPredictionCache implements PredictionCache {

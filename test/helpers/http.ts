@@ -1,5 +1,6 @@
 // HTTP helpers for the service's tests beyond server.ts: the workshop's answers checked field by field, a
-// multipart body as curl -F sends it, an upload sent in parts when the test says, a raw keep-alive GET.
+// multipart body as curl -F sends it, an upload sent in parts when the test says, a form sent chunked, a raw
+// keep-alive GET.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -61,6 +62,26 @@ export function multipart(image: Buffer, text: string): { body: Buffer; contentT
     body: Buffer.concat([Buffer.from(head), image, Buffer.from(`\r\n--${boundary}--\r\n`)]),
     contentType: `multipart/form-data; boundary=${boundary}`,
   };
+}
+
+/** fetch's options to POST `form` chunked, in pieces of 64 KiB without a Content-Length, as a streaming client does. */
+export async function chunkedPost(form: FormData): Promise<RequestInit> {
+  const encoded = new Request('http://localhost/', { method: 'POST', body: form });
+  const whole = Buffer.from(await encoded.arrayBuffer());
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= whole.length) {
+        controller.close();
+        return;
+      }
+      const end = offset + 65536;
+      controller.enqueue(whole.subarray(offset, end));
+      offset = end;
+    },
+  });
+  // duplex: Node's fetch needs it for a stream body (not yet in TypeScript's RequestInit)
+  return { method: 'POST', body, headers: { 'content-type': encoded.headers.get('content-type') ?? '' }, duplex: 'half' } as RequestInit;
 }
 
 export interface StalledUpload {

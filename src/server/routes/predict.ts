@@ -13,11 +13,11 @@ import type { AppContext } from '../app-context.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
 import { CLASSIFICATION_ERROR, DEFAULT_TEXT, QUEUE_FULL, TOP_K, WAITED_TOO_LONG } from '../messages.js';
 import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
+import { hashingMemoryStorage, type StoredUpload } from '../upload-storage.js';
 import { limitUploadBytes } from '../uploads.js';
 
 interface PredictRequest {
-  image: Uint8Array;
-  imageBytes: number;
+  image: StoredUpload;
   text: string;
   /** The model generation when the request arrived: an answer is cached only if it is still current. */
   generation: number;
@@ -41,12 +41,12 @@ function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHan
 
 export function predictRoutes({ config, models, cache, admission, metrics }: AppContext): Router {
   const upload = multer({
-    storage: multer.memoryStorage(),
+    storage: hashingMemoryStorage(config.maxUploadBytes),
     // One file; a few small fields (text is the only one read, up to 1 MiB: far more than 128 tokens need).
     limits: { fileSize: config.maxUploadBytes, fields: 5, parts: 10, fieldSize: 1024 * 1024 },
   });
   const handle: RequestHandler = async (req, res) => {
-    const image = req.file;
+    const image = req.file as (Express.Multer.File & StoredUpload) | undefined;
     if (!image) {
       // A text field called image, or no field at all (which also covers a body that is not multipart).
       if (typeof req.body?.image === 'string') {
@@ -61,16 +61,16 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     const classifier = models.classifier;
     const release = classifier.acquire();
     try {
-      await answer(res, { image: image.buffer, imageBytes: image.size, text, generation, classifier });
+      await answer(res, { image, text, generation, classifier });
     } finally {
       release();
     }
   };
   /** The answer from the cache, or computed by `classifier` (held by the caller until this settles). */
-  const answer = async (res: Response, { image, imageBytes, text, generation, classifier }: PredictRequest): Promise<void> => {
-    const key = await predictionKey(classifier.modelId, text, image);
+  const answer = async (res: Response, { image, text, generation, classifier }: PredictRequest): Promise<void> => {
+    const key = predictionKey(classifier.modelId, text, { sha256: image.sha256, length: image.size });
     const cached = await cache.get(key);
-    res.locals.log = { cache_hit: Boolean(cached), image_bytes: imageBytes, generation };
+    res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {
       res.json({ predictions: cached, cache_hit: true });
       return;
@@ -84,7 +84,7 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     let queueMs: number | undefined;
     let result: Classification;
     try {
-      result = await classifier.classify(image, text, {
+      result = await classifier.classify(image.buffer, text, {
         topK: TOP_K,
         deadline: ticket.deadline,
         onForwardStart: () => {
