@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { limitMallocArenas } from '../process-memory.js';
 import { describeRuntime } from './runtime-description.js';
 import { type RunningService, startService } from './server.js';
+import { BACKGROUND_NICENESS, keepOtherThreadsLowered } from './thread-priority.js';
 
 const USAGE = `Usage: npm start   (or: node dist/server/main.js [--help])
 
@@ -89,6 +90,8 @@ async function serve(config: ServiceConfig): Promise<void> {
     });
   }
 
+  // The model is loaded and its threads started: from here the event loop comes first (thread-priority.ts).
+  const { lowered } = await keepOtherThreadsLowered();
   const classifier = service.models.classifier;
   const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
   logger.info(
@@ -102,6 +105,7 @@ async function serve(config: ServiceConfig): Promise<void> {
       version,
       env_file: config.envFile ?? null,
       startup_ms: Math.round(performance.now() - started),
+      ...(lowered > 0 ? { background_niceness: BACKGROUND_NICENESS } : {}),
       ...(cluster.isWorker ? { worker: process.pid } : {}),
     },
     // A worker's primary says 'listening' once every worker does.

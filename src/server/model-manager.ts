@@ -12,6 +12,7 @@ import { readModelFolder } from '../classifier/model-folder.js';
 import { releaseFreeMemory } from '../process-memory.js';
 import { threadsPerWorker } from './cluster.js';
 import type { ServiceConfig } from './config.js';
+import { BACKGROUND_NICENESS } from './thread-priority.js';
 
 export interface ModelManagerOptions {
   /** Every forward's record, for metrics. */
@@ -137,6 +138,6 @@ async function loadClassifier(config: ServiceConfig, options: ModelManagerOption
     maxBatchDelayMs: config.maxBatchDelayMs,
     onBatch: options.onBatch,
     // The forwards yield the cores to the event loop: /health and cached answers stay fast under load.
-    computeNiceness: 10,
+    computeNiceness: BACKGROUND_NICENESS,
   });
 }

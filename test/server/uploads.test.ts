@@ -1,11 +1,14 @@
 // What one request may cost, against real servers: the cases an outside tester found (a declared gigabyte read to
 // the end, chunked streams without end, stalled uploads, disconnects logged as 500s, CMYK converted on the event
 // loop, huge or extreme images decoded without bound), each a regression test.
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { getPriority } from 'node:os';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { chunkedPost } from '../helpers/http.js';
 import { getJson, predict, startServer, type TestServer } from '../helpers/server.js';
 
 const servers: TestServer[] = [];
@@ -195,4 +198,43 @@ describe('costly images', () => {
     expect(maxRunning).toBe(1);
     expect(maxWaiting).toBeGreaterThanOrEqual(1);
   }, 120_000);
+
+  it('an upload sent chunked (no Content-Length) is kept whole: the same answer, from the cache, as sent with one', async () => {
+    const photo = await sharp({ create: { width: 1600, height: 1200, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 50 } } } as never)
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    expect(photo.length).toBeGreaterThan(1024 * 1024); // past the storage's first buffer: it grows
+    const withLength = await predict(s.url, photo, 'a chunked upload');
+    expect(withLength.status).toBe(200);
+    expect(withLength.body.cache_hit).toBe(false);
+    const form = new FormData();
+    form.append('image', new Blob([photo]), 'photo.jpg');
+    form.append('text', 'a chunked upload');
+    const res = await fetch(`${s.url}/predict`, await chunkedPost(form));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ...withLength.body, cache_hit: true });
+  }, 60_000);
+
+  it.skipIf(process.platform !== 'linux')('every thread but the event loop runs at a lower priority (nice 10), the decoders too', async () => {
+    const pid = s.child.pid!;
+    const threads = () =>
+      readdirSync(`/proc/${pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        return { tid: Number(tid), name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), nice };
+      });
+    const started = getPriority(0); // the service started with this test's nice value
+    expect(threads().find((t) => t.tid === pid)?.nice).toBe(started);
+    // libuv's pool, V8's helpers, the ONNX sessions' workers and their threads, libvips' decoders, the CMYK
+    // worker: all lowered within the service's next look (every second), also those started by the tests above.
+    await vi.waitFor(
+      () => {
+        const others = threads().filter((t) => t.tid !== pid);
+        expect(others.length).toBeGreaterThanOrEqual(8);
+        expect(others.some((t) => t.name.startsWith('libvips'))).toBe(true);
+        expect(others.filter((t) => t.nice < Math.max(10, started))).toEqual([]);
+      },
+      { timeout: 5_000, interval: 200 },
+    );
+  });
 });
