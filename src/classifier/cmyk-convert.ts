@@ -1,4 +1,4 @@
-// PIL's CMYK to RGB (Convert.c, cmyk2rgb), used by preprocess.ts through the CMYK worker (cmyk.ts).
+// PIL's CMYK to RGB (Convert.c, cmyk2rgb), used by the whole-image decoder's worker (whole-decode-worker.ts).
 //   R = (255 - K) - round((255 - K) * C / 255), rounded as PIL rounds; likewise G from M and B from Y;
 // no colour profile (sharp would apply one: mean difference 0.15 to 0.5 from PIL's).
 

@@ -32,7 +32,8 @@
 //   palettes expanded; alpha dropped, not composited (the colours under transparent pixels are kept; sharp
 //   would premultiply by alpha while resizing, so images with alpha are decoded to RGB first); CMYK by PIL's
 //   formula, R = (255 - K)(255 - C) / 255, without a colour profile (sharp would use a CMYK profile: mean
-//   difference 0.15 to 0.5), converted in a worker thread (cmyk.ts), off the event loop. One deliberate
+//   difference 0.15 to 0.5). Images decoded whole (CMYK, alpha) are decoded, converted and resized in a worker
+//   thread (whole-decode.ts), off the event loop. One deliberate
 //   difference: a 16-bit greyscale PNG is scaled to 8 bits, where PIL 9 opens it in mode I and
 //   convert('RGB') clips every value over 255 to white (a PIL bug, not reproduced). 16-bit RGB PNGs: PIL
 //   keeps the high byte, sharp rounds; within one level.
@@ -43,10 +44,10 @@
 // For 224-pixel crops of photos that is the right trade: throughput comes from several images at once, not
 // from threads within one, so this module leaves both settings alone (a service that wants more images in
 // parallel raises UV_THREADPOOL_SIZE before its first use of the pool).
-import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
-import { decodeCmykAsRgb } from './cmyk.js';
+import { decodeWhole, type Region } from './whole-decode.js';
 import { decodeError, ImageError, NOT_AN_IMAGE, tooCostly, tooLarge } from './image-error.js';
 import {
   CROP,
@@ -242,32 +243,25 @@ interface Source {
   alpha: boolean;
 }
 
-interface Region {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
-
 /**
- * Resize(256) that reduces (the usual case), then the crop: all in sharp, on the libuv pool.
+ * Resize(256) that reduces (the usual case), then the crop: all in sharp, on the libuv pool; for an image
+ * decoded whole (alpha, CMYK), in the whole-image decoder's worker thread (whole-decode.ts).
  */
 async function downscaleCrop(image: Source, target: { width: number; height: number }, left: number, top: number, crop: number): Promise<Uint8Array> {
   const whole = { left: 0, top: 0, width: image.width, height: image.height };
-  let source: Sharp;
+  const cropRegion = { left, top, width: crop, height: crop };
   if (image.alpha || image.cmyk) {
     // As PIL's convert('RGB'), before resizing: the alpha channel dropped (sharp would otherwise premultiply
     // by it while resizing, which changes the colours of translucent pixels), CMYK by PIL's formula.
-    const rgb = await decodeRgb(image, whole);
-    // (The size was checked against maxPixels already; sharp's own default limit would only get in the way.)
-    source = sharp(rgb, { raw: { width: image.width, height: image.height, channels: 3 }, limitInputPixels: false });
-  } else {
-    // An extract of the whole image before the resize: it stops sharp from shrinking JPEGs on load.
-    source = sharp(image.input, image.decode).extract(whole);
+    const data = await decodeWhole(image.input, image.decode, { cmyk: image.cmyk, region: whole, resize: { ...target, crop: cropRegion } });
+    checkLength(data, crop, crop);
+    return data;
   }
-  const { data, info } = await source
+  // An extract of the whole image before the resize: it stops sharp from shrinking JPEGs on load.
+  const { data, info } = await sharp(image.input, image.decode)
+    .extract(whole)
     .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
-    .extract({ left, top, width: crop, height: crop })
+    .extract(cropRegion)
     .toColourspace('srgb')
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
@@ -299,10 +293,8 @@ async function upscaleCrop(image: Source, target: { width: number; height: numbe
 async function decodeRgb(image: Source, region: Region): Promise<Uint8Array> {
   if (image.cmyk) {
     // PIL's formula, in a worker thread: for a large photo, seconds of arithmetic the event loop must not do.
-    const rgb = await decodeCmykAsRgb(image.input, image.decode, region);
-    if (rgb.length !== region.width * region.height * 3) {
-      throw new UnexpectedOutput(`preprocessImage: the CMYK decoder returned ${rgb.length} bytes for a ${region.width}x${region.height} region`);
-    }
+    const rgb = await decodeWhole(image.input, image.decode, { cmyk: true, region });
+    checkLength(rgb, region.width, region.height);
     return rgb;
   }
   const { data, info } = await sharp(image.input, image.decode)
@@ -313,6 +305,13 @@ async function decodeRgb(image: Source, region: Region): Promise<Uint8Array> {
     .toBuffer({ resolveWithObject: true });
   checkRaw(data, info, region.width, region.height);
   return data;
+}
+
+/** Asserts what the whole-image decoder returned: width x height RGB pixels. */
+function checkLength(rgb: Uint8Array, width: number, height: number): void {
+  if (rgb.length !== width * height * 3) {
+    throw new UnexpectedOutput(`preprocessImage: the whole-image decoder returned ${rgb.length} bytes for ${width}x${height} RGB pixels`);
+  }
 }
 
 /** A bug of this module (or a sharp that changed), not a fault of the image: never an ImageError. */
