@@ -93,6 +93,11 @@ const server = await startServer(
   repo,
   { entry: 'dist', cleanEnv: true },
 );
+// Whatever happens below (a client that fails, an answer from the cache), the service does not outlive this run.
+process.once('exit', () => {
+  if (server.alive()) server.child.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
 const pid = server.child.pid!;
 const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;

@@ -5,8 +5,9 @@
 //   applied to Image.open(file).convert('RGB')
 //
 // - Decoding (and, for the usual image larger than 256 pixels, resizing and cropping) runs in sharp, on the
-//   libuv pool. The event loop only normalises the 224x224 crop (150,528 values, well under a millisecond),
-//   and, for the rare images it concerns, enlarges a small image or converts a CMYK one (see below).
+//   libuv pool; for an image decoded whole (CMYK, alpha), from a worker thread that also converts it (see
+//   below). The event loop only normalises the 224x224 crop (150,528 values, well under a millisecond), and,
+//   for the rare small image, enlarges it (see below).
 // - Resize(256): the shorter side becomes 256 and the longer int(256 * long / short) (truncated, as
 //   torchvision computes it; sharp's own sizing rounds), with PIL's bilinear filter, which is antialiased
 //   (a triangle widened by the reduction factor).
@@ -47,7 +48,7 @@
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
-import { decodeWhole, type Region } from './whole-decode.js';
+import { decodeWhole, type Region, WholeDecoderError } from './whole-decode.js';
 import { decodeError, ImageError, NOT_AN_IMAGE, tooCostly, tooLarge } from './image-error.js';
 import {
   CROP,
@@ -225,7 +226,7 @@ async function run(input: Buffer, options: PreprocessOptions, into: Float32Array
   try {
     pixels = Math.min(width, height) < resize ? await upscaleCrop(image, target, left, top, crop) : await downscaleCrop(image, target, left, top, crop);
   } catch (error) {
-    if (error instanceof UnexpectedOutput) throw error;
+    if (error instanceof UnexpectedOutput || error instanceof WholeDecoderError) throw error;
     if (error instanceof Error && /pixel limit/i.test(error.message)) throw tooLarge(width, height, maxPixels);
     throw decodeError(error, 'pixels');
   } finally {

@@ -3,12 +3,14 @@
 // resized and cropped here, so that the event loop's thread never holds the whole image: a 6000x6000 photo is
 // 108 MB of RGB, and each such buffer in the main thread's heap also made its garbage collector run a full
 // collection, pausing the event loop. Only the crop (or, for a small image, the region asked for) goes back.
-// Requests run side by side: the callers bound how many (the classifier's decode lanes).
-import { getPriority, setPriority } from 'node:os';
+// Up to as many requests as the machine has cores run side by side (the classifier's decode lanes bound them
+// further); more wait their turn here, so that a caller without a bound cannot decode a dozen at once.
+import { availableParallelism } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 
 import sharp, { type SharpOptions } from 'sharp';
 
+import { lowerThisThread } from '../thread-priority.js';
 import { cmykToRgb } from './cmyk-convert.js';
 
 export interface Region {
@@ -33,8 +35,8 @@ export interface WholeDecodeRequest {
 export type WholeDecodeReply = { id: number; rgb: Uint8Array } | { id: number; error: string };
 
 const port = parentPort!;
-// On Linux a thread's nice value is its own: the decoding yields the cores to the event loop.
-if (process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + 10));
+// The decoding yields the cores to the event loop (and sharp's own threads come from libuv's pool).
+lowerThisThread();
 
 /** The region as 8-bit RGB, HWC, converted as PIL's convert('RGB') does. */
 async function rgbOf({ input, decode, cmyk, region }: WholeDecodeRequest): Promise<Uint8Array> {
@@ -70,4 +72,19 @@ async function handle(request: WholeDecodeRequest): Promise<void> {
   }
 }
 
-port.on('message', (request: WholeDecodeRequest) => void handle(request));
+const waiting: WholeDecodeRequest[] = [];
+let running = 0;
+function next(): void {
+  while (running < availableParallelism() && waiting.length > 0) {
+    running++;
+    void handle(waiting.shift()!).finally(() => {
+      running--;
+      next();
+    });
+  }
+}
+
+port.on('message', (request: WholeDecodeRequest) => {
+  waiting.push(request);
+  next();
+});

@@ -1,11 +1,11 @@
 // The worker thread that holds an OnnxModel's session. ONNX Runtime's Node binding runs inference on the
 // calling thread and blocks it for the whole forward: here that thread is this worker's, not the event loop's.
 // Requests are handled one at a time, in order.
-import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
+import { lowerThisThread } from '../thread-priority.js';
 import { runSession, sessionOptions, type Reply, type Request } from './protocol.js';
 
 const port = parentPort!;
@@ -25,9 +25,9 @@ async function handle(request: Request): Promise<void> {
   switch (request.type) {
     case 'load':
       try {
-        // On Linux a thread's nice value is its own, and the threads ONNX Runtime starts for the session inherit
-        // this one's: lowered, the forwards yield the cores to the event loop whenever it has work.
-        if (request.niceness > 0 && process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + request.niceness));
+        // The threads ONNX Runtime starts for the session inherit this one's priority: lowered, the forwards
+        // yield the cores to the event loop whenever it has work.
+        lowerThisThread(request.niceness);
         session = await ort.InferenceSession.create(request.file, sessionOptions(request.settings));
         reply({ type: 'loaded', inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
       } catch (err) {

@@ -9,7 +9,7 @@ import { createLogger } from './logger.js';
 import { limitMallocArenas } from '../process-memory.js';
 import { describeRuntime } from './runtime-description.js';
 import { type RunningService, startService } from './server.js';
-import { BACKGROUND_NICENESS, keepOtherThreadsLowered } from './thread-priority.js';
+import { BACKGROUND_NICENESS, keepOtherThreadsLowered } from '../thread-priority.js';
 
 const USAGE = `Usage: npm start   (or: node dist/server/main.js [--help])
 

@@ -12,7 +12,7 @@ import { readModelFolder } from '../classifier/model-folder.js';
 import { releaseFreeMemory } from '../process-memory.js';
 import { threadsPerWorker } from './cluster.js';
 import type { ServiceConfig } from './config.js';
-import { BACKGROUND_NICENESS } from './thread-priority.js';
+import { BACKGROUND_NICENESS } from '../thread-priority.js';
 
 export interface ModelManagerOptions {
   /** Every forward's record, for metrics. */

@@ -28,8 +28,8 @@ const INITIAL_BYTES = 1024 * 1024;
 export function hashingMemoryStorage(maxFileBytes: number): StorageEngine {
   return {
     _handleFile(req, file, callback) {
-      // The declared length of the whole form bounds the file's; the pages of the part never written are never
-      // touched, so an over-estimate costs address space, not memory.
+      // The declared length of the whole form bounds the file's (by the form's few other bytes); pages never
+      // written are never touched, so the difference costs address space, not resident memory.
       const declared = Number(req.headers['content-length']);
       let buffer = Buffer.allocUnsafe(Math.min(maxFileBytes + 1, Number.isFinite(declared) && declared > 0 ? declared : INITIAL_BYTES));
       let size = 0;

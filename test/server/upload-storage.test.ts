@@ -22,7 +22,6 @@ beforeAll(async () => {
     const file = req.file as Express.Multer.File & StoredUpload;
     res.json({
       size: file.size,
-      bufferLength: file.buffer.length,
       sha256: file.sha256.toString('hex'),
       bytes: createHash('sha256').update(file.buffer).digest('hex'),
     });
@@ -48,7 +47,7 @@ describe('hashingMemoryStorage', () => {
     const res = await fetch(url, { method: 'POST', body: form(bytes) });
     expect(res.status).toBe(200);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    expect(await res.json()).toEqual({ size: bytes.length, bufferLength: bytes.length, sha256, bytes: sha256 });
+    expect(await res.json()).toEqual({ size: bytes.length, sha256, bytes: sha256 });
   });
 
   it('grows its buffer when the request is chunked (no Content-Length)', async () => {
@@ -56,7 +55,7 @@ describe('hashingMemoryStorage', () => {
     const res = await fetch(url, await chunkedPost(form(bytes)));
     expect(res.status).toBe(200);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    expect(await res.json()).toEqual({ size: bytes.length, bufferLength: bytes.length, sha256, bytes: sha256 });
+    expect(await res.json()).toEqual({ size: bytes.length, sha256, bytes: sha256 });
   });
 
   it("leaves a file over the limit to multer's LIMIT_FILE_SIZE", async () => {
