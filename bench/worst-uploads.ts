@@ -7,13 +7,13 @@
 // is sent with a few bytes of its own appended (load-client.ts --distinct), so that none is answered from the
 // prediction cache: every one is decoded.
 //
-// Four processes share the machine's cores: the service; the client of the worst uploads; this process, which
-// sends the ordinary photos; and the /health prober. --client-nice N runs the client of the worst uploads at a
+// Four processes share the machine's cores besides this one: the service; the client of the worst uploads; the
+// client of the ordinary photos (one at a time, each distinct); and the /health prober. --client-nice N runs the client of the worst uploads at a
 // lower priority (on a deployment the clients are other machines; here a client sending 64 uploads of 10 MiB
 // takes a third of two cores); by default it runs at the priority the others do.
 //   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +21,6 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import { startServer } from '../test/helpers/server.js';
-import { stats } from './results.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -55,10 +54,9 @@ const log = (m: string) => process.stderr.write(`[bench:uploads] ${m}\n`);
 
 log('making the worst images (a few seconds)');
 const work = mkdtempSync(path.join(tmpdir(), 'worst-uploads-'));
-const worst: { name: string; bytes: Buffer; type: string }[] = [
+const worst: { name: string; bytes: Buffer }[] = [
   {
     name: 'cmyk-6000x6000.jpg',
-    type: 'image/jpeg',
     bytes: await sharp({ create: { width: 6000, height: 6000, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 30 } } } as never)
       .blur(3)
       .toColourspace('cmyk')
@@ -67,14 +65,12 @@ const worst: { name: string; bytes: Buffer; type: string }[] = [
   },
   {
     name: 'rgba-6000x6000.png',
-    type: 'image/png',
     bytes: await sharp({ create: { width: 6000, height: 6000, channels: 4, background: { r: 30, g: 140, b: 60, alpha: 0.6 } } })
       .png({ compressionLevel: 9 })
       .toBuffer(),
   },
   {
     name: 'thin-1x39000000.png',
-    type: 'image/png',
     bytes: await sharp({ create: { width: 1, height: 39_000_000, channels: 3, background: { r: 90, g: 90, b: 90 } } })
       .png({ compressionLevel: 9 })
       .toBuffer(),
@@ -84,9 +80,11 @@ for (const w of worst) {
   log(`  ${w.name}: ${(w.bytes.length / 1024).toFixed(0)} KiB`);
   writeFileSync(path.join(work, w.name), w.bytes);
 }
-const ordinary = await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 40 } } } as never)
+const ordinaryDir = path.join(work, 'ordinary');
+mkdirSync(ordinaryDir);
+await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 40 } } } as never)
   .jpeg()
-  .toBuffer();
+  .toFile(path.join(ordinaryDir, 'ordinary.jpg'));
 
 const server = await startServer(
   { MAX_UPLOAD_MB: '10', MAX_QUEUE: '256', ...(process.env.SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } : {}) },
@@ -103,20 +101,6 @@ const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const idleRss = rss();
 log(`service ${server.url}, RSS ${idleRss.toFixed(0)} MB idle; ${concurrency} loops of worst uploads, ${seconds} s`);
-
-async function send(image: { name: string; bytes: Buffer; type: string }): Promise<{ status: number; ms: number }> {
-  const form = new FormData();
-  form.append('image', new Blob([image.bytes], { type: image.type }), image.name);
-  form.append('text', 'Image of food');
-  const started = performance.now();
-  try {
-    const res = await fetch(`${server.url}/predict`, { method: 'POST', body: form });
-    await res.arrayBuffer();
-    return { status: res.status, ms: performance.now() - started };
-  } catch {
-    return { status: 0, ms: performance.now() - started };
-  }
-}
 
 /** A load-client.ts process (nice'd by `niceness`); resolves to its JSON line. */
 function client(clientArgs: string[], niceness: number): Promise<Record<string, unknown>> {
@@ -137,26 +121,17 @@ function client(clientArgs: string[], niceness: number): Promise<Record<string, 
   });
 }
 
-const end = performance.now() + seconds * 1000;
 const worstClient = client(['--photos', work, '--concurrency', String(concurrency), '--distinct'], clientNice);
 // Ordinary photos meanwhile (another client's), and /health from a process of its own.
-const ordinaryTimes: number[] = [];
-const ordinaryStatuses: Record<string, number> = {};
-const ordinaryLoop = (async () => {
-  while (performance.now() < end) {
-    // a byte more each time: every ordinary photo is computed, none answered from the cache
-    const { status, ms } = await send({
-      name: 'ordinary.jpg',
-      bytes: Buffer.concat([ordinary, Buffer.from(String(ordinaryTimes.length))]),
-      type: 'image/jpeg',
-    });
-    ordinaryStatuses[status] = (ordinaryStatuses[status] ?? 0) + 1;
-    if (status === 200) ordinaryTimes.push(ms);
-  }
-})();
+const ordinaryClient = client(['--photos', ordinaryDir, '--concurrency', '1', '--distinct'], 0);
 const health = (await client(['--health'], 0)) as { p50?: number; p99?: number; errors?: number };
-const [worstResult] = await Promise.all([worstClient, ordinaryLoop]);
-const statuses = worstResult.statuses as Record<string, number>;
+const [worstResult, ordinary] = (await Promise.all([worstClient, ordinaryClient])) as {
+  statuses: Record<string, number>;
+  cache_hits: number;
+  p50?: number;
+  p99?: number;
+}[];
+const statuses = worstResult.statuses;
 if (Number(worstResult.cache_hits) > 0) throw new Error(`${String(worstResult.cache_hits)} worst uploads were answered from the cache`);
 const peak = peakRss();
 const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -170,13 +145,12 @@ const healthInService = { within_5_ms: healthBucket('0.005') / healthBucket('+In
 await server.stop();
 rmSync(work, { recursive: true, force: true });
 
-const o = stats(ordinaryTimes);
 const result = {
   concurrency,
   seconds,
   client_nice: clientNice,
   worst_uploads: statuses,
-  ordinary: { statuses: ordinaryStatuses, p50_ms: o.p50, p99_ms: o.p99 },
+  ordinary: { statuses: ordinary.statuses, p50_ms: ordinary.p50, p99_ms: ordinary.p99 },
   health_p50_ms: health.p50,
   health_p99_ms: health.p99,
   health_errors: health.errors,
@@ -188,6 +162,6 @@ const result = {
 };
 log(
   `peak RSS ${result.peak_rss_mb} MB (target < 1536), /health p99 ${health.p99?.toFixed(2)} ms (target < 10), ` +
-    `ordinary p50 ${o.p50?.toFixed(0)} ms p99 ${o.p99?.toFixed(0)} ms, worst uploads ${JSON.stringify(statuses)}`,
+    `ordinary p50 ${ordinary.p50?.toFixed(0)} ms p99 ${ordinary.p99?.toFixed(0)} ms, worst uploads ${JSON.stringify(statuses)}`,
 );
 console.log(JSON.stringify(result));

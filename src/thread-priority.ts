@@ -26,17 +26,15 @@ export function lowerThisThread(niceness = BACKGROUND_NICENESS): void {
 }
 
 /**
- * Lowers every thread of this process except the main thread to `niceness` above the main thread's. Call it
- * once libuv's pool is in use (it makes sure: libuv starts all the pool's threads on its first task); threads
- * started from the lowered ones later (libvips' and LibTorch's, from the pool) inherit the lower priority.
- * Resolves to the number of threads changed: 0 where threads have no nice value of their own, or /proc
- * cannot be read.
+ * Lowers every thread of this process except the main thread to `niceness` above the main thread's; threads
+ * started from the lowered ones later (libvips' and LibTorch's, from libuv's pool) inherit the lower priority.
+ * Returns the number of threads changed: 0 where threads have no nice value of their own, or /proc cannot be
+ * read.
  */
-export async function lowerOtherThreads(niceness = BACKGROUND_NICENESS): Promise<number> {
+export function lowerOtherThreads(niceness = BACKGROUND_NICENESS): number {
   if (!linux || niceness <= 0) return 0;
   let tids: string[];
   try {
-    await stat('/proc/self/task');
     tids = readdirSync('/proc/self/task');
   } catch {
     return 0;
@@ -59,13 +57,15 @@ export async function lowerOtherThreads(niceness = BACKGROUND_NICENESS): Promise
 }
 
 /**
- * lowerOtherThreads now, and again every `everyMs` (a look at /proc/self/task: a few dozen system calls) for the
- * threads started since by the main thread, which start at its priority (a worker thread's helpers). Returns
- * the number lowered now and the function that stops the looks (they never keep the process alive).
+ * lowerOtherThreads once libuv's pool is up (a file system call first: libuv starts all the pool's threads on
+ * its first task), and again every `everyMs` (a look at /proc/self/task: a few dozen system calls) for the
+ * threads started since by the main thread, which start at its priority (a worker thread's helpers). Returns the
+ * number lowered now and the function that stops the looks (they never keep the process alive).
  */
 export async function keepOtherThreadsLowered(niceness = BACKGROUND_NICENESS, everyMs = 1000): Promise<{ lowered: number; stop: () => void }> {
-  const lowered = await lowerOtherThreads(niceness);
-  if (!linux) return { lowered, stop: () => {} };
-  const timer = setInterval(() => void lowerOtherThreads(niceness).catch(() => {}), everyMs).unref();
+  if (!linux) return { lowered: 0, stop: () => {} };
+  await stat('/proc/self').catch(() => undefined);
+  const lowered = lowerOtherThreads(niceness);
+  const timer = setInterval(() => lowerOtherThreads(niceness), everyMs).unref();
   return { lowered, stop: () => clearInterval(timer) };
 }

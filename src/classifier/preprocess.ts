@@ -48,7 +48,8 @@
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 
 import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
-import { decodeWhole, type Region, WholeDecoderError } from './whole-decode.js';
+import { type Region, resizeAndCrop, rgbRegion } from './sharp-steps.js';
+import { decodeWhole, WholeDecoderError } from './whole-decode.js';
 import { decodeError, ImageError, NOT_AN_IMAGE, tooCostly, tooLarge } from './image-error.js';
 import {
   CROP,
@@ -259,13 +260,7 @@ async function downscaleCrop(image: Source, target: { width: number; height: num
     return data;
   }
   // An extract of the whole image before the resize: it stops sharp from shrinking JPEGs on load.
-  const { data, info } = await sharp(image.input, image.decode)
-    .extract(whole)
-    .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
-    .extract(cropRegion)
-    .toColourspace('srgb')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await resizeAndCrop(sharp(image.input, image.decode).extract(whole), target, cropRegion).toBuffer({ resolveWithObject: true });
   checkRaw(data, info, crop, crop);
   return data;
 }
@@ -298,12 +293,7 @@ async function decodeRgb(image: Source, region: Region): Promise<Uint8Array> {
     checkLength(rgb, region.width, region.height);
     return rgb;
   }
-  const { data, info } = await sharp(image.input, image.decode)
-    .extract(region)
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await rgbRegion(image.input, image.decode, region).toBuffer({ resolveWithObject: true });
   checkRaw(data, info, region.width, region.height);
   return data;
 }

@@ -12,13 +12,7 @@ import sharp, { type SharpOptions } from 'sharp';
 
 import { lowerThisThread } from '../thread-priority.js';
 import { cmykToRgb } from './cmyk-convert.js';
-
-export interface Region {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
+import { type Region, resizeAndCrop, rgbRegion } from './sharp-steps.js';
 
 export interface WholeDecodeRequest {
   id: number;
@@ -49,7 +43,7 @@ async function rgbOf({ input, decode, cmyk, region }: WholeDecodeRequest): Promi
       .toBuffer({ resolveWithObject: true });
     return cmykToRgb(data, info.channels, info.width * info.height);
   }
-  return sharp(input, decode).extract(region).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer();
+  return rgbRegion(input, decode, region).toBuffer();
 }
 
 async function handle(request: WholeDecodeRequest): Promise<void> {
@@ -58,12 +52,8 @@ async function handle(request: WholeDecodeRequest): Promise<void> {
     const { region, resize } = request;
     if (resize) {
       // (The size was checked against the pixel limit already; sharp's own default would only get in the way.)
-      rgb = await sharp(rgb, { raw: { width: region.width, height: region.height, channels: 3 }, limitInputPixels: false })
-        .resize(resize.width, resize.height, { fit: 'fill', kernel: 'linear' })
-        .extract(resize.crop)
-        .toColourspace('srgb')
-        .raw({ depth: 'uchar' })
-        .toBuffer();
+      const source = sharp(rgb, { raw: { width: region.width, height: region.height, channels: 3 }, limitInputPixels: false });
+      rgb = await resizeAndCrop(source, resize, resize.crop).toBuffer();
     }
     // A copy of a crop is small; the region of an image enlarged is at most about 226x226 pixels.
     port.postMessage({ id: request.id, rgb } satisfies WholeDecodeReply);
@@ -72,10 +62,11 @@ async function handle(request: WholeDecodeRequest): Promise<void> {
   }
 }
 
+const MAX_RUNNING = availableParallelism();
 const waiting: WholeDecodeRequest[] = [];
 let running = 0;
 function next(): void {
-  while (running < availableParallelism() && waiting.length > 0) {
+  while (running < MAX_RUNNING && waiting.length > 0) {
     running++;
     void handle(waiting.shift()!).finally(() => {
       running--;

@@ -6,9 +6,8 @@ import type { Worker } from 'node:worker_threads';
 import type { SharpOptions } from 'sharp';
 
 import { startWorker } from '../worker-thread.js';
-import type { Region, WholeDecodeReply, WholeDecodeRequest } from './whole-decode-worker.js';
-
-export type { Region } from './whole-decode-worker.js';
+import type { Region } from './sharp-steps.js';
+import type { WholeDecodeReply, WholeDecodeRequest } from './whole-decode-worker.js';
 
 /** The worker failed or stopped: a fault of this process, not of the image. */
 export class WholeDecoderError extends Error {
