@@ -11,7 +11,9 @@
 // client of the ordinary photos (one at a time, each distinct); and the /health prober. --client-nice N runs the client of the worst uploads at a
 // lower priority (on a deployment the clients are other machines; here a client sending 64 uploads of 10 MiB
 // takes a third of two cores); by default it runs at the priority the others do.
-//   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0]
+// The service runs with npm start's Node flags (--v8-pool-size=1); --node-flags "..." runs it with others instead
+// ('' for Node's defaults), to compare.
+//   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags "..."]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,18 +22,19 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { startServer } from '../test/helpers/server.js';
+import { SERVICE_NODE_FLAGS, startServer } from '../test/helpers/server.js';
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '30' },
     concurrency: { type: 'string', default: '64' },
     'client-nice': { type: 'string', default: '0' },
+    'node-flags': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('Usage: npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0]');
+  console.log('Usage: npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags "..."]');
   process.exit(0);
 }
 const seconds = Number(args.seconds);
@@ -86,11 +89,8 @@ await sharp({ create: { width: 512, height: 384, channels: 3, noise: { type: 'ga
   .jpeg()
   .toFile(path.join(ordinaryDir, 'ordinary.jpg'));
 
-const server = await startServer(
-  { MAX_UPLOAD_MB: '10', MAX_QUEUE: '256', ...(process.env.SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } : {}) },
-  repo,
-  { entry: 'dist', cleanEnv: true },
-);
+const nodeFlags = args['node-flags']?.split(' ').filter(Boolean) ?? SERVICE_NODE_FLAGS;
+const server = await startServer({ MAX_UPLOAD_MB: '10', MAX_QUEUE: '256' }, repo, { entry: 'dist', cleanEnv: true, nodeFlags });
 // Whatever happens below (a client that fails, an answer from the cache), the service does not outlive this run.
 process.once('exit', () => {
   if (server.alive()) server.child.kill('SIGKILL');
@@ -100,7 +100,7 @@ const pid = server.child.pid!;
 const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const idleRss = rss();
-log(`service ${server.url}, RSS ${idleRss.toFixed(0)} MB idle; ${concurrency} loops of worst uploads, ${seconds} s`);
+log(`service ${server.url} (node ${nodeFlags.join(' ')}), RSS ${idleRss.toFixed(0)} MB idle; ${concurrency} loops of worst uploads, ${seconds} s`);
 
 /** A load-client.ts process (nice'd by `niceness`); resolves to its JSON line. */
 function client(clientArgs: string[], niceness: number): Promise<Record<string, unknown>> {
@@ -149,6 +149,7 @@ const result = {
   concurrency,
   seconds,
   client_nice: clientNice,
+  node_flags: nodeFlags,
   worst_uploads: statuses,
   ordinary: { statuses: ordinary.statuses, p50_ms: ordinary.p50, p99_ms: ordinary.p99 },
   health_p50_ms: health.p50,

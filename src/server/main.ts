@@ -105,6 +105,8 @@ async function serve(config: ServiceConfig): Promise<void> {
       version,
       env_file: config.envFile ?? null,
       startup_ms: Math.round(performance.now() - started),
+      // npm start's --v8-pool-size=1 among them (README, "The service"): absent when started another way.
+      node_flags: process.execArgv,
       ...(lowered > 0 ? { background_niceness: BACKGROUND_NICENESS } : {}),
       ...(cluster.isWorker ? { worker: process.pid } : {}),
     },

@@ -2,6 +2,7 @@
 // runs it, or its build in dist/), on a free port, with the real addon and a real model folder; and small HTTP
 // helpers to talk to it.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,12 +13,26 @@ export const DEFAULT_MODEL_DIR = path.join(REPO, 'models');
 const MAIN = path.join(REPO, 'src', 'server', 'main.ts');
 const BUILT_MAIN = path.join(REPO, 'dist', 'server', 'main.js');
 
+/**
+ * The Node flags `npm start` gives the service (package.json's start script: `node <flags> dist/server/main.js`),
+ * so that the tests and benchmarks run it as it is deployed; the Dockerfile's CMD is checked against the same
+ * script (test/python/test_deploy.py).
+ */
+export const SERVICE_NODE_FLAGS: string[] = (() => {
+  const { scripts } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const start = /\bnode((?: --[\w-]+(?:=\S+)?)*) dist\/server\/main\.js\b/.exec(scripts.start ?? '');
+  if (!start) throw new Error(`package.json's start script does not run "node [--flags] dist/server/main.js": ${scripts.start}`);
+  return start[1]!.trim().split(' ').filter(Boolean);
+})();
+
 export interface ServerOptions {
   /** `source` (default): src/server/main.ts through tsx; `dist`: the build, as `npm start` runs it. */
   entry?: 'source' | 'dist';
   /** Drop the service's variables that the caller's environment holds (only `env` and the defaults apply). */
   cleanEnv?: boolean;
   cwd?: string;
+  /** Node flags in place of npm start's (SERVICE_NODE_FLAGS), for a benchmark's comparison. */
+  nodeFlags?: string[];
 }
 
 export interface Exit {
@@ -52,7 +67,11 @@ export function serverEnv(env: Record<string, string | undefined> = {}, cleanEnv
 /** Spawns the service with `args`; does not wait for it to listen. */
 export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = [], cwd = REPO, options: ServerOptions = {}): ChildProcess {
   const entry = options.entry === 'dist' ? [BUILT_MAIN] : ['--import', 'tsx', MAIN];
-  return spawn(process.execPath, [...entry, ...args], { cwd, env: serverEnv(env, options.cleanEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [...(options.nodeFlags ?? SERVICE_NODE_FLAGS), ...entry, ...args], {
+    cwd,
+    env: serverEnv(env, options.cleanEnv),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Starts the service and resolves once it listens (its 'listening' log line); rejects with its stderr if it exits. */

@@ -481,6 +481,14 @@ def instructions(stage: list[dict], name: str) -> list[str]:
     return [i["value"] for i in stage if i["instruction"] == name]
 
 
+def npm_start_node_flags() -> list[str]:
+    """The Node flags of package.json's start script (`node <flags> dist/server/main.js`)."""
+    start = json.loads((ROOT / "package.json").read_text())["scripts"]["start"]
+    found = re.search(r"\bnode((?: --[\w-]+(?:=\S+)?)*) dist/server/main\.js\b", start)
+    assert found, f"package.json's start script does not run node [--flags] dist/server/main.js: {start}"
+    return found.group(1).split()
+
+
 def test_dockerfile_stages_bases_and_runtime_settings():
     df = dockerfile()
     assert df.is_multistage
@@ -507,7 +515,7 @@ def test_dockerfile_stages_bases_and_runtime_settings():
     assert "tini" in json.loads(entrypoint)[0], "an init process as PID 1"
     (cmd,) = instructions(final, "CMD")
     main = json.loads(cmd)
-    assert main == ["node", "dist/server/main.js"]
+    assert main == ["node", *npm_start_node_flags(), "dist/server/main.js"], "the image runs it as npm start does"
     assert (ROOT / "src" / "server" / "main.ts").is_file()
     env = {}
     for value in instructions(final, "ENV"):
@@ -713,7 +721,11 @@ def test_image_healthcheck_against_the_service_with_the_deployment_settings(tmp_
 
     with open(log, "w") as out:
         service = subprocess.Popen(
-            ["node", str(DIST_MAIN)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+            ["node", *npm_start_node_flags(), str(DIST_MAIN)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         # Nothing listens until the model is loaded and warmed up: what the probes wait for.

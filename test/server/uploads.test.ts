@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { chunkedPost } from '../helpers/http.js';
-import { getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { getJson, predict, SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
 
 const servers: TestServer[] = [];
 async function server(env: Record<string, string> = {}): Promise<TestServer> {
@@ -214,6 +214,12 @@ describe('costly images', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ...withLength.body, cache_hit: true });
   }, 60_000);
+
+  it("runs with npm start's Node flags (one V8 helper thread: --v8-pool-size=1), named in its listening line", () => {
+    expect(SERVICE_NODE_FLAGS).toContain('--v8-pool-size=1');
+    // This service runs the TypeScript (`--import tsx` follows); `npm start`, the build with these flags alone.
+    expect(s.logs.find((l) => l.msg === 'listening')?.node_flags).toEqual([...SERVICE_NODE_FLAGS, '--import', 'tsx']);
+  });
 
   it.skipIf(process.platform !== 'linux')(
     'every thread but the event loop runs at a lower priority (nice +10), the decoders too',
