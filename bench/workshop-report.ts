@@ -13,7 +13,7 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   out.push(`${h} The service on the ${r.model}`, '');
   if (svgName) out.push(`![the service against the workshop's app](${svgName})`, '');
   out.push(
-    `The service as a user starts it (\`node dist/server/main.js\`, its defaults, THREADS=${r.service.threads}, the prediction cache off): ${r.service.backend}, ` +
+    `The service as \`npm start\` runs it (its Node flags, its defaults, THREADS=${r.service.threads}, the prediction cache off): ${r.service.backend}, ` +
       `layout ${r.service.layout}, ${r.service.runtime}. Uploads: ${r.photos}.`,
     '',
   );

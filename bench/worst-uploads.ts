@@ -11,9 +11,9 @@
 // client of the ordinary photos (one at a time, each distinct); and the /health prober. --client-nice N runs the client of the worst uploads at a
 // lower priority (on a deployment the clients are other machines; here a client sending 64 uploads of 10 MiB
 // takes a third of two cores); by default it runs at the priority the others do.
-// The service runs with npm start's Node flags (--v8-pool-size=1); --node-flags "..." runs it with others instead
-// ('' for Node's defaults), to compare.
-//   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags "..."]
+// The service runs with npm start's Node flags (--v8-pool-size=1); --node-flags=... runs it with others instead
+// (--node-flags '' for Node's defaults), to compare. The `=` form, as the value starts with a dash.
+//   npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags=--flag=value]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('Usage: npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags "..."]');
+  console.log('Usage: npm run bench:uploads [-- --seconds 30] [-- --concurrency 64] [-- --client-nice 0] [-- --node-flags=--flag=value]');
   process.exit(0);
 }
 const seconds = Number(args.seconds);

@@ -28,7 +28,7 @@ export async function serviceRuns(
   photos: string,
   shape: { workers: number; concurrencies: number[] },
 ): Promise<{ runs: WorkshopServiceRow[]; service: WorkshopServiceResults['service'] }> {
-  // The service as a user starts it: `node dist/server/main.js`, its defaults, the model folder and THREADS set
+  // The service as `npm start` runs it (its Node flags), its defaults, the model folder and THREADS set
   // (with WORKERS, the threads divided among the workers); and the prediction cache off, because each run's
   // client starts again at the first photo: with the cache on, the photos an earlier run (the warm-up) sent
   // with the same text would be answered from it at no cost (a 3-second run counted ~40 % of such answers).

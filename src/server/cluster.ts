@@ -88,7 +88,11 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
       case 'tsn:listening':
         if (++listening === config.workers && !announced) {
           announced = true;
-          logger.info({ url: m.url, workers: config.workers, threads_per_worker: threads ?? null, pid: process.pid }, 'listening');
+          // node_flags: the primary's, which cluster.fork gives every worker.
+          logger.info(
+            { url: m.url, workers: config.workers, threads_per_worker: threads ?? null, pid: process.pid, node_flags: process.execArgv },
+            'listening',
+          );
         }
         return;
       case 'tsn:reload-all': {

@@ -20,6 +20,7 @@ const BUILT_MAIN = path.join(REPO, 'dist', 'server', 'main.js');
  */
 export const SERVICE_NODE_FLAGS: string[] = (() => {
   const { scripts } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  // Flags of the form --name or --name=value only: anything else fails here, loudly, at the first test.
   const start = /\bnode((?: --[\w-]+(?:=\S+)?)*) dist\/server\/main\.js\b/.exec(scripts.start ?? '');
   if (!start) throw new Error(`package.json's start script does not run "node [--flags] dist/server/main.js": ${scripts.start}`);
   return start[1]!.trim().split(' ').filter(Boolean);

@@ -1,8 +1,10 @@
 // WORKERS=2 against a real service: two worker processes answer in turn, a killed one is replaced, a reload
 // reaches both, /metrics counts both, and SIGTERM stops them all gracefully.
+import { readFileSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { rawRequest, startServer, type TestServer } from '../helpers/server.js';
+import { rawRequest, SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -33,6 +35,19 @@ describe('WORKERS=2', () => {
     expect(one.threads).toBeGreaterThanOrEqual(1);
     const listening = s.logs.filter((l) => l.msg === 'worker listening');
     expect(listening).toHaveLength(2);
+  });
+
+  it("every worker runs with the primary's Node flags (npm start's --v8-pool-size=1), named in its listening line", () => {
+    const primary = s.logs.find((l) => l.msg === 'listening');
+    expect(primary?.node_flags).toEqual(expect.arrayContaining(SERVICE_NODE_FLAGS));
+    const workers = s.logs.filter((l) => l.msg === 'worker listening');
+    expect(workers).toHaveLength(2);
+    for (const w of workers) {
+      expect(w.node_flags).toEqual(primary?.node_flags);
+      if (process.platform === 'linux') {
+        expect(readFileSync(`/proc/${String(w.worker)}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(SERVICE_NODE_FLAGS));
+      }
+    }
   });
 
   it('a reload reaches every worker; /metrics counts every worker', async () => {
