@@ -481,12 +481,10 @@ def instructions(stage: list[dict], name: str) -> list[str]:
     return [i["value"] for i in stage if i["instruction"] == name]
 
 
-def npm_start_node_flags() -> list[str]:
-    """The Node flags of package.json's start script (`node <flags> dist/server/main.js`)."""
-    start = json.loads((ROOT / "package.json").read_text())["scripts"]["start"]
-    found = re.search(r"\bnode((?: --[\w-]+(?:=\S+)?)*) dist/server/main\.js\b", start)
-    assert found, f"package.json's start script does not run node [--flags] dist/server/main.js: {start}"
-    return found.group(1).split()
+def image_command(df) -> list[str]:
+    """The final stage's CMD: how the image starts the service."""
+    (cmd,) = instructions(stages(df)[-1], "CMD")
+    return json.loads(cmd)
 
 
 def test_dockerfile_stages_bases_and_runtime_settings():
@@ -513,9 +511,10 @@ def test_dockerfile_stages_bases_and_runtime_settings():
     assert "/models" in " ".join(instructions(final, "VOLUME"))
     (entrypoint,) = instructions(final, "ENTRYPOINT")
     assert "tini" in json.loads(entrypoint)[0], "an init process as PID 1"
-    (cmd,) = instructions(final, "CMD")
-    main = json.loads(cmd)
-    assert main == ["node", *npm_start_node_flags(), "dist/server/main.js"], "the image runs it as npm start does"
+    main = image_command(df)
+    assert main[0] == "node" and main[-1] == "dist/server/main.js"
+    package = json.loads((ROOT / "package.json").read_text())
+    assert f"&& {' '.join(main)}" in package["scripts"]["start"], "as npm start runs it, flags and all"
     assert (ROOT / "src" / "server" / "main.ts").is_file()
     env = {}
     for value in instructions(final, "ENV"):
@@ -523,7 +522,6 @@ def test_dockerfile_stages_bases_and_runtime_settings():
     assert env["HOST"] == "0.0.0.0" and env["MODEL_DIR"] == "/models" and env["PORT"] == "8000"
     assert set(env) - {"NODE_ENV"} <= config_variables() | EXTRA_SERVICE_VARIABLES
     # The build stage's outputs are where the runtime stage takes them from.
-    package = json.loads((ROOT / "package.json").read_text())
     assert "--out build/cmake" in package["scripts"]["install"]
     assert json.loads((ROOT / "tsconfig.build.json").read_text())["compilerOptions"]["outDir"] == "dist"
     build_runs = " ".join(instructions(parts[0], "RUN"))
@@ -706,7 +704,8 @@ def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
 def test_image_healthcheck_against_the_service_with_the_deployment_settings(tmp_path):
     """The HEALTHCHECK command as written, against the service started as the pod would start it (the demo
     model; Redis left out: none runs here), then SIGTERM as Kubernetes sends it: a graceful exit 0."""
-    command = healthcheck_command(dockerfile())
+    df = dockerfile()
+    command = healthcheck_command(df)
     assert command[0] == "node"
     port = free_port()
     env = {**image_env(), **deployment_env(container(find("Deployment", APP), APP_CONTAINER))}
@@ -721,7 +720,7 @@ def test_image_healthcheck_against_the_service_with_the_deployment_settings(tmp_
 
     with open(log, "w") as out:
         service = subprocess.Popen(
-            ["node", *npm_start_node_flags(), str(DIST_MAIN)],
+            [*image_command(df)[:-1], str(DIST_MAIN)],
             cwd=tmp_path,
             env=env,
             stdout=out,
