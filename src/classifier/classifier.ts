@@ -132,7 +132,8 @@ export class FoodClassifier {
         (tokenizer) => ({ status: 'fulfilled' as const, value: tokenizer }),
         (reason: unknown) => ({ status: 'rejected' as const, reason }),
       ),
-      modelContentId(identity).then(
+      // The same pass checks each file against model.json's SHA-256 (ERR_MODEL_CHECKSUM).
+      modelContentId(identity, folder.checksums).then(
         (id) => ({ status: 'fulfilled' as const, value: id }),
         (reason: unknown) => ({ status: 'rejected' as const, reason }),
       ),

@@ -8,6 +8,7 @@
 //   class_mapping.json   {"pizza": 0, "steak": 1, ...}                                        (required)
 //   vocab.txt            the WordPiece vocabulary of the text encoder                         (required)
 //   model.json           what the exporter knows: preprocessing, max_length, classes, files    (optional)
+//                        (files: the SHA-256 and size of each file; a file used that differs is refused)
 // One of the four ways to run the model must be there: the two parts or the whole model, for LibTorch or ONNX
 // Runtime. Reading the folder picks the way (see chooseLayout), checks everything that can be checked without
 // loading a model, and names the file at fault.
@@ -49,7 +50,22 @@ export interface ModelFolder {
   preprocessing: Preprocessing;
   /** Token sequence length of input_ids and attention_mask. */
   maxLength: number;
+  /**
+   * What model.json's `files` says of the files this folder's model runs from (absolute path -> SHA-256 and
+   * size): the load checks each against it (model-id.ts). Only the folder's own files: one named from
+   * elsewhere (MODEL_PATH, ...) is not the file the exporter hashed. Empty without model.json or hashes.
+   */
+  checksums?: ReadonlyMap<string, FileChecksum>;
 }
+
+/** A file as model.json's `files` records it. */
+export interface FileChecksum {
+  /** Lower-case hex. */
+  sha256: string;
+  bytes: number | undefined;
+}
+
+export type ModelFolderErrorCode = 'ERR_MODEL_FILE_MISSING' | 'ERR_MODEL_FILE_INVALID' | 'ERR_MODEL_CHECKSUM';
 
 /** What is wrong with a model folder; `file` is the file at fault. */
 export class ModelFolderError extends Error {
@@ -57,7 +73,7 @@ export class ModelFolderError extends Error {
 
   constructor(
     message: string,
-    readonly code: 'ERR_MODEL_FILE_MISSING' | 'ERR_MODEL_FILE_INVALID',
+    readonly code: ModelFolderErrorCode,
     readonly file: string,
   ) {
     super(message);
@@ -107,12 +123,15 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
   const metadataFile = (await isFile(metadataPath)) ? metadataPath : undefined;
   let preprocessing: Preprocessing = WORKSHOP_PREPROCESSING;
   let maxLength = WORKSHOP_MAX_LENGTH;
+  const checksums = new Map<string, FileChecksum>();
   if (metadataFile) {
-    const metadata = parseJson(await readFile(metadataFile, 'utf8'), metadataFile) as Record<string, unknown>;
+    const parsed = parseJson(await readFile(metadataFile, 'utf8'), metadataFile);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(metadataFile, 'expected a JSON object');
+    const metadata = parsed as Record<string, unknown>;
     preprocessing = parsePreprocessing(metadata.preprocessing, metadataFile) ?? preprocessing;
     if (metadata.max_length !== undefined) {
       if (!Number.isInteger(metadata.max_length) || (metadata.max_length as number) < 2) {
-        throw invalid(metadataFile, `max_length must be an integer of at least 2, not ${JSON.stringify(metadata.max_length)}`);
+        throw invalid(metadataFile, `max_length must be an integer of at least 2, not ${describeValue(metadata.max_length)}`);
       }
       maxLength = metadata.max_length as number;
     }
@@ -122,8 +141,54 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
         `its classes differ from those the model was exported with (${metadataFile}): the class mapping belongs to another model`,
       );
     }
+    const recorded = parseFileChecksums(metadata.files, metadataFile);
+    for (const file of [...layoutFiles(layout), classMappingFile, vocabFile]) {
+      const checksum = path.dirname(file) === root ? recorded.get(path.basename(file)) : undefined;
+      if (checksum) checksums.set(file, checksum);
+    }
   }
-  return { dir: root, backend, layout, backendFile, modelFile, onnxFile, classMappingFile, vocabFile, metadataFile, classNames, preprocessing, maxLength };
+  return {
+    dir: root,
+    backend,
+    layout,
+    backendFile,
+    modelFile,
+    onnxFile,
+    classMappingFile,
+    vocabFile,
+    metadataFile,
+    classNames,
+    preprocessing,
+    maxLength,
+    checksums,
+  };
+}
+
+/**
+ * model.json's `files` ({"head.pth": {"sha256": "...", "bytes": 123}, ...}, as scripts/export_model.py writes
+ * it) by file name; entries without a sha256 are left out (nothing to check). Absent: none.
+ */
+function parseFileChecksums(value: unknown, file: string): Map<string, FileChecksum> {
+  const checksums = new Map<string, FileChecksum>();
+  if (value === undefined) return checksums;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(file, 'files must be an object of file name to {"sha256": ..., "bytes": ...}');
+  }
+  for (const [name, entry] of Object.entries(value as Record<string, unknown>)) {
+    const { sha256, bytes } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw invalid(file, `files["${name}"] must be an object like {"sha256": ..., "bytes": ...}`);
+    }
+    if (sha256 === undefined) continue;
+    if (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+      throw invalid(file, `files["${name}"].sha256 must be 64 hexadecimal digits, not ${describeValue(sha256)}`);
+    }
+    if (bytes !== undefined && (!Number.isSafeInteger(bytes) || (bytes as number) < 0)) {
+      throw invalid(file, `files["${name}"].bytes must be a whole number of bytes, not ${describeValue(bytes)}`);
+    }
+    checksums.set(name, { sha256: sha256.toLowerCase(), bytes: bytes as number | undefined });
+  }
+  return checksums;
 }
 
 /**
@@ -189,7 +254,7 @@ export function parseClassMapping(text: string, file: string): string[] {
   const names: string[] = new Array(entries.length);
   for (const [name, index] of entries) {
     if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= entries.length) {
-      throw invalid(file, `the index of '${name}' is ${JSON.stringify(index)}; expected an integer from 0 to ${entries.length - 1}`);
+      throw invalid(file, `the index of '${name}' is ${describeValue(index)}; expected an integer from 0 to ${entries.length - 1}`);
     }
     if (names[index as number] !== undefined) {
       throw invalid(file, `'${names[index as number]}' and '${name}' both have index ${String(index)}`);
@@ -211,12 +276,41 @@ function parsePreprocessing(value: unknown, file: string): Preprocessing | undef
   return { resize: p.resize, crop: p.crop, mean: p.mean, std: p.std } as Preprocessing;
 }
 
+/**
+ * JSON.parse, whose error names where the text stops being JSON and never what it holds: JSON.parse's own
+ * message quotes the text (a file's first bytes, e.g. a secret behind a symlink), and these messages reach
+ * clients (reload-failure.ts).
+ */
 function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw invalid(file, `it is not valid JSON (${(err as Error).message})`);
+    throw invalid(file, `it is not valid JSON${jsonErrorPlace(text, (err as Error).message)}`);
   }
+}
+
+/** ' (at line L, column C)' from the position in JSON.parse's message, ' (it ends too early)', or ''. */
+function jsonErrorPlace(text: string, message: string): string {
+  const at = /\bposition (\d+)/.exec(message);
+  if (at) {
+    const before = text.slice(0, Number(at[1]));
+    const line = before.split('\n').length;
+    const column = before.length - before.lastIndexOf('\n');
+    return ` (at line ${line}, column ${column})`;
+  }
+  if (/end of (JSON|data)/i.test(message)) return ' (it ends too early)';
+  return '';
+}
+
+/**
+ * A value read from a file, for a message: a number (finite, short) or a boolean or null as written; anything
+ * else by its kind only, never its content (messages reach clients).
+ */
+function describeValue(value: unknown): string {
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' || value === null) return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return 'a string';
+  return typeof value === 'object' ? 'an object' : String(typeof value);
 }
 
 async function isFile(file: string): Promise<boolean> {

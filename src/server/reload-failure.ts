@@ -1,12 +1,14 @@
 // What a client is told when POST /reload_model fails: the file at fault by its name in the model folder and
 // what is wrong with it, in a sentence. Never a server path or the internals of TorchScript or ONNX Runtime:
-// those go to the log with the full error.
+// those go to the log with the full error. Nor any of a file's content: the folder reader's reasons never
+// quote it (model-folder.ts), and no other error's message is passed on.
 import path from 'node:path';
 
 import { ModelFolderError } from '../classifier/model-folder.js';
 
 const WHAT: Record<string, string> = {
   ERR_MODEL_FILE_MISSING: 'is missing',
+  ERR_MODEL_CHECKSUM: 'does not match the SHA-256 in model.json (changed or corrupt since export)',
   ERR_NOT_TORCHSCRIPT: 'is not a TorchScript model',
   ERR_MODEL_NOT_FOUND: 'is missing',
   ERR_MODEL_CORRUPT: 'is truncated or corrupt',

@@ -129,6 +129,55 @@ describe('readModelFolder', () => {
     expect((await folderError()).message).toMatch(/model\.json: it is not valid JSON/);
   });
 
+  it("model.json's files: the SHA-256 and size of each file the model runs from, the folder's own only", async () => {
+    const hash = (c: string) => c.repeat(64);
+    writeFileSync(path.join(dir, 'text_encoder.pth'), 'not read here');
+    writeFileSync(path.join(dir, 'head.pth'), 'not read here');
+    const files = {
+      'head.pth': { sha256: hash('A'), bytes: 13 },
+      'text_encoder.pth': { sha256: hash('b') },
+      'best_model.pth': { sha256: hash('c'), bytes: 13 },
+      'class_mapping.json': { sha256: hash('d'), bytes: 1 },
+      'vocab.txt': { bytes: 4 },
+      'other.bin': { sha256: hash('e') },
+    };
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ files }));
+    const folder = await readModelFolder(dir);
+    expect(Object.fromEntries(folder.checksums ?? [])).toEqual({
+      [path.join(dir, 'head.pth')]: { sha256: hash('a'), bytes: 13 },
+      [path.join(dir, 'text_encoder.pth')]: { sha256: hash('b'), bytes: undefined },
+      [path.join(dir, 'class_mapping.json')]: { sha256: hash('d'), bytes: 1 },
+    });
+    // a class mapping from elsewhere is not the file model.json hashed, even by the same name
+    const elsewhere = mkdtempSync(path.join(tmpdir(), 'model-folder-elsewhere-'));
+    try {
+      writeFileSync(path.join(elsewhere, 'class_mapping.json'), JSON.stringify({ pizza: 0, steak: 1, sushi: 2 }));
+      const other = await readModelFolder(dir, { classMappingFile: path.join(elsewhere, 'class_mapping.json') });
+      expect(other.checksums?.has(path.join(elsewhere, 'class_mapping.json'))).toBe(false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+    // without model.json: nothing to check
+    rmSync(path.join(dir, 'model.json'));
+    expect((await readModelFolder(dir)).checksums?.size).toBe(0);
+  });
+
+  it.each([
+    [{ files: [] }, 'files must be an object'],
+    [{ files: { 'head.pth': 'abc' } }, 'files["head.pth"] must be an object'],
+    [{ files: { 'head.pth': { sha256: 'SECRET' } } }, 'files["head.pth"].sha256 must be 64 hexadecimal digits, not a string'],
+    [{ files: { 'head.pth': { sha256: 'a'.repeat(64), bytes: -1 } } }, 'files["head.pth"].bytes must be a whole number of bytes, not -1'],
+    [[], 'expected a JSON object'],
+    [null, 'expected a JSON object'],
+    [{ max_length: 'SECRET' }, 'max_length must be an integer of at least 2, not a string'],
+  ])('refuses model.json %j', async (metadata, message) => {
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify(metadata));
+    const err = await folderError();
+    expect(err.file).toBe(path.join(dir, 'model.json'));
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain('SECRET');
+  });
+
   it('keeps the workshop defaults object unchanged', () => {
     expect(Object.isFrozen(WORKSHOP_PREPROCESSING)).toBe(true);
   });
@@ -140,11 +189,28 @@ describe('parseClassMapping', () => {
     ['{}', 'it maps no classes'],
     ['{"a": 0, "b": 0}', "'a' and 'b' both have index 0"],
     ['{"a": 0, "b": 2}', "the index of 'b' is 2; expected an integer from 0 to 1"],
-    ['{"a": "0"}', `the index of 'a' is "0"`],
+    ['{"a": "0"}', "the index of 'a' is a string"],
     ['{"a": 0.5}', "the index of 'a' is 0.5"],
     ['not json', 'it is not valid JSON'],
   ])('refuses %s', (text, message) => {
     expect(() => parseClassMapping(text, 'class_mapping.json')).toThrow(message);
+  });
+
+  it("never quotes the file's content (messages reach clients): where the JSON breaks, a value's kind", () => {
+    const message = (text: string) => {
+      try {
+        parseClassMapping(text, 'class_mapping.json');
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(message('SECRET-TOKEN-abc')).toBe('Invalid class_mapping.json: it is not valid JSON');
+    expect(message('{"a": 0,\n  SECRET}')).toMatch(/^Invalid class_mapping\.json: it is not valid JSON( \(at line 2, column 3\))?$/);
+    expect(message('{"a": 0, "SECRET')).toMatch(/^Invalid class_mapping\.json: it is not valid JSON( \(.*\))?$/);
+    expect(message('{"a": "SECRET-TOKEN-abc"}')).toBe("Invalid class_mapping.json: the index of 'a' is a string; expected an integer from 0 to 0");
+    expect(message('{"a": {"SECRET": 1}}')).toContain("the index of 'a' is an object");
+    for (const text of ['SECRET-TOKEN-abc', '{"a": 0,\n  SECRET}', '{"a": 0, "SECRET', '{"a": ["SECRET"]}']) expect(message(text)).not.toContain('SECRET');
   });
 
   it('orders by index', () => {
