@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { DEFAULT_MODEL_DIR, spawnServer, startServer, type TestServer } from './server.js';
+import { DEFAULT_MODEL_DIR, type LogEntry, spawnServer, startServer, type TestServer } from './server.js';
 
 /** The files of a model folder that the service reads (the whole-model layout). */
 export const MODEL_FILES = ['best_model.pth', 'class_mapping.json', 'vocab.txt', 'model.json'];
@@ -93,21 +93,9 @@ export async function shutdown(server: TestServer | undefined): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Resolves with the first log line (parsed) that `match` accepts, among those logged so far or to come. */
-export function waitForLog(server: TestServer, match: (entry: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = (): void => {
-      const found = server.logs.find(match);
-      if (found) resolve(found);
-      else if (Date.now() - started > timeoutMs || !server.alive()) {
-        const state = server.alive() ? 'running' : `exited (${server.child.exitCode ?? server.child.signalCode})`;
-        const logs = server.logs.map((l) => JSON.stringify(l)).join('\n');
-        reject(new Error(`no such log line (the server: ${state}); logs:\n${logs}\nstderr:\n${server.stderr()}`));
-      } else setTimeout(poll, 20);
-    };
-    poll();
-  });
+/** server.waitForLog(match), with a timeout. */
+export function waitForLog(server: TestServer, match: (entry: LogEntry) => boolean, timeoutMs = 30_000): Promise<LogEntry> {
+  return server.waitForLog(match, { timeoutMs });
 }
 
 export function portOf(url: string): number {

@@ -41,15 +41,34 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** One line of the service's log (pino's JSON, parsed; a line that is not JSON: `{ msg, notJson: true }`). */
+export type LogEntry = Record<string, unknown>;
+
+export interface WaitForLogOptions {
+  /** Only lines from this index of `logs` on (e.g. `logs.length` before the request whose line is awaited). */
+  since?: number;
+  /** Default 30 s: generous; the line normally arrives within milliseconds of the event that writes it. */
+  timeoutMs?: number;
+  /** What is awaited, for the error message. */
+  what?: string;
+}
+
 export interface TestServer {
   url: string;
   child: ChildProcess;
   /** stdout's JSON log lines so far, parsed. */
-  logs: Record<string, unknown>[];
+  logs: LogEntry[];
   stderr(): string;
-  /** Resolves when the process exits. */
+  /**
+   * Resolves with the first log line that `match` accepts, among those logged so far or to come. The service
+   * writes a request's line as the response finishes, so a client can have the answer before the line has
+   * reached this process: a test awaits the line, never reads `logs` for it right after a response. Rejects,
+   * with the log and stderr so far, when stdout ends without such a line or after `timeoutMs`.
+   */
+  waitForLog(match: (entry: LogEntry) => boolean, options?: WaitForLogOptions): Promise<LogEntry>;
+  /** Resolves when the process has exited and its stdout and stderr have been read to their end (`logs` complete). */
   exited: Promise<Exit>;
-  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  /** Sends `signal` (default SIGTERM) and waits for the exit (as `exited`). */
   stop(signal?: NodeJS.Signals): Promise<Exit>;
   /** True while the process runs. */
   alive(): boolean;
@@ -78,57 +97,117 @@ export function spawnServer(env: Record<string, string | undefined> = {}, args: 
 /** Starts the service and resolves once it listens (its 'listening' log line); rejects with its stderr if it exits. */
 export function startServer(env: Record<string, string | undefined> = {}, cwd = REPO, options: ServerOptions = {}): Promise<TestServer> {
   const child = spawnServer(env, [], options.cwd ?? cwd, options);
-  const logs: Record<string, unknown>[] = [];
+  const logs: LogEntry[] = [];
+  /** Called with each new log line, and with undefined once stdout has ended. */
+  const listeners = new Set<(entry: LogEntry | undefined) => void>();
+  let stdoutEnded = false;
   let stderr = '';
   let pending = '';
   let running = true;
+  // 'exit' can come before the last of stdout has been read: `exited` waits for 'close' (both pipes at their
+  // end), so that the lines a process writes just before it exits are in `logs` once a test has awaited it. A
+  // process of its own that holds the pipes open (none should) delays it by 10 s at most.
   const exited = new Promise<Exit>((resolve) =>
     child.once('exit', (code, signal) => {
       running = false;
-      resolve({ code, signal });
+      const late = setTimeout(() => resolve({ code, signal }), 10_000);
+      late.unref();
+      child.once('close', () => {
+        clearTimeout(late);
+        resolve({ code, signal });
+      });
     }),
   );
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`The server did not listen within 60 s. stderr:\n${stderr}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        let entry: Record<string, unknown>;
+  const state = (): string => (running ? 'running' : `exited (${child.exitCode ?? child.signalCode})`);
+  const waitForLog = (match: (entry: LogEntry) => boolean, { since = 0, timeoutMs = 30_000, what = 'the awaited log line' }: WaitForLogOptions = {}) =>
+    new Promise<LogEntry>((resolve, reject) => {
+      const settle = (outcome: () => void): void => {
+        clearTimeout(timer);
+        listeners.delete(listener);
+        outcome();
+      };
+      const fail = (why: string): void => {
+        const lines = logs.map((l) => JSON.stringify(l)).join('\n');
+        settle(() => reject(new Error(`${what}: ${why} (the server: ${state()}). Its log:\n${lines}\nstderr:\n${stderr}`)));
+      };
+      const listener = (entry: LogEntry | undefined): void => {
+        if (entry === undefined) {
+          fail("the server's stdout ended without it");
+          return;
+        }
         try {
-          entry = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          entry = { msg: line, notJson: true };
+          if (match(entry)) settle(() => resolve(entry));
+        } catch (err) {
+          settle(() => reject(err as Error));
         }
-        logs.push(entry);
-        if (entry.msg === 'listening') {
-          clearTimeout(timer);
-          resolve({
-            url: entry.url as string,
-            child,
-            logs,
-            stderr: () => stderr,
-            exited,
-            alive: () => running,
-            stop: (signal: NodeJS.Signals = 'SIGTERM') => {
-              if (running) child.kill(signal);
-              return exited;
-            },
-          });
-        }
+      };
+      const timer = setTimeout(() => fail(`not logged within ${timeoutMs} ms`), timeoutMs);
+      listeners.add(listener);
+      for (const entry of logs.slice(since)) {
+        if (!listeners.has(listener)) return;
+        listener(entry);
       }
+      if (stdoutEnded && listeners.has(listener)) listener(undefined);
     });
-    void exited.then((exit) => {
-      clearTimeout(timer);
-      reject(new Error(`The server exited (${exit.code ?? exit.signal}) before listening. stderr:\n${stderr}`));
-    });
+  const addLine = (line: string): void => {
+    if (!line.trim()) return;
+    let entry: LogEntry;
+    try {
+      entry = JSON.parse(line) as LogEntry;
+    } catch {
+      entry = { msg: line, notJson: true };
+    }
+    logs.push(entry);
+    for (const listener of [...listeners]) listener(entry);
+  };
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) addLine(line);
   });
+  child.stdout!.on('end', () => {
+    addLine(pending);
+    pending = '';
+    stdoutEnded = true;
+    for (const listener of [...listeners]) listener(undefined);
+  });
+  const server: TestServer = {
+    url: '',
+    child,
+    logs,
+    stderr: () => stderr,
+    waitForLog,
+    exited,
+    alive: () => running,
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (running) child.kill(signal);
+      return exited;
+    },
+  };
+  return waitForLog((l) => l.msg === 'listening', { timeoutMs: 60_000, what: "The server's 'listening' line" }).then(
+    (listening) => ({ ...server, url: listening.url as string }),
+    (err: Error) => {
+      child.kill('SIGKILL');
+      throw err;
+    },
+  );
+}
+
+/**
+ * Resolves once every line the server has logged before now is in `server.logs`: sends GET /health with an id
+ * of its own and waits for that request's line (the service writes its stdout in order). For a check that a
+ * line was NOT logged, without a sleep. Not for a cluster (each worker writes to the pipe on its own).
+ */
+export async function logsSoFar(server: TestServer, headers: Record<string, string> = {}): Promise<LogEntry[]> {
+  const id = `logs-so-far-${Math.random().toString(36).slice(2)}`;
+  const since = server.logs.length;
+  const res = await fetch(`${server.url}/health`, { headers: { ...headers, 'X-Request-Id': id } });
+  await res.arrayBuffer();
+  await server.waitForLog((l) => (l.req as { id?: unknown } | undefined)?.id === id, { since, what: `the log line of GET /health (X-Request-Id ${id})` });
+  return server.logs;
 }
 
 export interface PredictAnswer {

@@ -224,7 +224,11 @@ describe('GET endpoints', () => {
       const replaced = await fetch(`${server.url}/health`, { headers: { 'X-Request-Id': unsafe } });
       expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     }
-    const line = server.logs.find((l) => (l.req as { id?: string } | undefined)?.id === 'abc-123');
+    // The request's log line carries the caller's id. The service writes it as the response finishes, so it can
+    // reach this process after the answer: awaited, not looked up.
+    const line = await server.waitForLog((l) => (l.req as { id?: string } | undefined)?.id === 'abc-123', {
+      what: "the log line of the request sent with X-Request-Id 'abc-123'",
+    });
     expect(line).toMatchObject({ msg: 'request completed', res: { statusCode: 200 } });
   });
 });
