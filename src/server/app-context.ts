@@ -8,6 +8,7 @@ import type { ServiceConfig } from './config.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { ModelManager } from './model-manager.js';
 import type { PredictionCache } from './prediction-cache.js';
+import type { AccessGuards } from './security.js';
 
 export interface AppContext {
   config: ServiceConfig;
@@ -18,4 +19,9 @@ export interface AppContext {
   logger: Logger;
   /** Where RATE_LIMIT's counters live; default: this process's memory. */
   rateLimitStore?: Store;
+}
+
+/** What the routes get: the context, and the guards they put in front of their handlers (security.ts). */
+export interface RouteContext extends AppContext {
+  access: AccessGuards;
 }

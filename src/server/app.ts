@@ -13,12 +13,16 @@ import { statusRoutes } from './routes/status.js';
 import { predictRoutes } from './routes/predict.js';
 import { reloadRoutes } from './routes/reload-model.js';
 import { webRoutes } from './routes/web.js';
-import { authentication, originChecks } from './security.js';
+import { ROUTER_OPTIONS } from './routes/router.js';
+import { accessGuards, originChecks, singleHostHeader } from './security.js';
+import { closeAfterUnreadBody } from './request-body.js';
 
 export type { AppContext } from './app-context.js';
 
 export function createApp(context: AppContext): Express {
   const app = express();
+  app.set('case sensitive routing', ROUTER_OPTIONS.caseSensitive);
+  app.set('strict routing', ROUTER_OPTIONS.strict);
   app.disable('x-powered-by');
   app.set('etag', false);
   // Behind nginx: the client's address from X-Forwarded-For (rate limits per client, logs), for TRUST_PROXY only.
@@ -33,13 +37,18 @@ export function createApp(context: AppContext): Express {
       strictTransportSecurity: Boolean(context.config.tlsCert),
     }),
   );
+  app.use(closeAfterUnreadBody);
+  app.use(singleHostHeader);
   app.use(originChecks(context.config));
-  app.use(authentication(context.config));
-  app.use(rateLimiter({ perMinute: context.config.rateLimit, store: context.rateLimitStore }));
-  app.use(predictRoutes(context));
-  app.use(statusRoutes(context));
-  app.use(reloadRoutes(context));
-  app.use(metricsRoutes(context));
+  // Keys are checked by each route (its guard); the rate limit counts every request before that, a request
+  // with a wrong key against its client's address.
+  const access = accessGuards(context.config);
+  app.use(rateLimiter({ perMinute: context.config.rateLimit, store: context.rateLimitStore, keyIdentity: access.keyIdentity }));
+  const routes = { ...context, access };
+  app.use(predictRoutes(routes));
+  app.use(statusRoutes(routes));
+  app.use(reloadRoutes(routes));
+  app.use(metricsRoutes(routes));
   app.use(
     docsRoutes({
       auth: context.config.apiKeys.length + context.config.adminApiKeys.length > 0,

@@ -1,26 +1,38 @@
-// RATE_LIMIT: requests a minute per API key (or, without one, per client address), with express-rate-limit.
+// RATE_LIMIT: requests a minute per API key (or, without a valid one, per client address), with express-rate-limit.
+// A wrong key counts against the client's address, so that trying keys is throttled like any other request.
 // Past it: 429 with the standard RateLimit headers (draft 8: RateLimit and RateLimit-Policy) and Retry-After.
 // /health is exempt (liveness probes must never be throttled). The counters live in a store: in memory by
 // default, or one the caller gives (a Redis store shares them between instances).
-import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 
 import { HttpError } from './errors.js';
 import { tooManyRequests } from './messages.js';
-import { requestKey } from './security.js';
 
 export interface RateLimitOptions {
   /** Requests a minute; 0 turns the limit off. */
   perMinute: number;
   /** Where the counters live; default express-rate-limit's memory store (one per process). */
   store?: Store;
+  /** The request's valid API key as an identity (never the key itself), or undefined; default: none. */
+  keyIdentity?: (req: Request) => string | undefined;
 }
 
-export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHandler {
+/**
+ * The client's address: Express's req.ip (from X-Forwarded-For as far as TRUST_PROXY trusts the hops) when it
+ * is an address, else the connection's own. A forwarded value that is no address (`garbage1`) would otherwise
+ * be a fresh counter for every value a client makes up.
+ */
+export function clientAddress(req: Request): string {
+  const ip = req.ip;
+  return ip !== undefined && isIP(ip) !== 0 ? ip : (req.socket.remoteAddress ?? '');
+}
+
+export function rateLimiter({ perMinute, store, keyIdentity }: RateLimitOptions): RequestHandler {
   if (perMinute <= 0) return (_req, _res, next) => next();
   return rateLimit({
     windowMs: 60_000,
@@ -31,10 +43,10 @@ export function rateLimiter({ perMinute, store }: RateLimitOptions): RequestHand
     // A store that fails (Redis down) lets the request through rather than failing it.
     passOnStoreError: true,
     skip: (req) => req.path === '/health',
-    // A key counts for itself (hashed: counters must not hold keys), else the client's address (IPv6 by /56).
+    // A valid key counts for itself (hashed: counters must not hold keys), else the client's address (IPv6 by /56).
     keyGenerator: (req) => {
-      const key = requestKey(req.headers);
-      return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${ipKeyGenerator(req.ip ?? '')}`;
+      const key = keyIdentity?.(req);
+      return key ? `key:${key}` : `ip:${ipKeyGenerator(clientAddress(req))}`;
     },
     // express-rate-limit has set RateLimit, RateLimit-Policy and Retry-After: the error handler answers FastAPI's body.
     handler: (_req, _res, next) => next(new HttpError(429, tooManyRequests(perMinute))),

@@ -3,6 +3,8 @@
 //   API keys    API_KEYS on: every endpoint but /health and the pages (the web page, /docs, /openapi.json) needs
 //               `Authorization: Bearer <key>` or `X-API-Key: <key>`; 401 with WWW-Authenticate otherwise.
 //               ADMIN_API_KEYS: only these may POST /reload_model (401 without a key, 403 with another one).
+//               Each route puts its guard (accessGuards) in front of its handler, so the decision belongs to
+//               the route that runs; routers are strict about case and trailing slashes (routes/router.ts).
 //               Keys are compared in constant time and never logged.
 //   No keys     (the default, for a service on loopback): Host headers outside ALLOWED_HOSTS are refused (a web
 //               page a user opens could otherwise reach the service under its own name: DNS rebinding), and so
@@ -10,13 +12,10 @@
 //               otherwise POST /reload_model with a simple form). /health answers anyone.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 
 import { HttpError } from './errors.js';
 import { hostNotAllowed, INVALID_API_KEY, NOT_AN_ADMIN_KEY, NOT_AUTHENTICATED } from './messages.js';
-
-/** Paths anyone may GET: liveness, and the pages a browser must load before it can ask for a key. */
-const PUBLIC_PATHS = /^\/(health|openapi\.json|docs(\/.*)?|index\.html|app\.js|style\.css|favicon\.ico)?$/;
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -51,25 +50,63 @@ function unauthorized(detail: string, invalid: boolean): HttpError {
   return new HttpError(401, detail, { headers: { 'WWW-Authenticate': challenge } });
 }
 
-/** API keys; a no-op without any. */
-export function authentication({ apiKeys, adminApiKeys }: SecurityOptions): RequestHandler {
+/**
+ * Who may run a route, as guards that the routes put in front of their handlers: authorisation is decided by
+ * the route that will run, never by a string of the path (Express also routes /RELOAD_MODEL or /reload_model/
+ * to a route of another spelling unless its router is strict; see routes/router.ts).
+ */
+export interface AccessGuards {
+  /** With API_KEYS: any valid key (user or admin). Without: anyone. */
+  user: RequestHandler;
+  /** With ADMIN_API_KEYS: an admin key (401 without a valid key, 403 with a user key). Without: as `user`. */
+  admin: RequestHandler;
+  /**
+   * The valid key a request carries, as its rate-limit identity (a SHA-256 prefix, never the key), or
+   * undefined: no key, or a wrong one, which count against the client's address like a request without one.
+   */
+  keyIdentity(req: Request): string | undefined;
+}
+
+export function accessGuards({ apiKeys, adminApiKeys }: SecurityOptions): AccessGuards {
   const all = [...apiKeys, ...adminApiKeys].map(digest);
   const admins = adminApiKeys.map(digest);
-  return (req, _res, next) => {
-    const reload = req.path === '/reload_model';
-    // Without API_KEYS, only a reload may need a key (ADMIN_API_KEYS); the rest is open.
-    const needsKey = apiKeys.length > 0 ? !(req.method === 'GET' && PUBLIC_PATHS.test(req.path)) : reload && admins.length > 0;
-    if (!needsKey) return next();
+  /** The request's key if it is one of `keys`; an HttpError (401) if it has none or a wrong one. */
+  const check = (req: Request): Buffer | HttpError => {
     const key = requestKey(req.headers);
-    if (key === undefined) return next(unauthorized(NOT_AUTHENTICATED, false));
+    if (key === undefined) return unauthorized(NOT_AUTHENTICATED, false);
     const given = digest(key);
-    if (!matches(given, all)) return next(unauthorized(INVALID_API_KEY, true));
-    if (reload && admins.length > 0 && !matches(given, admins)) {
-      return next(new HttpError(403, NOT_AN_ADMIN_KEY));
-    }
-    next();
+    return matches(given, all) ? given : unauthorized(INVALID_API_KEY, true);
   };
+  const user: RequestHandler = (req, _res, next) => {
+    if (apiKeys.length === 0) return next();
+    const given = check(req);
+    next(given instanceof HttpError ? given : undefined);
+  };
+  const admin: RequestHandler = (req, res, next) => {
+    if (admins.length === 0) return user(req, res, next);
+    const given = check(req);
+    if (given instanceof HttpError) return next(given);
+    next(matches(given, admins) ? undefined : new HttpError(403, NOT_AN_ADMIN_KEY));
+  };
+  const keyIdentity = (req: Request): string | undefined => {
+    if (all.length === 0) return undefined;
+    const key = requestKey(req.headers);
+    if (key === undefined) return undefined;
+    const given = digest(key);
+    return matches(given, all) ? given.toString('hex').slice(0, 32) : undefined;
+  };
+  return { user, admin, keyIdentity };
 }
+
+/**
+ * A request with two Host headers is refused (400): Node keeps the first, a proxy in front may have used the
+ * other, and the Host check below must judge the one that counts.
+ */
+export const singleHostHeader: RequestHandler = (req, _res, next) => {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === 'host') hosts++;
+  next(hosts > 1 ? new HttpError(400, 'The request has more than one Host header') : undefined);
+};
 
 /** The host name of a Host or Origin value, lower case, without port or IPv6 brackets. */
 export function hostName(value: string): string {
@@ -81,12 +118,13 @@ export function hostName(value: string): string {
 
 /**
  * Without API keys: Host headers outside ALLOWED_HOSTS, and state-changing requests from another origin, get
- * 403 (/health excepted, for probes that reach the service by its address).
+ * 403 (/health excepted, for probes that reach the service by its address). ADMIN_API_KEYS alone does not turn
+ * them off: every route but the reload is still open to whoever reaches the service, a web page included.
  */
-export function originChecks({ apiKeys, adminApiKeys, allowedHosts }: SecurityOptions): RequestHandler {
+export function originChecks({ apiKeys, allowedHosts }: SecurityOptions): RequestHandler {
   const anyHost = allowedHosts.includes('*');
   return (req, _res, next) => {
-    if (apiKeys.length > 0 || adminApiKeys.length > 0 || req.path === '/health') return next();
+    if (apiKeys.length > 0 || req.path === '/health') return next();
     const host = req.headers.host ?? '';
     if (!anyHost && !allowedHosts.includes(hostName(host))) {
       return next(new HttpError(403, hostNotAllowed(host)));

@@ -14,6 +14,7 @@ import { ServiceMetrics } from './metrics.js';
 import { ModelManager } from './model-manager.js';
 import { MemoryPredictionCache, RedisPredictionCache, type PredictionCache } from './prediction-cache.js';
 import { redisRateLimitStore } from './rate-limit.js';
+import { answerExpectContinue } from './request-body.js';
 
 export interface RunningService {
   server: Server;
@@ -69,6 +70,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   // timer and never mid-request; and no longer than the whole request may take.
   server.headersTimeout = Math.min(config.keepAliveTimeoutMs + 5_000, config.uploadTimeoutMs);
   try {
+  answerExpectContinue(server, config.maxUploadBytes, app);
     await listen(server, config.port, config.host);
   } catch (err) {
     await Promise.all([models.close(), cache.close()]);

@@ -2,13 +2,12 @@
 // other fields) is answered 413 before a byte of its body is read; one without a Content-Length (chunked), or
 // one that sends more than it declared, is answered 413 the moment it passes the bound. Either way the
 // connection is then closed, so the rest is never read (multer alone would read an upload to its end before
-// it answers).
+// it answers). What becomes of the bodies no route reads: request-body.ts.
 import type { RequestHandler } from 'express';
 
 import { HttpError } from './errors.js';
+import { FORM_OVERHEAD_BYTES, lingerOnClose } from './request-body.js';
 
-/** The most bytes a /predict form may take besides the file: the text (1 MiB at most) and the multipart frame. */
-export const FORM_OVERHEAD_BYTES = 1024 * 1024 + 64 * 1024;
 
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1);
@@ -32,6 +31,7 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
       // Answered here, while the parser still waits for the end: the connection closes once the 413 is out.
       res.locals.log = { ...res.locals.log, cut_at_bytes: received };
       res.status(413).setHeader('Connection', 'close');
+      lingerOnClose(req.socket);
       res.once('finish', () => req.socket?.destroySoon());
       res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` });
     };
@@ -39,3 +39,4 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
     next();
   };
 }
+

@@ -1,6 +1,7 @@
 // Who may call the service and from where, against real servers: API keys and admin keys, the Host and
 // Origin checks without keys, rate limits, security headers, Swagger UI's files only, HTTPS.
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +9,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { getJson, predict, rawRequest, startServer, type TestServer } from '../helpers/server.js';
+import { rawGet } from '../helpers/http.js';
+import { getJson, multipartBody, predict, rawRequest, startServer, type TestServer } from '../helpers/server.js';
 
 const KEY = 'user-key-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
@@ -147,6 +149,149 @@ describe('without keys', () => {
   });
 });
 
+describe('routing is exact, and each route checks its own key', () => {
+  const spellings = ['/RELOAD_MODEL', '/Reload_Model', '/reload_model/', '/reload_model//'];
+
+  it('ADMIN_API_KEYS: no other spelling of /reload_model reaches the reload (404, not 200)', async () => {
+    const s = await server({ ADMIN_API_KEYS: ADMIN });
+    expect((await rawRequest(s.url, { method: 'POST', path: '/reload_model' })).status).toBe(401);
+    for (const p of spellings) expect((await rawRequest(s.url, { method: 'POST', path: p })).status, p).toBe(404);
+    expect((await rawRequest(s.url, { method: 'POST', path: '/reload_model', headers: withKey(ADMIN) })).status).toBe(200);
+  });
+
+  it('API_KEYS and ADMIN_API_KEYS: a user key reloads through no spelling; HEAD /health answers without a key', async () => {
+    const s = await server({ API_KEYS: KEY, ADMIN_API_KEYS: ADMIN });
+    expect((await rawRequest(s.url, { method: 'POST', path: '/reload_model', headers: withKey(KEY) })).status).toBe(403);
+    for (const p of spellings) {
+      expect((await rawRequest(s.url, { method: 'POST', path: p, headers: withKey(KEY) })).status, p).toBe(404);
+    }
+    for (const p of ['/CLASSES', '/classes/', '/Health']) expect((await rawRequest(s.url, { path: p, headers: withKey(KEY) })).status, p).toBe(404);
+    const head = await rawRequest(s.url, { method: 'HEAD', path: '/health' });
+    expect(head.status).toBe(200);
+    expect((await rawRequest(s.url, { method: 'HEAD', path: '/classes' })).status).toBe(401);
+    expect((await rawRequest(s.url, { method: 'HEAD', path: '/classes', headers: withKey(KEY) })).status).toBe(200);
+  });
+
+  it('ADMIN_API_KEYS alone keeps the Host and Origin checks: the other routes are open to anyone', async () => {
+    const s = await server({ ADMIN_API_KEYS: ADMIN });
+    const port = new URL(s.url).port;
+    expect((await rawRequest(s.url, { path: '/classes', headers: { Host: `attacker.example:${port}` } })).status).toBe(403);
+    const form = multipartBody(jpeg, 'Image of food');
+    const crossSite = await rawRequest(s.url, {
+      method: 'POST',
+      path: '/predict',
+      headers: { 'Content-Type': form.contentType, Origin: 'http://attacker.example' },
+      body: form.body,
+    });
+    expect(crossSite.status).toBe(403);
+  });
+});
+
+describe('requests the service does not read', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await server();
+  });
+
+  /**
+   * Sends `head` then up to `bytes` of body in 64 KiB writes over a raw connection, until the server closes it;
+   * resolves with the answer's status line and how much of the body the server let through before closing.
+   */
+  function endlessBody(head: string, bytes: number): Promise<{ statusLine: string; sent: number; closed: boolean }> {
+    const { hostname, port } = new URL(s.url);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      let sent = 0;
+      let answer = '';
+      let done = false;
+      const finish = (closed: boolean): void => {
+        if (done) return;
+        done = true;
+        socket.destroy();
+        resolve({ statusLine: answer.split('\r\n')[0], sent, closed });
+      };
+      const pump = (): void => {
+        while (!done && !socket.destroyed && sent < bytes) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+        // Everything sent and the connection still open: the server read it all.
+        if (sent >= bytes && !done) socket.end();
+      };
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (answer += d));
+      socket.on('error', () => finish(true));
+      socket.on('close', () => finish(answer !== '' && sent < bytes));
+      socket.once('connect', () => {
+        socket.write(head);
+        pump();
+      });
+      socket.setTimeout(50_000, () => reject(new Error(`no answer nor close after ${sent} bytes`)));
+    });
+  }
+
+  it('a body sent to an unknown path or with a wrong method is not read: the answer, then the connection closes', async () => {
+    const total = 256 * 1024 * 1024;
+    const host = new URL(s.url).host;
+    for (const [method, p, status] of [
+      ['POST', '/nowhere', '404'],
+      ['PUT', '/predict', '405'],
+      ['POST', '/health', '405'],
+    ] as const) {
+      const r = await endlessBody(`${method} ${p} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${total}\r\n\r\n`, total);
+      expect(r.statusLine, `${method} ${p}`).toBe(`HTTP/1.1 ${status} ${status === '404' ? 'Not Found' : 'Method Not Allowed'}`);
+      // the kernel's buffers take a few MiB before the close is seen; reading it all would take 256 MiB
+      expect(r.closed, `${method} ${p}`).toBe(true);
+      expect(r.sent, `${method} ${p}`).toBeLessThan(total / 4);
+    }
+    const chunked = await endlessBody(`POST /nowhere HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n`, total);
+    expect(chunked.statusLine).toBe('HTTP/1.1 404 Not Found');
+    expect(chunked.closed).toBe(true);
+  });
+
+  it("Expect: 100-continue over the upload bound gets the 413 without '100 Continue'; within it, 100 first", async () => {
+    const { hostname, port, host } = new URL(s.url);
+    const firstLine = (length: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(Number(port), hostname, () =>
+          socket.write(
+            `POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`,
+          ),
+        );
+        socket.setEncoding('latin1');
+        socket.once('data', (d: string) => {
+          socket.destroy();
+          resolve(d.split('\r\n')[0]);
+        });
+        socket.once('error', reject);
+      });
+    expect(await firstLine(500 * 1024 * 1024)).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(await firstLine(1000)).toBe('HTTP/1.1 100 Continue');
+  });
+
+  it('two Host headers: 400; a path that would redirect to another host: no redirect', async () => {
+    const { hostname, port, host } = new URL(s.url);
+    const twoHosts = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () =>
+        socket.end(`GET /classes HTTP/1.1\r\nHost: ${host}\r\nHost: attacker.example\r\nConnection: close\r\n\r\n`),
+      );
+      let answer = '';
+      socket.setEncoding('latin1').on('data', (d: string) => (answer += d));
+      socket.once('close', () => resolve(answer));
+      socket.once('error', reject);
+    });
+    expect(twoHosts.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(JSON.parse(twoHosts.slice(twoHosts.indexOf('\r\n\r\n') + 4))).toEqual({ detail: 'The request has more than one Host header' });
+    for (const p of ['/\\evil.example/%2e%2e', '/%5Cevil.example/%2e%2e', '/\\evil.example/']) {
+      const answer = await rawGet(s.url, p);
+      answer.socket.destroy();
+      expect(answer.statusLine, p).not.toMatch(/^HTTP\/1\.1 3/);
+      expect(answer.headers.location, p).toBeUndefined();
+    }
+  });
+});
+
 describe('RATE_LIMIT', () => {
   it('past the limit: 429 with RateLimit headers and Retry-After; /health never counts', async () => {
     const s = await server({ RATE_LIMIT: '3' });
@@ -164,6 +309,25 @@ describe('RATE_LIMIT', () => {
     expect((await rawRequest(keyed.url, { path: '/classes', headers: withKey(KEY) })).status).toBe(200);
     expect((await rawRequest(keyed.url, { path: '/classes', headers: withKey(KEY) })).status).toBe(429);
     expect((await rawRequest(keyed.url, { path: '/classes', headers: withKey(ADMIN) })).status).toBe(200);
+  });
+
+  it('wrong keys count against the address: trying keys is throttled', async () => {
+    const s = await server({ RATE_LIMIT: '3', API_KEYS: KEY });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await rawRequest(s.url, { path: '/classes', headers: withKey(`wrong-key-${i}-0123456789abcdef`) })).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    // a valid key has its own counter
+    expect((await rawRequest(s.url, { path: '/classes', headers: withKey(KEY) })).status).toBe(200);
+  });
+
+  it('TRUST_PROXY: X-Forwarded-For names the client only when it is an address', async () => {
+    const s = await server({ RATE_LIMIT: '2', TRUST_PROXY: 'loopback' });
+    const from = (xff: string) => rawRequest(s.url, { path: '/classes', headers: { 'X-Forwarded-For': xff } });
+    // made-up values are no address: they all count as the connection's own
+    expect([(await from('garbage1')).status, (await from('garbage2')).status, (await from('garbage3')).status]).toEqual([200, 200, 429]);
+    // an address behind the trusted proxy has its own counter (nginx appends the client it saw)
+    expect([(await from('203.0.113.5')).status, (await from('198.51.100.1, 203.0.113.5')).status, (await from('203.0.113.5')).status]).toEqual([200, 200, 429]);
+    expect((await from('203.0.113.6')).status).toBe(200);
   });
 });
 

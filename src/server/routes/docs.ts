@@ -3,9 +3,10 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-import express, { Router } from 'express';
+import express, { type Router } from 'express';
 
 import { openApiDocument, type OpenApiOptions } from '../openapi.js';
+import { strictRouter } from './router.js';
 
 const require = createRequire(import.meta.url);
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -32,7 +33,7 @@ const DOCS_ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'favicon-
 const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
 
 export function docsRoutes(options: OpenApiOptions): Router {
-  const router = Router();
+  const router = strictRouter();
   const document = openApiDocument(options);
   router.get('/openapi.json', (_req, res) => {
     res.json(document);

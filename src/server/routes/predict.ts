@@ -2,19 +2,20 @@
 // answered them, from the prediction cache when the same image and text were seen by the same model.
 // Computed answers go through the bounded queue (admission.ts): 503 with Retry-After when it is full, or when
 // the request waited longer than REQUEST_TIMEOUT_MS.
-import { type RequestHandler, type Response, Router } from 'express';
+import type { RequestHandler, Response, Router } from 'express';
 import multer from 'multer';
 
 import { QueueError } from '../../classifier/batch-scheduler.js';
 import type { Classification, FoodClassifier, Prediction } from '../../classifier/classifier.js';
 import { ImageError } from '../../classifier/preprocess.js';
 import type { Admission } from '../admission.js';
-import type { AppContext } from '../app-context.js';
+import type { RouteContext } from '../app-context.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
 import { CLASSIFICATION_ERROR, DEFAULT_TEXT, QUEUE_FULL, TOP_K, WAITED_TOO_LONG } from '../messages.js';
 import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
 import { hashingMemoryStorage, type StoredUpload } from '../upload-storage.js';
 import { limitUploadBytes } from '../uploads.js';
+import { strictRouter } from './router.js';
 
 interface PredictRequest {
   image: StoredUpload;
@@ -39,7 +40,7 @@ function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHan
   };
 }
 
-export function predictRoutes({ config, models, cache, admission, metrics }: AppContext): Router {
+export function predictRoutes({ config, models, cache, admission, metrics, access }: RouteContext): Router {
   const upload = multer({
     storage: hashingMemoryStorage(config.maxUploadBytes),
     // One file; a few small fields (text is the only one read, up to 1 MiB: far more than 128 tokens need).
@@ -110,9 +111,10 @@ export function predictRoutes({ config, models, cache, admission, metrics }: App
     if (models.generation === generation) void cache.set(key, predictions);
     res.json({ predictions, cache_hit: false });
   };
-  const router = Router();
+  const router = strictRouter();
   router.post(
     '/predict',
+    access.user,
     limitUploadBytes(config.maxUploadBytes),
     refuseWhenFull(admission, () => metrics.rejected('queue_full')),
     upload.single('image'),

@@ -1,23 +1,24 @@
 // GET /health, GET /classes and GET /system_status: what monitoring and clients read about the running model.
-import { Router } from 'express';
+import type { Router } from 'express';
 
-import type { AppContext } from '../app-context.js';
+import type { RouteContext } from '../app-context.js';
 import { methodNotAllowed } from '../errors.js';
 import { describeRuntime } from '../runtime-description.js';
+import { strictRouter } from './router.js';
 
-export function statusRoutes({ config, models, cache, admission }: AppContext): Router {
-  const router = Router();
+export function statusRoutes({ config, models, cache, admission, access }: RouteContext): Router {
+  const router = strictRouter();
   const device = (): string => (models.classifier.device.startsWith('cuda') ? 'cuda' : 'cpu');
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'healthy', device: device() });
   });
 
-  router.get('/classes', (_req, res) => {
+  router.get('/classes', access.user, (_req, res) => {
     res.json({ classes: models.classifier.folder.classNames });
   });
 
-  router.get('/system_status', (_req, res) => {
+  router.get('/system_status', access.user, (_req, res) => {
     const classifier = models.classifier;
     const { device: deviceName, ...runtime } = describeRuntime(classifier);
     const features = classifier.textFeatureCache;
