@@ -35,6 +35,11 @@ export interface ServiceConfig {
   predictionCacheTtlSeconds: number;
   /** Redis for the prediction cache and the rate-limit counters, shared by instances; undefined: this process. */
   redisUrl: string | undefined;
+  /**
+   * The key that signs the answers kept in Redis (HMAC-SHA256: their keys and their values), shared by the
+   * instances; required with REDIS_URL. Never logged.
+   */
+  cacheSecret: string | undefined;
   tokenCacheSize: number;
   textFeatureCacheSize: number;
   maxBatch: number;
@@ -95,6 +100,11 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
   { name: 'PREDICTION_CACHE_TTL', default: '3600', help: 'seconds a cached answer lives' },
   { name: 'REDIS_URL', default: 'none', help: 'redis://host:port: the prediction cache and rate limits shared by instances' },
+  {
+    name: 'CACHE_SECRET',
+    default: 'none',
+    help: 'with REDIS_URL (required): a secret of 32+ characters the instances share, signing the answers kept in Redis (openssl rand -hex 32)',
+  },
   { name: 'TOKEN_CACHE_SIZE', default: '1000', help: 'tokenised texts kept (LRU); 0 turns the cache off' },
   {
     name: 'TEXT_FEATURE_CACHE_SIZE',
@@ -172,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
     predictionCacheTtlSeconds: integer(get('PREDICTION_CACHE_TTL'), 'PREDICTION_CACHE_TTL', 1, 365 * 86400) ?? 3600,
     redisUrl: redisUrl(get('REDIS_URL')),
+    cacheSecret: cacheSecret(get('CACHE_SECRET'), get('REDIS_URL') !== undefined),
     tokenCacheSize: integer(get('TOKEN_CACHE_SIZE'), 'TOKEN_CACHE_SIZE', 0, 1_000_000) ?? 1000,
     textFeatureCacheSize: integer(get('TEXT_FEATURE_CACHE_SIZE'), 'TEXT_FEATURE_CACHE_SIZE', 0, 1_000_000) ?? DEFAULT_TEXT_FEATURE_CACHE_SIZE,
     maxBatch: integer(get('MAX_BATCH'), 'MAX_BATCH', 1, 256) ?? DEFAULT_MAX_BATCH,
@@ -215,6 +226,29 @@ function redisUrl(value: string | undefined): string | undefined {
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
     // The value may hold a password: not repeated.
     throw new ConfigError('Expected a URL like redis://host:6379 (or rediss:// for TLS) for REDIS_URL but received something else');
+  }
+  return value;
+}
+
+const MIN_CACHE_SECRET_LENGTH = 32;
+
+/**
+ * CACHE_SECRET: required with REDIS_URL. Without it, anyone who can write to Redis could plant answers at keys
+ * computed from public data (the model's files, a photo), to be served as this service's.
+ */
+function cacheSecret(value: string | undefined, withRedis: boolean): string | undefined {
+  const make = 'make one with `openssl rand -hex 32` and give every instance the same';
+  if (value === undefined) {
+    if (!withRedis) return undefined;
+    throw new ConfigError(
+      `REDIS_URL is set but CACHE_SECRET is not: the answers shared in Redis are signed with a secret of at least ${MIN_CACHE_SECRET_LENGTH} characters that the instances share; ${make}`,
+    );
+  }
+  // The message never repeats the secret.
+  if (value.length < MIN_CACHE_SECRET_LENGTH || /\s/.test(value)) {
+    throw new ConfigError(
+      `Expected at least ${MIN_CACHE_SECRET_LENGTH} characters without spaces for CACHE_SECRET but received ${value.length} characters${/\s/.test(value) ? ' with spaces' : ''}; ${make}`,
+    );
   }
   return value;
 }

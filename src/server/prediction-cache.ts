@@ -6,11 +6,18 @@
 // instances serving the same files share answers, and a new model never meets an old model's answer. Entries
 // expire after PREDICTION_CACHE_TTL seconds. Redis being slow or down never fails a request: the answer is
 // computed, the outage logged once (and its end), and counted in /metrics (cache_errors_total).
-import { createHash } from 'node:crypto';
+// What Redis holds is not trusted: the keys derive from public data (the model's files, a photo), so anyone who
+// can write to Redis could plant an answer before the photo is ever sent. So with Redis (CACHE_SECRET, shared
+// by the instances): the Redis key is an HMAC of the key (a planted key cannot be computed), the value carries
+// an HMAC tag over key and payload (a value copied from another key is refused), at most MAX_ENTRY_BYTES are
+// read, and only the exact shape this service stores is served (validPredictions): anything else is a miss.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+
+import { TOP_K } from './messages.js';
 
 export interface CachedPrediction {
   class_name: string;
@@ -25,6 +32,8 @@ export interface PredictionCacheStats {
   misses: number;
   /** Lookups and stores that failed (Redis down or slow); they count as misses. */
   errors: number;
+  /** Entries found but refused (not signed by this service's secret, or not an answer it makes); misses too. */
+  invalid?: number;
 }
 
 export interface PredictionCache {
@@ -104,29 +113,69 @@ export class MemoryPredictionCache implements PredictionCache {
   async close(): Promise<void> {}
 }
 
+/** The longest value a Redis entry may have: beyond, it is not read (a valid one is far smaller). */
+export const MAX_ENTRY_BYTES = 64 * 1024;
+
+/**
+ * `value` when it is exactly an answer this service makes (predict.ts's toWorkshopPrediction, top TOP_K):
+ * 1 to TOP_K objects of exactly class_name (one of `classNames`, '_' as ' ', each once), probability (finite, in
+ * [0, 1], most probable first) and confidence (the probability as the service writes it); otherwise undefined.
+ */
+export function validPredictions(value: unknown, classNames: Iterable<string>): CachedPrediction[] | undefined {
+  if (!Array.isArray(value) || value.length === 0 || value.length > TOP_K) return undefined;
+  const known = new Set([...classNames].map((c) => c.replaceAll('_', ' ')));
+  const seen = new Set<string>();
+  let previous = Infinity;
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return undefined;
+    const keys = Object.keys(entry);
+    if (keys.length !== 3) return undefined;
+    const { class_name: name, probability: p, confidence } = entry as Record<string, unknown>;
+    if (typeof name !== 'string' || !known.has(name) || seen.has(name)) return undefined;
+    if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 1 || p > previous) return undefined;
+    if (confidence !== `${(p * 100).toFixed(2)}%`) return undefined;
+    seen.add(name);
+    previous = p;
+  }
+  return value as CachedPrediction[];
+}
+
 export interface RedisCacheOptions {
   url: string;
   ttlSeconds: number;
   logger: Logger;
+  /** The secret the instances share (CACHE_SECRET, 32+ characters): the HMAC key of the keys and values. */
+  secret: string;
+  /** The class names of the model being served (as in its class mapping): what an entry may name. */
+  classNames: () => Iterable<string>;
   /** How long a lookup may take before it counts as a miss (ms). Default 100. */
   timeoutMs?: number;
 }
 
-const KEY_PREFIX = 'torchscript-node:prediction:';
+/** v2: keys and values signed (v1, unsigned, is never read). */
+const KEY_PREFIX = 'torchscript-node:prediction:v2:';
+/** The tag before the payload: 64 hex digits and a '.'. */
+const TAG_LENGTH = 64;
 
 export class RedisPredictionCache implements PredictionCache {
   readonly kind = 'redis';
   readonly redis: Redis;
   readonly #ttl: number;
   readonly #logger: Logger;
+  readonly #secret: string;
+  readonly #classNames: () => Iterable<string>;
   #hits = 0;
   #misses = 0;
   #errors = 0;
+  #invalid = 0;
   #down = false;
 
-  constructor({ url, ttlSeconds, logger, timeoutMs = 100 }: RedisCacheOptions) {
+  constructor({ url, ttlSeconds, logger, secret, classNames, timeoutMs = 100 }: RedisCacheOptions) {
+    if (secret.length < 32) throw new Error('RedisPredictionCache needs a secret of at least 32 characters (CACHE_SECRET)');
     this.#ttl = ttlSeconds;
     this.#logger = logger;
+    this.#secret = secret;
+    this.#classNames = classNames;
     this.redis = new Redis(url, {
       // Fail at once while disconnected (the answer is computed instead), never queue commands for later.
       enableOfflineQueue: false,
@@ -175,27 +224,73 @@ export class RedisPredictionCache implements PredictionCache {
     this.#logger.warn({ err: (err as Error).message }, 'Redis is unavailable: answers are computed without the shared cache until it is back');
   }
 
-  async get(key: string): Promise<CachedPrediction[] | undefined> {
+  /** The Redis key of `key`: an HMAC, so that no one without the secret can compute where an answer goes. */
+  redisKey(key: string): string {
+    return KEY_PREFIX + createHmac('sha256', this.#secret).update('key\n').update(key).digest('hex');
+  }
+
+  /** The tag of `payload` stored at `redisKey`: binds the one to the other. */
+  #tag(redisKey: string, payload: string): Buffer {
+    return createHmac('sha256', this.#secret).update('value\n').update(redisKey).update('\n').update(payload).digest();
+  }
+
+  /** An entry refused: counted, and logged the first time (with no content from it). Undefined: a miss. */
+  #refused(reason: string): undefined {
+    if (this.#invalid++ === 0) {
+      this.#logger.warn({ reason }, 'A Redis entry was refused (not signed with CACHE_SECRET, or not an answer of this service): computed instead');
+    }
+    return undefined;
+  }
+
+  /** The answer stored at `redisKey` when its tag is right and it is one this service makes. */
+  #verify(redisKey: string, value: Buffer): CachedPrediction[] | undefined {
+    if (value.length > MAX_ENTRY_BYTES) return this.#refused('too large');
+    const text = value.toString('utf8');
+    const dot = text.indexOf('.');
+    const tag = dot === TAG_LENGTH ? Buffer.from(text.slice(0, dot), 'hex') : undefined;
+    const payload = text.slice(dot + 1);
+    if (!tag || tag.length !== TAG_LENGTH / 2 || !timingSafeEqual(tag, this.#tag(redisKey, payload))) return this.#refused('no valid tag');
+    let parsed: unknown;
     try {
-      const value = await this.redis.get(KEY_PREFIX + key);
-      if (value !== null) {
-        const parsed = JSON.parse(value) as unknown;
-        if (Array.isArray(parsed)) {
+      parsed = JSON.parse(payload);
+    } catch {
+      return this.#refused('not JSON');
+    }
+    return validPredictions(parsed, this.#classNames()) ?? this.#refused('not an answer of this model');
+  }
+
+  async get(key: string): Promise<CachedPrediction[] | undefined> {
+    const redisKey = this.redisKey(key);
+    try {
+      // One byte more than an entry may have: a longer value shows as such, and is never read whole.
+      const value = await this.redis.getrangeBuffer(redisKey, 0, MAX_ENTRY_BYTES);
+      if (value.length > 0) {
+        const predictions = this.#verify(redisKey, value);
+        if (predictions) {
           this.#hits++;
-          return parsed as CachedPrediction[];
+          return predictions;
         }
       }
     } catch (err) {
-      this.#errors++;
-      this.#failed(err);
+      if ((err as Error).message?.startsWith('WRONGTYPE')) {
+        // Something else than an entry at the key (a list, a hash): refused, Redis is fine.
+        this.#refused('not a string');
+      } else {
+        this.#errors++;
+        this.#failed(err);
+      }
     }
     this.#misses++;
     return undefined;
   }
 
   async set(key: string, predictions: CachedPrediction[]): Promise<void> {
+    const redisKey = this.redisKey(key);
+    const payload = JSON.stringify(predictions);
+    const value = `${this.#tag(redisKey, payload).toString('hex')}.${payload}`;
+    if (Buffer.byteLength(value) > MAX_ENTRY_BYTES) return;
     try {
-      await this.redis.set(KEY_PREFIX + key, JSON.stringify(predictions), 'EX', this.#ttl);
+      await this.redis.set(redisKey, value, 'EX', this.#ttl);
     } catch (err) {
       this.#errors++;
       this.#failed(err);
@@ -210,7 +305,7 @@ export class RedisPredictionCache implements PredictionCache {
   }
 
   get stats(): PredictionCacheStats {
-    return { size: 0, max_size: 0, hits: this.#hits, misses: this.#misses, errors: this.#errors };
+    return { size: 0, max_size: 0, hits: this.#hits, misses: this.#misses, errors: this.#errors, invalid: this.#invalid };
   }
 
   async close(): Promise<void> {

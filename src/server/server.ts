@@ -37,11 +37,19 @@ const REDIS_STARTUP_WAIT_MS = 3_000;
 export async function startService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   let metrics: ServiceMetrics | undefined;
   // Redis connects while the model loads: the start-up wait for it overlaps the load.
+  let models: ModelManager;
   const cache: PredictionCache = config.redisUrl
-    ? new RedisPredictionCache({ url: config.redisUrl, ttlSeconds: config.predictionCacheTtlSeconds, logger })
+    ? new RedisPredictionCache({
+        url: config.redisUrl,
+        ttlSeconds: config.predictionCacheTtlSeconds,
+        logger,
+        // loadConfig requires CACHE_SECRET with REDIS_URL.
+        secret: config.cacheSecret ?? '',
+        // Entries are looked up only once the model is loaded.
+        classNames: () => models.classifier.folder.classNames,
+      })
     : new MemoryPredictionCache(config.predictionCacheSize, config.predictionCacheTtlSeconds);
   const redisReady = cache instanceof RedisPredictionCache ? cache.ready(REDIS_STARTUP_WAIT_MS) : Promise.resolve(true);
-  let models: ModelManager;
   try {
     models = await ModelManager.load(config, logger, { onBatch: (record) => metrics?.observeBatch(record) });
   } catch (err) {

@@ -32,7 +32,11 @@ let photos: Buffer[] = [];
 
 /** One instance of the service on `port`, sharing the model folder and Redis. */
 async function instance(port: number): Promise<TestServer> {
-  return startServer({ PORT: String(port), MODEL_DIR: modelDir, REDIS_URL: redis.url, ALLOWED_HOSTS: 'localhost' }, REPO);
+  // CACHE_SECRET: required with REDIS_URL, the same for every instance (they share answers)
+  return startServer(
+    { PORT: String(port), MODEL_DIR: modelDir, REDIS_URL: redis.url, CACHE_SECRET: 'fleet-test-secret-0123456789abcdef01234567', ALLOWED_HOSTS: 'localhost' },
+    REPO,
+  );
 }
 
 /** deploy/nginx/nginx.conf with the lines marked "test:" pointed at this test's ports, certificate and files. */
