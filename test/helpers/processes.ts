@@ -93,7 +93,7 @@ export async function shutdown(server: TestServer | undefined): Promise<void> {
   clearTimeout(timer);
 }
 
-/** server.waitForLog(match), with a timeout. */
+/** server.waitForLog(match), with a timeout (the method takes more options: `since`, `what`). */
 export function waitForLog(server: TestServer, match: (entry: LogEntry) => boolean, timeoutMs = 30_000): Promise<LogEntry> {
   return server.waitForLog(match, { timeoutMs });
 }

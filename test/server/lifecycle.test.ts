@@ -6,12 +6,13 @@ import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 
 import net from 'node:net';
 import path from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { DEFAULT_CLASSES as CLASSES, expectPredictionBody, expectSameAnswer, multipart, rawGet, reload, stalledUpload, status } from '../helpers/http.js';
 import { largePhoto, smallPhotos, withComment } from '../helpers/photos.js';
-import { MODEL_FILES, portOf, shutdown, trackProcesses, tryConnect, waitForLog } from '../helpers/processes.js';
-import { DEFAULT_MODEL_DIR, getJson, predict, spawnServer, type TestServer } from '../helpers/server.js';
+import { MODEL_FILES, portOf, shutdown, trackProcesses, tryConnect } from '../helpers/processes.js';
+import { Progress } from '../helpers/progress.js';
+import { DEFAULT_MODEL_DIR, getJson, logsSoFar, predict, spawnServer, type TestServer } from '../helpers/server.js';
 
 // Every child started here is killed at the end, whatever a test did.
 const tracked = trackProcesses('lifecycle-');
@@ -243,6 +244,7 @@ describe('POST /reload_model, on a copy of the model folder', () => {
       const garbage = Buffer.alloc(64 * 1024);
       for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
       writeFileSync(file('best_model.pth'), garbage);
+      const since = server.logs.length;
       const corrupt = await reload(server.url);
       expect(corrupt.status).toBe(500);
       expect(Object.keys(corrupt.body)).toEqual(['detail']);
@@ -251,10 +253,12 @@ describe('POST /reload_model, on a copy of the model folder', () => {
         /^Reload failed: best_model\.pth is (not a TorchScript model|truncated or corrupt); the current model keeps serving$/,
       );
       expect(corrupt.body.detail).not.toContain(dir);
-      // The request's log line (written as the answer went out: wait for it) has the full reason.
-      const failed = () => server.logs.filter((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 500).at(-1);
-      for (let i = 0; i < 100 && !failed(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(JSON.stringify(failed() ?? {})).toContain(file('best_model.pth'));
+      // The request's log line (written as the answer went out: awaited) has the full reason.
+      const failed = await server.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 500, {
+        since,
+        what: 'the log line of the failed reload (500)',
+      });
+      expect(JSON.stringify(failed)).toContain(file('best_model.pth'));
 
       restore();
       truncateSync(file('best_model.pth'), Math.floor(readFileSync(path.join(DEFAULT_MODEL_DIR, 'best_model.pth')).length / 2));
@@ -358,6 +362,7 @@ describe('POST /reload_model, on a copy of the model folder', () => {
     const logsBefore = server.logs.length;
     let running = true;
     const answers: { key: string; status: number; body: any }[] = [];
+    const progress = new Progress();
     const loops = Array.from({ length: 8 }, async (_, loop) => {
       for (let n = 0; running || n < 3; n++) {
         // every fourth request repeats the one three before it (a likely cache hit); the others are new texts
@@ -366,18 +371,24 @@ describe('POST /reload_model, on a copy of the model folder', () => {
         const key = `${(loop + m) % images.length} ${text}`;
         const res = await predict(server.url, images[(loop + m) % images.length], text);
         answers.push({ key, status: res.status, body: res.body });
+        progress.changed();
       }
     });
     const reloads: { status: number; body: any }[] = [];
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Paced by the answers, not by the clock: each reload starts while the 8 loops have requests in flight, and
+    // the loops run on until a few rounds of answers have come after the last one.
+    const moreAnswers = (more: number, what: string): Promise<void> => {
+      const target = answers.length + more;
+      return progress.until(() => answers.length >= target, `${more} more answers ${what}`);
+    };
     const reloading = (async () => {
-      await sleep(300);
+      await moreAnswers(8, 'before the first reloads');
       reloads.push(...(await Promise.all([reload(server.url), reload(server.url)])));
-      await sleep(200);
+      await moreAnswers(8, 'after the first two reloads');
       reloads.push(await reload(server.url));
-      await sleep(200);
+      await moreAnswers(8, 'after the third reload');
       reloads.push(...(await Promise.all([reload(server.url), reload(server.url)])));
-      await sleep(1000);
+      await moreAnswers(24, 'after the last reloads');
       running = false;
     })();
     await Promise.all([reloading, ...loops]);
@@ -401,6 +412,8 @@ describe('POST /reload_model, on a copy of the model folder', () => {
     expect((await getJson(server.url, '/health')).body).toEqual({ status: 'healthy', device: 'cpu' });
     expect((await status(server.url)).model_generation).toBe(generation + 5);
     const hits = answers.filter((a) => a.body.cache_hit).length;
+    // every line logged up to now, the last predictions' included
+    await logsSoFar(server);
     const stale = server.logs.slice(logsBefore).filter((l) => l.cache_hit === false && (l.generation as number) < generation + 5).length;
     console.info(`[lifecycle.test] under load: ${answers.length} predictions (${hits} cache hits, ${stale} computed before the last reload)`);
     // nothing logged at error level (50) or above, e.g. a retired model that failed to free
@@ -436,9 +449,9 @@ describe('graceful shutdown', () => {
       const answeredAtSignal = answered.filter(Boolean).length;
 
       server.child.kill('SIGTERM');
-      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
-      await new Promise((r) => setTimeout(r, 100));
-      expect(await tryConnect(server.url)).toBe('ECONNREFUSED');
+      await server.waitForLog((l) => l.msg === 'shutting down: finishing the requests in flight');
+      // The listener closes right after that line is written: no event of it reaches the test, so it is polled.
+      await vi.waitFor(async () => expect(await tryConnect(server.url)).toBe('ECONNREFUSED'), { timeout: 10_000, interval: 20 });
       expect(server.alive()).toBe(true);
 
       for (const u of uploads) u.finish();
@@ -472,19 +485,27 @@ describe('graceful shutdown', () => {
       const half = Math.floor(body.length / 2);
       const socket = net.connect(portOf(server.url), hostname);
       let received = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+      let onData = (): void => undefined;
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        onData();
+      });
       socket.on('error', () => undefined);
       const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const continued = new Promise<void>((resolve, reject) => {
+        onData = () => {
+          if (received.toString('latin1').includes('100 Continue\r\n\r\n')) resolve();
+        };
+        void closed.then(() => reject(new Error(`the connection closed before 100 Continue; received: ${received.toString('latin1')}`)));
+      });
       await new Promise((resolve) => socket.once('connect', resolve));
       socket.write(`POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
-      for (let waited = 0; !received.toString('latin1').includes('100 Continue\r\n\r\n'); waited += 10) {
-        if (waited > 30_000) throw new Error(`no 100 Continue; received: ${received.toString('latin1')}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await continued;
+      onData = () => undefined;
       received = Buffer.alloc(0);
       socket.write(body.subarray(0, half));
       server.child.kill('SIGTERM');
-      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
+      await server.waitForLog((l) => l.msg === 'shutting down: finishing the requests in flight');
       socket.write(Buffer.concat([body.subarray(half), Buffer.from(`GET /health HTTP/1.1\r\nHost: ${host}\r\n\r\n`)]));
       await closed;
       const exit = await server.exited;
@@ -554,7 +575,7 @@ describe('graceful shutdown', () => {
       await upload.started;
       upload.sendHalf();
       server.child.kill('SIGTERM');
-      await waitForLog(server, (l) => l.msg === 'shutting down: finishing the requests in flight');
+      await server.waitForLog((l) => l.msg === 'shutting down: finishing the requests in flight');
       expect(server.alive()).toBe(true);
       server.child.kill('SIGINT');
       expect(await server.exited).toEqual({ code: 1, signal: null });
