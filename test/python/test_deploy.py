@@ -416,6 +416,11 @@ def test_ingress_hpa_pdb_and_redis_fit_the_service():
     )
     url = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)", env_value(c, "REDIS_URL"))
     assert url, env_value(c, "REDIS_URL")
+    # With REDIS_URL the service needs CACHE_SECRET (32+ characters): from the Secret, never a value in the manifest.
+    secret_ref = env_of(c)["CACHE_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert "optional" not in secret_ref, "without CACHE_SECRET the service does not start"
+    example = find("Secret", secret_ref["name"])["stringData"][secret_ref["key"]]
+    assert len(example) >= 32 and not re.search(r"\s", example)
     redis_service = find("Service", url.group(1))
     assert int(url.group(2)) in {p["port"] for p in redis_service["spec"]["ports"]}
     assert pods_selected(redis_service["spec"]["selector"]) == [redis]
