@@ -128,6 +128,7 @@ describe('the bounded queue', () => {
     void first.finally(() => {
       answered = true;
     });
+    // No event of the admission reaches the test: /metrics is polled, until the big upload is answered at most.
     while (!answered && (await metric(s.url, 'predict_queue_waiting')) < 1) await new Promise((resolve) => setTimeout(resolve, 2));
     expect(answered, 'the big upload was answered before /metrics showed it waiting').toBe(false);
     const refused = await Promise.all(Array.from({ length: 5 }, () => predict(s.url, small, 'Image of food')));
@@ -154,9 +155,9 @@ describe('the bounded queue', () => {
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect((await getJson(s.url, '/system_status')).body.queue.rejected).toEqual({ queue_full: 0, timeout: 1 });
     expect(await metric(s.url, 'predict_rejected_total{reason="timeout"}')).toBe(1);
-    // logged as load shedding (warn), not as an error
-    const line = s.logs.find((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 503);
-    expect(line?.level).toBe(40);
+    // logged as load shedding (warn), not as an error (the line is written as the answer goes out: awaited)
+    const line = await s.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 503, { what: 'the log line of the 503' });
+    expect(line.level).toBe(40);
   }, 60_000);
 });
 
