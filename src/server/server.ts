@@ -70,6 +70,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     config.tlsCert && config.tlsKey
       ? createHttpsServer({ ...checking, cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, app)
       : createServer(checking, app);
+  answerExpectContinue(server, config.maxUploadBytes, app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // A request (headers and upload) must arrive within UPLOAD_TIMEOUT, or it gets 408 and its connection
   // closes: a stalled upload holds its buffers that long at most (Node's default is 5 minutes).
@@ -78,7 +79,6 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   // timer and never mid-request; and no longer than the whole request may take.
   server.headersTimeout = Math.min(config.keepAliveTimeoutMs + 5_000, config.uploadTimeoutMs);
   try {
-  answerExpectContinue(server, config.maxUploadBytes, app);
     await listen(server, config.port, config.host);
   } catch (err) {
     await Promise.all([models.close(), cache.close()]);

@@ -8,7 +8,6 @@ import type { RequestHandler } from 'express';
 import { HttpError } from './errors.js';
 import { FORM_OVERHEAD_BYTES, lingerOnClose } from './request-body.js';
 
-
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1);
 }
@@ -39,4 +38,3 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
     next();
   };
 }
-
