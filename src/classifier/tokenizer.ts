@@ -11,7 +11,8 @@
 // Where the binding's Rust tokenizer and the slow Python one the workshop used disagree, the slow one is
 // followed (slow-tokenizer-compat.ts): the Rust code keeps unassigned code points, its Unicode tables miss the
 // punctuation, accents and format characters of recent Unicode versions, and one of its CJK ranges has a
-// typo. A long text is cut first to the part that decides its 128 tokens (relevantStart, there too); vocab.txt is read by vocab.ts.
+// typo. A text is cut first, before any work that grows with it, to the part that decides its 128 tokens
+// (significantText, here, and relevantStart there); vocab.txt is read by vocab.ts.
 import { LRUCache } from 'lru-cache';
 import { Tokenizer, WordPiece, bertNormalizer, bertPreTokenizer, templateProcessing } from 'tokenizers';
 
@@ -23,10 +24,44 @@ export { MASK_TOKEN, REQUIRED_SPECIAL_TOKENS, VocabError } from './vocab.js';
 
 /** BERT's WordPiece: a longer word becomes [UNK] whole (transformers' max_input_chars_per_word). */
 export const MAX_CHARS_PER_WORD = 100;
-/** Texts longer than this (in UTF-16 units) are tokenised every time, not kept in the cache. */
+/** Texts whose significantText is longer than this (in UTF-16 units) are tokenised every time, not kept in the cache. */
 export const MAX_CACHED_TEXT_LENGTH = 16_384;
 const MAX_LENGTH_LIMIT = 8192;
 const MAX_CACHE_SIZE = 1_000_000;
+
+/**
+ * The most UTF-16 units of a text that its maxLength tokens are taken from: maxLength words of up to
+ * MAX_CHARS_PER_WORD characters and a space after each (12,928 for 128 tokens).
+ */
+export function significantLength(maxLength: number): number {
+  return maxLength * (MAX_CHARS_PER_WORD + 1);
+}
+
+/**
+ * The part of `text` that its tokens are computed from (and that the prediction cache keys on): its first
+ * significantLength(maxLength) UTF-16 units (one fewer where the cut would split a surrogate pair), then cut
+ * by relevantStart after the maxLength-th word. The work is bounded whatever the text: a slice, and a regex
+ * over at most those units.
+ *
+ * It gives the same tokens as the whole text when the text is no longer than that, or when its first
+ * maxLength words (units between spaces, punctuation, special tokens and Chinese characters, holding a
+ * character that is kept) lie within it: every text of ordinary words, punctuation or CJK. Otherwise those
+ * units (12,928 for 128 tokens) hold fewer than maxLength words, so they are mostly words over
+ * MAX_CHARS_PER_WORD characters (each one [UNK], however long it runs on), spaces, or characters that are
+ * removed; the tokens are then those of these units alone. They are the whole text's when the rest only
+ * continues the last word (a text that is one long word, emoji or decomposed accents without spaces: one
+ * [UNK]) or holds nothing kept; the words of a text that goes on after such a start are left out.
+ */
+export function significantText(text: string, maxLength: number): string {
+  let end = significantLength(maxLength);
+  if (text.length > end) {
+    const high = text.charCodeAt(end - 1);
+    const low = text.charCodeAt(end);
+    if (high >= 0xd800 && high <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) end--;
+    text = text.slice(0, end);
+  }
+  return relevantStart(text, maxLength);
+}
 
 export interface TokenizerOptions {
   /** Tokens per text, [CLS] and [SEP] included: longer texts are truncated, shorter ones padded. 128. */
@@ -158,8 +193,9 @@ export class TextTokenizer {
 
   /**
    * The model inputs for one text: int64 `inputIds` and `attentionMask` of `maxLength` each (shape
-   * [1, maxLength] for the model). Any string is accepted: empty, whitespace only, 10,000 characters
-   * (truncated to maxLength tokens), any script, emoji, control characters (removed), lone surrogates.
+   * [1, maxLength] for the model). Any string is accepted: empty, whitespace only, a million characters
+   * (truncated to maxLength tokens; see significantText for which characters count), any script, emoji,
+   * control characters (removed), lone surrogates. The cache is keyed by significantText.
    * The arrays are new on every call: the caller may hand them to a Tensor and change them.
    */
   async encode(text: string): Promise<EncodedText> {
@@ -183,8 +219,12 @@ export class TextTokenizer {
     this.#cache?.clear();
   }
 
-  #lookup(text: string): Promise<Encoding> {
+  #lookup(whole: string): Promise<Encoding> {
+    let text = significantText(whole, this.maxLength);
     const cache = text.length <= MAX_CACHED_TEXT_LENGTH ? this.#cache : undefined;
+    // A part of a longer string is a view of it in V8 (a sliced string): as a key of the cache it would keep
+    // the whole text, up to 2 MiB, alive. A copy keeps only its own characters (UTF-16 units as they are).
+    if (cache && text.length < whole.length) text = Buffer.from(text, 'utf16le').toString('utf16le');
     const cached = cache?.get(text);
     if (cached) {
       this.#hits++;
@@ -203,7 +243,7 @@ export class TextTokenizer {
   }
 
   async #tokenize(text: string): Promise<Encoding> {
-    const encoding = await this.#tokenizer.encode(this.#prepare(relevantStart(text, this.maxLength)));
+    const encoding = await this.#tokenizer.encode(this.#prepare(text));
     const ids = encoding.getIds();
     const mask = encoding.getAttentionMask();
     const length = mask.indexOf(0) === -1 ? mask.length : mask.indexOf(0);
