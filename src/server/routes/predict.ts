@@ -8,6 +8,7 @@ import multer from 'multer';
 import { QueueError } from '../../classifier/batch-scheduler.js';
 import type { Classification, FoodClassifier, Prediction } from '../../classifier/classifier.js';
 import { ImageError } from '../../classifier/preprocess.js';
+import { significantText } from '../../classifier/tokenizer.js';
 import type { Admission } from '../admission.js';
 import type { RouteContext } from '../app-context.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
@@ -69,7 +70,10 @@ export function predictRoutes({ config, models, cache, admission, metrics, acces
   };
   /** The answer from the cache, or computed by `classifier` (held by the caller until this settles). */
   const answer = async (res: Response, { image, text, generation, classifier }: PredictRequest): Promise<void> => {
-    const key = predictionKey(classifier.modelId, text, { sha256: image.sha256, length: image.size });
+    // Keyed by the part of the text its tokens come from (at most 12,928 characters for 128 tokens), not all
+    // of it: the answer depends on that part alone, and hashing a whole 1 MiB text would take the event loop.
+    const significant = significantText(text, classifier.folder.maxLength);
+    const key = predictionKey(classifier.modelId, significant, { sha256: image.sha256, length: image.size });
     const cached = await cache.get(key);
     res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {
