@@ -1,5 +1,5 @@
 // PredictionCache: its key (what makes two requests the same), LRU eviction, clear, and turning it off.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { imageDigest, MemoryPredictionCache, predictionKey, type CachedPrediction } from '../../src/server/prediction-cache.js';
 import { toWorkshopPrediction } from '../../src/server/routes/predict.js';
@@ -43,12 +43,25 @@ describe('MemoryPredictionCache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('entries expire after the TTL', async () => {
-    const cache = new MemoryPredictionCache(10, 1);
-    await cache.set('a', answer('a'));
-    expect(await cache.get('a')).toEqual(answer('a'));
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect(await cache.get('a')).toBeUndefined();
+  it('entries expire after the TTL, not before', async () => {
+    // lru-cache reads its time from the global performance.now(), and keeps a reading for 1 ms (a timer forgets
+    // it): the test sets that clock and runs the timer, rather than sleeping past the TTL.
+    let now = 1_000_000;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const cache = new MemoryPredictionCache(10, 1);
+      await cache.set('a', answer('a'));
+      now += 999;
+      expect(await cache.get('a')).toEqual(answer('a'));
+      vi.advanceTimersByTime(1);
+      now += 2;
+      expect(await cache.get('a')).toBeUndefined();
+      expect(cache.size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+      clock.mockRestore();
+    }
   });
 });
 
