@@ -1,6 +1,6 @@
 // The dynamic batcher on its own, with forwards whose timing the test controls: what goes into a batch, in what
 // order, the bound on a batch, the wait for company, one forward at a time across queues, deadlines, failures.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { BatchScheduler, QueueError, type BatchRecord } from '../../src/classifier/batch-scheduler.js';
 
@@ -44,19 +44,26 @@ describe('BatchScheduler', () => {
   });
 
   it('with maxDelayMs, a request that finds the model idle waits for company (at most that long)', async () => {
-    const scheduler = new BatchScheduler({ maxBatch: 8, maxDelayMs: 40 }, undefined);
-    const forward = manualForward<number>();
-    const queue = scheduler.queue('model', forward.run);
-    const started = performance.now();
-    const answers = [queue.submit(1)];
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    answers.push(queue.submit(2), queue.submit(3));
-    expect(forward.calls).toHaveLength(0);
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(forward.calls.map((c) => c.items)).toEqual([[1, 2, 3]]);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(39);
-    forward.calls[0].finish();
-    expect(await Promise.all(answers)).toEqual(['out:1', 'out:2', 'out:3']);
+    // The test's clock (setTimeout and performance.now), moved by hand: the wait is exact, whatever the machine's load.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const scheduler = new BatchScheduler({ maxBatch: 8, maxDelayMs: 40 }, undefined);
+      const forward = manualForward<number>();
+      const queue = scheduler.queue('model', forward.run);
+      const answers = [queue.submit(1)];
+      vi.advanceTimersByTime(10);
+      answers.push(queue.submit(2), queue.submit(3));
+      vi.advanceTimersByTime(29);
+      await tick();
+      expect(forward.calls).toHaveLength(0); // 39 ms after the first request: still waiting for company
+      vi.advanceTimersByTime(1);
+      await tick();
+      expect(forward.calls.map((c) => c.items)).toEqual([[1, 2, 3]]); // 40 ms: the batch goes, as it is
+      forward.calls[0].finish();
+      expect(await Promise.all(answers)).toEqual(['out:1', 'out:2', 'out:3']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a full batch does not wait for the delay', async () => {

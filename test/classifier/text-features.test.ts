@@ -6,6 +6,18 @@ import { TextFeatureCache } from '../../src/classifier/text-features.js';
 
 const ids = (...values: number[]) => BigInt64Array.from([...values, 0, 0, 0].map(BigInt));
 
+/** A computation that the test finishes by hand (so requests for it are concurrent by construction); counts its calls. */
+function manualCompute() {
+  const state = { calls: 0, finish: (_features: Float32Array): void => undefined };
+  const compute = (): Promise<Float32Array> => {
+    state.calls++;
+    return new Promise((resolve) => {
+      state.finish = resolve;
+    });
+  };
+  return { state, compute };
+}
+
 describe('TextFeatureCache', () => {
   it('keys by the real tokens only (the padding is not part of the key)', () => {
     expect(TextFeatureCache.key(ids(101, 7, 102), 3)).toBe('101,7,102');
@@ -14,17 +26,19 @@ describe('TextFeatureCache', () => {
 
   it('computes a text once, for concurrent and later requests alike', async () => {
     const cache = new TextFeatureCache(4);
-    let computed = 0;
-    const compute = async () => {
-      computed++;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      return new Float32Array([1, 2, 3]);
-    };
-    const answers = await Promise.all([cache.get('a', compute), cache.get('a', compute), cache.get('a', compute)]);
-    expect(computed).toBe(1);
+    const { state, compute } = manualCompute();
+    const pending = [cache.get('a', compute), cache.get('a', compute), cache.get('a', compute)];
+    expect(state.calls).toBe(1);
+    state.finish(new Float32Array([1, 2, 3]));
+    const answers = await Promise.all(pending);
     expect(answers.map((a) => a.cached)).toEqual([false, true, true]);
+    expect(answers.map((a) => Array.from(a.features))).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
     expect((await cache.get('a', compute)).cached).toBe(true);
-    expect(computed).toBe(1);
+    expect(state.calls).toBe(1);
     expect(cache.stats).toEqual({ size: 1, maxSize: 4, bytesPerEntry: 12, hits: 3, misses: 1 });
   });
 
@@ -42,15 +56,15 @@ describe('TextFeatureCache', () => {
 
   it('size 0 keeps nothing, but concurrent requests for one text still share its computation', async () => {
     const cache = new TextFeatureCache(0);
-    let computed = 0;
-    const compute = async () => {
-      computed++;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      return new Float32Array(2);
-    };
-    await Promise.all([cache.get('x', compute), cache.get('x', compute)]);
-    await cache.get('x', compute);
-    expect(computed).toBe(2);
+    const { state, compute } = manualCompute();
+    const together = Promise.all([cache.get('x', compute), cache.get('x', compute)]);
+    expect(state.calls).toBe(1);
+    state.finish(new Float32Array(2));
+    expect((await together).map((a) => a.cached)).toEqual([false, true]);
+    const later = cache.get('x', compute);
+    expect(state.calls).toBe(2);
+    state.finish(new Float32Array(2));
+    expect((await later).cached).toBe(false);
     expect(cache.stats.size).toBe(0);
   });
 
