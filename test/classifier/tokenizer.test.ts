@@ -445,7 +445,7 @@ describe('long texts: the work is bounded before it runs, and the tokens are the
     expect(significantText('x'.repeat(n), 128)).toBe('x'.repeat(n));
   });
 
-  it('tokenises 1 MiB of punctuation, one word, emoji or decomposed accents quickly, as the whole text', async () => {
+  it('tokenises 1 MiB of punctuation, one word, emoji or decomposed accents from a bounded start, as the whole text', async () => {
     const next = seeded(7);
     const punctuation = Array.from({ length: MIB }, () => ',!.?'[next(4)]).join('');
     const kinds: [string, string, string[]][] = [
@@ -458,12 +458,10 @@ describe('long texts: the work is bounded before it runs, and the tokens are the
       ['words and no-break spaces', 'pizza\u00a0'.repeat(MIB / 6), Array(14).fill('pizza')],
     ];
     for (const [kind, text, tokens] of kinds) {
-      const started = performance.now();
-      const e = await small.encode(text);
-      const ms = performance.now() - started;
-      expect(e.tokens, kind).toEqual(['[CLS]', ...tokens, '[SEP]']);
-      // The whole text took 0.3 to 10 s before the cut (a 1 MiB word: the binding's 0.6 s); now a few ms.
-      expect(ms, `${kind}: ${ms.toFixed(0)} ms`).toBeLessThan(250);
+      // What is tokenised (and prepared on the event loop) is bounded whatever the text: the whole 1 MiB took
+      // 0.3 to 10 s before the cut (a 1 MiB word: the binding's 0.6 s). Its cost is measured by bench:texts.
+      expect(significantText(text, small.maxLength).length, kind).toBeLessThanOrEqual(significantLength(small.maxLength));
+      expect((await small.encode(text)).tokens, kind).toEqual(['[CLS]', ...tokens, '[SEP]']);
     }
   });
 
