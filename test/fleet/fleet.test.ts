@@ -7,13 +7,15 @@
 //      are keyed by the model's content).
 // Bounded: about a minute. Skipped, saying why, where nginx, redis-server or openssl is missing.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { Progress } from '../helpers/progress.js';
 import { freePort, HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
 import { DEFAULT_MODEL_DIR, multipartBody, rawRequest, REPO, startServer, type RawAnswer, type TestServer } from '../helpers/server.js';
 
@@ -85,10 +87,14 @@ beforeAll(async () => {
   execFileSync('nginx', ['-t', '-p', work, '-c', path.join(work, 'nginx.conf')], { stdio: 'pipe' });
   nginx = spawn('nginx', ['-p', work, '-c', path.join(work, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
   nginxUrl = `https://localhost:${port}`;
-  for (let i = 0; i < 50; i++) {
-    if ((await rawRequest(nginxUrl, { path: '/health' }).catch(() => ({ status: 0 }))).status === 200) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  // nginx says nothing when it is ready (its output is not read): /health through it is polled, within a bound.
+  await vi.waitFor(
+    async () => {
+      if (nginx.exitCode !== null) throw new Error(`nginx exited (${nginx.exitCode}): see ${work}/error.log`);
+      expect((await rawRequest(nginxUrl, { path: '/health' })).status).toBe(200);
+    },
+    { timeout: 30_000, interval: 100 },
+  );
   photos = await Promise.all(
     Array.from({ length: 12 }, (_, i) =>
       sharp({ create: { width: 320, height: 240, channels: 3, background: { r: (i * 41) % 256, g: (i * 67) % 256, b: (i * 13) % 256 } } })
@@ -113,13 +119,24 @@ interface Answer {
   classes: string[];
 }
 
-/** `loops` clients posting distinct photos through nginx until `until()` is true. */
-async function load(loops: number, until: () => boolean): Promise<Answer[]> {
+interface Load {
+  /** The answers so far, in the order they came. */
+  answers: Answer[];
+  /** Resolves once `condition(answers)` holds (checked as each answer comes); rejects after 60 s, naming `what`. */
+  until(condition: (answers: Answer[]) => boolean, what: string): Promise<void>;
+  /** Stops the clients and resolves, once every request in flight has been answered, with all the answers. */
+  stop(): Promise<Answer[]>;
+}
+
+/** `loops` clients posting distinct photos through nginx until stopped. */
+function startLoad(loops: number): Load {
   const answers: Answer[] = [];
+  const progress = new Progress();
+  let stopped = false;
   let n = 0;
-  await Promise.all(
+  const running = Promise.all(
     Array.from({ length: loops }, async () => {
-      while (!until()) {
+      while (!stopped) {
         const i = n++;
         // a distinct upload each time (a byte after the JPEG's end): every answer is computed or shared via Redis
         const image = Buffer.concat([photos[i % photos.length], Buffer.from(`${i}`)]);
@@ -130,11 +147,27 @@ async function load(loops: number, until: () => boolean): Promise<Answer[]> {
         );
         const classes = res.status === 200 ? (JSON.parse(res.body).predictions as { class_name: string }[]).map((p) => p.class_name) : [];
         answers.push({ status: res.status, upstream: String(res.headers['x-upstream'] ?? ''), started, classes });
+        progress.changed();
       }
     }),
   );
-  return answers;
+  return {
+    answers,
+    until: (condition, what) => progress.until(() => condition(answers), what),
+    stop: async () => {
+      stopped = true;
+      await running;
+      return answers;
+    },
+  };
 }
+
+/** The X-Upstream of an answer from the instance on `port` alone (not retried from another). */
+const upstreamOf = (port: number): string => `127.0.0.1:${port}`;
+
+/** At least `count` answers from the instance on `port` among `answers`, of requests started after `after` (performance.now()). */
+const answeredBy = (answers: Answer[], port: number, count: number, after = -Infinity): boolean =>
+  answers.filter((a) => a.upstream === upstreamOf(port) && a.started > after).length >= count;
 
 describe.skipIf(!READY)('a fleet behind nginx', () => {
   it('HTTPS at nginx; the instances answer in turn and share answers through Redis', async () => {
@@ -146,29 +179,25 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
     const again = await rawRequest(nginxUrl, { method: 'POST', path: '/predict', headers: { 'content-type': contentType }, body });
     expect(JSON.parse(first.body).cache_hit).toBe(false);
     expect(JSON.parse(again.body).cache_hit).toBe(true);
-    const upstreams = new Set(
-      (
-        await load(
-          4,
-          (
-            (deadline) => () =>
-              performance.now() > deadline
-          )(performance.now() + 2000),
-        )
-      ).map((a) => a.upstream),
-    );
-    expect(upstreams.size).toBe(2);
+    // under load, until each instance has answered a few requests (nginx's round robin)
+    const load = startLoad(4);
+    await load.until((answers) => instances.every(({ port }) => answeredBy(answers, port, 3)), 'three answers from each instance');
+    const answers = await load.stop();
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    expect(new Set(answers.map((a) => a.upstream))).toEqual(new Set(instances.map(({ port }) => upstreamOf(port))));
   }, 60_000);
 
   it('SIGKILL of one instance under load loses no request', async () => {
     const victim = instances[1];
-    let stop = false;
-    const running = load(6, () => stop);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const load = startLoad(6);
+    // killed while both instances answer the load (so requests are in flight to it)...
+    await load.until((answers) => instances.every(({ port }) => answeredBy(answers, port, 3)), 'three answers from each instance before the kill');
     victim.server.child.kill('SIGKILL');
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    stop = true;
-    const answers = await running;
+    await victim.server.exited;
+    // ...and the load goes on until a dozen requests sent after its death have been answered
+    const dead = performance.now();
+    await load.until((answers) => answers.filter((a) => a.started > dead).length >= 12, 'twelve answers to requests sent after the kill');
+    const answers = await load.stop();
     expect(answers.length).toBeGreaterThan(20);
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     // back for the next test, on the same port
@@ -176,21 +205,26 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
   }, 90_000);
 
   it('a rolling model update loses no request, and no instance answers from the old model once it has reloaded', async () => {
-    // wait until nginx uses the restarted instance again (fail_timeout)
-    await new Promise((resolve) => setTimeout(resolve, 5500));
-    let stop = false;
-    const running = load(6, () => stop);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // under load until nginx uses the restarted instance again (after fail_timeout, 5 s), and each instance has
+    // answered from the old model
+    const load = startLoad(6);
+    await load.until(
+      (answers) => instances.every(({ port }) => answeredBy(answers, port, 3)),
+      'three answers from each instance (nginx back to the restarted one after fail_timeout)',
+    );
 
     // the new model: the same weights with a class renamed (another content id), written file by file atomically
     const mapping = JSON.parse(readFileSync(path.join(modelDir, 'class_mapping.json'), 'utf8')) as Record<string, number>;
     const renamed = Object.fromEntries(Object.entries(mapping).map(([k, v]) => [v === 0 ? 'pizza_v2' : k, v]));
-    const meta = JSON.parse(readFileSync(path.join(modelDir, 'model.json'), 'utf8')) as { classes: string[] };
+    const meta = JSON.parse(readFileSync(path.join(modelDir, 'model.json'), 'utf8')) as { classes: string[]; files: Record<string, unknown> };
     meta.classes = Object.entries(renamed)
       .sort((a, b) => a[1] - b[1])
       .map(([k]) => k);
+    // model.json records each file's SHA-256 (checked at every load): the new mapping's
+    const mappingText = JSON.stringify(renamed);
+    meta.files['class_mapping.json'] = { sha256: createHash('sha256').update(mappingText).digest('hex'), bytes: Buffer.byteLength(mappingText) };
     for (const [name, content] of [
-      ['class_mapping.json', JSON.stringify(renamed)],
+      ['class_mapping.json', mappingText],
       ['model.json', JSON.stringify(meta)],
     ] as const) {
       writeFileSync(path.join(modelDir, `${name}.new`), content);
@@ -201,11 +235,12 @@ describe.skipIf(!READY)('a fleet behind nginx', () => {
     for (const { port } of instances) {
       const res = await rawRequest(`http://127.0.0.1:${port}`, { method: 'POST', path: '/reload_model', headers: { Host: 'localhost' } });
       expect(res.status).toBe(200);
-      reloadedAt.set(`127.0.0.1:${port}`, performance.now());
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const at = performance.now();
+      reloadedAt.set(upstreamOf(port), at);
+      // the reloaded instance serves the load before the next one reloads
+      await load.until((answers) => answeredBy(answers, port, 3, at), `three answers from the instance on ${port} after its reload`);
     }
-    stop = true;
-    const answers = await running;
+    const answers = await load.stop();
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     const isNew = (a: Answer) => a.classes.includes('pizza v2');
     // before its reload an instance may answer from either model (the switch is atomic, at some point of the
