@@ -2,6 +2,7 @@
 // models/ or a copy of it, real JPEGs): start-up refused with a message that names the fault, configuration from
 // a .env file, /reload_model (success, failures that leave the old model serving, reloads under load), graceful
 // shutdown on SIGTERM and SIGINT, and the keep-alive timeout. No durations are asserted: time limits are generous.
+import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -197,10 +198,15 @@ describe('POST /reload_model, on a copy of the model folder', () => {
   const writeMapping = (classes: string[]): void => {
     writeFileSync(file('class_mapping.json'), JSON.stringify(Object.fromEntries(classes.map((c, i) => [c, i]))));
   };
-  /** model.json as the exporter writes it, with `classes` (and num_classes) changed. */
+  /**
+   * model.json as the exporter writes it, with `classes` (and num_classes) changed, and the SHA-256 and size of
+   * the folder's class mapping as it is now (model.json records every file's, checked at each load).
+   */
   const writeMetadataClasses = (classes: string[]): void => {
-    const metadata = JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, 'model.json'), 'utf8')) as Record<string, unknown>;
-    writeFileSync(file('model.json'), JSON.stringify({ ...metadata, classes, num_classes: classes.length }, null, 2));
+    const metadata = JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, 'model.json'), 'utf8')) as { files: Record<string, unknown> };
+    const mapping = readFileSync(file('class_mapping.json'));
+    const files = { ...metadata.files, 'class_mapping.json': { sha256: createHash('sha256').update(mapping).digest('hex'), bytes: mapping.length } };
+    writeFileSync(file('model.json'), JSON.stringify({ ...metadata, classes, num_classes: classes.length, files }, null, 2));
   };
 
   beforeAll(async () => {
