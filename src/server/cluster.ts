@@ -1,9 +1,16 @@
 // WORKERS=N: the seed's "multiple workers", with node:cluster. The primary process forks N workers, each of which
-// loads the model and serves on the shared port (the primary hands out connections in turn); it replaces a
-// worker that dies, stops them all gracefully on SIGTERM, and coordinates what must reach every worker:
+// loads the model and serves on the shared port; it replaces a worker that dies, stops them all gracefully on
+// SIGTERM, and coordinates what must reach every worker:
 //   a reload   POST /reload_model reaches one worker, which asks the primary; the primary asks every worker to
 //              reload (each swaps its model only on success) and the answer says whether all did;
 //   /metrics   one worker's scrape returns every worker's figures, summed (prom-client's AggregatorRegistry).
+// Connections: SCHED_NONE, not node:cluster's default round-robin. The workers accept from the shared listening
+// socket themselves, and the primary never holds a connection. Under round-robin the primary accepts every
+// connection and sends it to a worker over IPC; one sent to a worker that dies (kill -9, the OOM killer) before
+// taking it stays in the primary for ever, never answered nor closed (node:cluster never hands it to another).
+// With SCHED_NONE a connection waits in the kernel's queue until a live worker accepts it. (node:cluster still
+// closes the listening socket when its last worker leaves: if every worker dies at once, the port is closed
+// until a new one listens.)
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 
@@ -49,6 +56,8 @@ export function threadsPerWorker(config: ServiceConfig): number | undefined {
  * them alive, relays reloads and metrics, and stops them on SIGTERM/SIGINT (exit 0 when all stopped cleanly).
  */
 export function runPrimary(config: ServiceConfig, logger: Logger): void {
+  // Before the first fork (see the header): the workers accept connections themselves.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const threads = threadsPerWorker(config);
   const env = threads === undefined ? {} : { THREADS: String(threads) };
   const aggregator = new AggregatorRegistry();
@@ -90,7 +99,15 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
           announced = true;
           // node_flags: the primary's, which cluster.fork gives every worker.
           logger.info(
-            { url: m.url, workers: config.workers, threads_per_worker: threads ?? null, pid: process.pid, node_flags: process.execArgv },
+            {
+              url: m.url,
+              workers: config.workers,
+              threads_per_worker: threads ?? null,
+              pid: process.pid,
+              node_flags: process.execArgv,
+              // Who accepts the connections: 'none' (the workers themselves) or 'rr' (the primary, in turn).
+              scheduling: cluster.schedulingPolicy === cluster.SCHED_NONE ? 'none' : 'rr',
+            },
             'listening',
           );
         }
