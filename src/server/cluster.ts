@@ -2,8 +2,12 @@
 // loads the model and serves on the shared port; it replaces a worker that dies, stops them all gracefully on
 // SIGTERM, and coordinates what must reach every worker:
 //   a reload   POST /reload_model reaches one worker, which asks the primary; the primary asks every worker to
-//              reload (each swaps its model only on success) and the answer says whether all did;
-//   /metrics   one worker's scrape returns every worker's figures, summed (prom-client's AggregatorRegistry).
+//              reload (each swaps its model only on success) and the answer says whether all did; a worker that
+//              does not answer within RELOAD_TIMEOUT is reported as failed (it may still reload later);
+//   /metrics   one worker's scrape returns every worker's figures, summed (prom-client's AggregatorRegistry,
+//              which gives up after 5 s when a worker does not answer).
+// Every wait between the processes is bounded: a stopped or wedged process costs a request an error, never an
+// answer that does not come.
 // Connections: SCHED_NONE, not node:cluster's default round-robin. The workers accept from the shared listening
 // socket themselves, and the primary never holds a connection. Under round-robin the primary accepts every
 // connection and sends it to a worker over IPC; one sent to a worker that dies (kill -9, the OOM killer) before
@@ -30,6 +34,15 @@ type ToWorker =
   | { kind: 'tsn:reload'; id: number }
   | { kind: 'tsn:reload-all-done'; id: number; results: WorkerReload[] }
   | { kind: 'tsn:metrics-done'; id: number; contentType: string; body: string; error?: string };
+
+/** The code of a worker's reload that did not answer within RELOAD_TIMEOUT. */
+export const RELOAD_TIMED_OUT = 'ERR_RELOAD_TIMEOUT';
+/** The code of a request to the primary that it did not answer in time (see ask). */
+export const PRIMARY_TIMED_OUT = 'ERR_PRIMARY_TIMEOUT';
+/** How long a worker waits for the primary's metrics: prom-client's own 5 s for the workers, and a margin. */
+const METRICS_WAIT_MS = 10_000;
+/** How long a worker waits for the primary's reload answer beyond RELOAD_TIMEOUT (the primary answers at it). */
+const RELOAD_WAIT_MARGIN_MS = 10_000;
 
 /** One worker's reload: its process id, and its new generation or why it failed. */
 export interface WorkerReload {
@@ -72,22 +85,40 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
     return worker;
   };
 
-  // A reload asked for by one worker: every worker's result, until each worker that was asked has answered.
+  // A reload asked for by one worker: every worker's result, until each worker that was asked has answered or
+  // RELOAD_TIMEOUT has passed (a worker that has not is then a failure).
   interface PendingReload {
     from: Worker;
     requesterId: number;
     waitingFor: Set<number>;
     results: WorkerReload[];
+    timer: NodeJS.Timeout;
   }
   const pendingReloads = new Map<number, PendingReload>();
   let nextReload = 1;
+  const finish = (id: number, pending: PendingReload): void => {
+    pendingReloads.delete(id);
+    clearTimeout(pending.timer);
+    if (pending.from.isConnected()) pending.from.send({ kind: 'tsn:reload-all-done', id: pending.requesterId, results: pending.results } satisfies ToWorker);
+  };
   const record = (id: number, result: WorkerReload): void => {
     const pending = pendingReloads.get(id);
-    if (!pending?.waitingFor.delete(result.pid)) return;
+    if (!pending?.waitingFor.delete(result.pid)) {
+      // A worker that answers past RELOAD_TIMEOUT did reload (or not): the log says which.
+      if (!pending && result.error?.code !== RELOAD_TIMED_OUT)
+        logger.warn({ worker: result.pid, ok: result.ok }, 'a worker answered a reload after RELOAD_TIMEOUT');
+      return;
+    }
     pending.results.push(result);
-    if (pending.waitingFor.size > 0) return;
-    pendingReloads.delete(id);
-    if (pending.from.isConnected()) pending.from.send({ kind: 'tsn:reload-all-done', id: pending.requesterId, results: pending.results } satisfies ToWorker);
+    if (pending.waitingFor.size === 0) finish(id, pending);
+  };
+  const timedOut = (id: number): void => {
+    const pending = pendingReloads.get(id);
+    if (!pending) return;
+    const seconds = config.reloadTimeoutMs / 1000;
+    logger.error({ workers: [...pending.waitingFor], reload_timeout_s: seconds }, 'workers did not answer a reload within RELOAD_TIMEOUT');
+    const message = `the worker did not answer within ${seconds} s (RELOAD_TIMEOUT); it may still reload when it does`;
+    for (const pid of [...pending.waitingFor]) record(id, { pid, ok: false, error: { message, code: RELOAD_TIMED_OUT } });
   };
 
   const onMessage = (from: Worker, message: unknown): void => {
@@ -115,18 +146,25 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
       case 'tsn:reload-all': {
         const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
         const id = nextReload++;
-        pendingReloads.set(id, { from, requesterId: m.id, waitingFor: new Set(workers.map((w) => w.process.pid ?? 0)), results: [] });
+        const timer = setTimeout(() => timedOut(id), config.reloadTimeoutMs);
+        const pending: PendingReload = { from, requesterId: m.id, waitingFor: new Set(workers.map((w) => w.process.pid ?? 0)), results: [], timer };
+        pendingReloads.set(id, pending);
         for (const w of workers) w.send({ kind: 'tsn:reload', id } satisfies ToWorker);
+        if (workers.length === 0) finish(id, pending);
         return;
       }
       case 'tsn:reloaded':
         record(m.id, m.result);
         return;
       case 'tsn:metrics':
+        // prom-client waits 5 s for every worker's figures, then rejects with 'Operation timed out.'.
         aggregator.clusterMetrics().then(
           (body) => from.isConnected() && from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: aggregator.contentType, body } satisfies ToWorker),
-          (err: Error) =>
-            from.isConnected() && from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: 'text/plain', body: '', error: err.message } satisfies ToWorker),
+          (err: Error) => {
+            const error = err.message === 'Operation timed out.' ? 'a worker did not answer within 5 s' : err.message;
+            logger.error({ err }, "cannot gather the workers' metrics");
+            if (from.isConnected()) from.send({ kind: 'tsn:metrics-done', id: m.id, contentType: 'text/plain', body: '', error } satisfies ToWorker);
+          },
         );
         return;
     }
@@ -192,9 +230,18 @@ export function runPrimary(config: ServiceConfig, logger: Logger): void {
 let nextRequest = 1;
 const waiting = new Map<number, (message: ToWorker) => void>();
 
-function ask(message: ToPrimary & { id: number }): Promise<ToWorker> {
-  return new Promise((resolve) => {
-    waiting.set(message.id, resolve);
+/** Asks the primary; rejects (code PRIMARY_TIMED_OUT) when it has not answered within `timeoutMs`. */
+function ask(message: ToPrimary & { id: number }, timeoutMs: number): Promise<ToWorker> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiting.delete(message.id);
+      const seconds = Math.round(timeoutMs / 100) / 10;
+      reject(Object.assign(new Error(`the primary process did not answer within ${seconds} s`), { code: PRIMARY_TIMED_OUT }));
+    }, timeoutMs);
+    waiting.set(message.id, (reply) => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
     process.send!(message);
   });
 }
@@ -227,15 +274,19 @@ export function serveWorker(models: ModelManager, registry: Registry, logger: Lo
   process.send!({ kind: 'tsn:listening', url } satisfies ToPrimary);
 }
 
-/** In a worker: every worker reloads (through the primary); the results of all. */
-export async function reloadEveryWorker(): Promise<WorkerReload[]> {
-  const reply = await ask({ kind: 'tsn:reload-all', id: nextRequest++ });
+/**
+ * In a worker: every worker reloads (through the primary); the results of all, a worker that did not answer
+ * within `reloadTimeoutMs` (RELOAD_TIMEOUT) among the failures. Rejects (PRIMARY_TIMED_OUT) when the primary
+ * does not answer at all.
+ */
+export async function reloadEveryWorker(reloadTimeoutMs: number): Promise<WorkerReload[]> {
+  const reply = await ask({ kind: 'tsn:reload-all', id: nextRequest++ }, reloadTimeoutMs + RELOAD_WAIT_MARGIN_MS);
   return reply.kind === 'tsn:reload-all-done' ? reply.results : [];
 }
 
-/** In a worker: the metrics of all the workers (through the primary). */
+/** In a worker: the metrics of all the workers (through the primary); rejects when they cannot be gathered. */
 export async function clusterMetrics(): Promise<{ contentType: string; body: string }> {
-  const reply = await ask({ kind: 'tsn:metrics', id: nextRequest++ });
+  const reply = await ask({ kind: 'tsn:metrics', id: nextRequest++ }, METRICS_WAIT_MS);
   if (reply.kind !== 'tsn:metrics-done' || reply.error)
     throw new Error(`the primary could not gather the workers' metrics${reply.kind === 'tsn:metrics-done' ? `: ${reply.error}` : ''}`);
   return { contentType: reply.contentType, body: reply.body };

@@ -30,6 +30,8 @@ export interface ServiceConfig {
   threads: number | undefined;
   /** Worker processes (node:cluster), each with the model; 1: this process serves. */
   workers: number;
+  /** With WORKERS: how long the primary waits for each worker's reload; a worker slower is reported as failed. */
+  reloadTimeoutMs: number;
   predictionCacheSize: number;
   /** Seconds a cached answer lives (in Redis, and in this process). */
   predictionCacheTtlSeconds: number;
@@ -97,6 +99,7 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'DEVICE', default: 'auto', help: 'auto (CUDA when available), cpu, cuda or cuda:N' },
   { name: 'THREADS', default: 'available CPUs / WORKERS', help: 'intra-op threads of LibTorch or ONNX Runtime' },
   { name: 'WORKERS', default: '1', help: 'worker processes (node:cluster), each with the model; a crashed one is replaced' },
+  { name: 'RELOAD_TIMEOUT', default: '120', help: 'with WORKERS: seconds POST /reload_model waits for each worker to reload (slower: failed)' },
   { name: 'PREDICTION_CACHE_SIZE', default: '100', help: 'predictions kept (LRU); 0 turns the cache off' },
   { name: 'PREDICTION_CACHE_TTL', default: '3600', help: 'seconds a cached answer lives' },
   { name: 'REDIS_URL', default: 'none', help: 'redis://host:port: the prediction cache and rate limits shared by instances' },
@@ -179,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     device: deviceName,
     threads,
     workers: integer(get('WORKERS'), 'WORKERS', 1, 64) ?? 1,
+    reloadTimeoutMs: (number(get('RELOAD_TIMEOUT'), 'RELOAD_TIMEOUT', 0.1, 3600) ?? 120) * 1000,
     predictionCacheSize: integer(get('PREDICTION_CACHE_SIZE'), 'PREDICTION_CACHE_SIZE', 0, 1_000_000) ?? 100,
     predictionCacheTtlSeconds: integer(get('PREDICTION_CACHE_TTL'), 'PREDICTION_CACHE_TTL', 1, 365 * 86400) ?? 3600,
     redisUrl: redisUrl(get('REDIS_URL')),

@@ -1,6 +1,8 @@
 // WORKERS=2 against a real service: two worker processes answer, a killed one is replaced, a reload reaches
-// both, /metrics counts both, a connection is never held by the primary (one that waits while the workers are
-// stopped and killed is answered by a new worker), and SIGTERM stops them all gracefully.
+// both, /metrics counts both, every wait between the processes is bounded (a stopped worker costs a reload and a
+// scrape an error within RELOAD_TIMEOUT and 5 s, not an answer that never comes), a connection is never held by
+// the primary (one that waits while the workers are stopped and killed is answered by a new worker), and
+// SIGTERM stops them all gracefully.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -8,9 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { rawRequest, SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
 
+/** Seconds the primary waits for each worker's reload: short, for the test of a worker that does not answer. */
+const RELOAD_TIMEOUT = 10;
+
 let s: TestServer;
 beforeAll(async () => {
-  s = await startServer({ WORKERS: '2', THREADS: '' });
+  s = await startServer({ WORKERS: '2', THREADS: '', RELOAD_TIMEOUT: String(RELOAD_TIMEOUT) });
 }, 120_000);
 afterAll(async () => {
   if (s?.alive()) await s.stop();
@@ -156,6 +161,63 @@ describe('WORKERS=2', () => {
     expect(s.logs.some((l) => l.msg === 'a worker stopped: starting another' && l.pid === victim)).toBe(true);
     expect((await status()).workers).toBe(2);
   }, 60_000);
+
+  it.skipIf(process.platform !== 'linux')(
+    'a worker that does not answer (SIGSTOP): a reload answers at RELOAD_TIMEOUT that 1 of 2 workers did not answer; /metrics a 503 that says why',
+    async () => {
+      const [victim, other] = children();
+      const from = s.logs.length;
+      process.kill(victim, 'SIGSTOP');
+      try {
+        await stopped(victim);
+        const started = performance.now();
+        // The running worker takes both (it alone accepts); the primary asks both workers.
+        const [reload, metrics] = await Promise.all([
+          request('/reload_model', { method: 'POST', withinMs: (RELOAD_TIMEOUT + 20) * 1000 }),
+          request('/metrics', { withinMs: 20_000 }),
+        ]);
+        const seconds = (performance.now() - started) / 1000;
+        expect(reload).toEqual({
+          status: 500,
+          body: { detail: `Reload failed: 1 of 2 workers did not answer within ${RELOAD_TIMEOUT} s (RELOAD_TIMEOUT) and may still reload; 1 reloaded` },
+        });
+        expect(metrics).toEqual({
+          status: 503,
+          body: { detail: "Metrics unavailable: the primary could not gather the workers' metrics: a worker did not answer within 5 s" },
+        });
+        expect(seconds).toBeGreaterThanOrEqual(RELOAD_TIMEOUT - 0.5);
+        expect(seconds).toBeLessThan(RELOAD_TIMEOUT + 5);
+        expect(s.logs.some((l) => l.msg === 'workers did not answer a reload within RELOAD_TIMEOUT' && (l.workers as number[]).includes(victim))).toBe(true);
+      } finally {
+        process.kill(victim, 'SIGCONT');
+      }
+      // Resumed, the worker carries out the reload it was asked for, and says so late; both serve on.
+      await logLine((l) => l.msg === 'a worker answered a reload after RELOAD_TIMEOUT' && l.worker === victim, 30_000, 'the resumed worker answering', from);
+      expect(children().sort()).toEqual([victim, other].sort());
+      const again = await request('/reload_model', { method: 'POST' });
+      expect(again).toMatchObject({ status: 200, body: { status: 'model reloaded', workers: 2 } });
+    },
+    60_000,
+  );
+
+  it.skipIf(process.platform !== 'linux')(
+    "a primary that does not answer (SIGSTOP): a worker's /metrics answers 503 that says so",
+    async () => {
+      process.kill(s.child.pid!, 'SIGSTOP');
+      try {
+        await stopped(s.child.pid!);
+        // The workers accept connections themselves: the request reaches one, which asks the stopped primary.
+        const started = performance.now();
+        const metrics = await request('/metrics', { withinMs: 30_000 });
+        expect(metrics).toEqual({ status: 503, body: { detail: 'Metrics unavailable: the primary process did not answer within 10 s' } });
+        expect((performance.now() - started) / 1000).toBeLessThan(20);
+      } finally {
+        process.kill(s.child.pid!, 'SIGCONT');
+      }
+      expect((await request('/metrics')).status).toBe(200);
+    },
+    60_000,
+  );
 
   it.skipIf(process.platform !== 'linux')(
     'a connection that arrives while every worker is stopped, and they are killed, is answered by a new worker (the primary never holds it)',
