@@ -6,12 +6,25 @@
 #pragma once
 
 #include <functional>
+#include <future>
 
 namespace torchnode {
 
 // Queues `job` to the inference thread (started on first use, alive until the process exits).
 // Jobs must not throw; they run one at a time, first in, first out.
 void PostToInferenceThread(std::function<void()> job);
+
+// Runs `work` on the inference thread, after the jobs queued before it, and waits for it; returns its result
+// or rethrows its exception. For LibTorch work outside a forward that runs ATen's parallel kernels, such as
+// optimize_for_inference at load (freezing folds weights by running operators): run on a libuv thread, it
+// would give that thread an OpenMP team of its own, for good. Never call it from the inference thread.
+template <typename Work>
+auto RunOnInferenceThread(Work work) -> decltype(work()) {
+  auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
+  std::future<decltype(work())> result = task->get_future();
+  PostToInferenceThread([task]() { (*task)(); });  // a packaged_task keeps the exception for the future
+  return result.get();
+}
 
 // Called as the process exits (the library does it on process 'exit' in the main thread): waits for
 // the running job, then starts no other, so that exit() never destroys LibTorch under a running forward.

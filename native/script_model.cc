@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "inference_thread.h"
 #include "runtime.h"
 #include "torch_dtypes.h"
 #include "torch_errors.h"
@@ -57,7 +58,12 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
     try {
       // Freezing inlines the weights as constants, which lets optimize_for_inference fold
       // batch norms into convolutions and pick faster kernels. Outputs stay equal within float tolerance.
-      impl->module = torch::jit::optimize_for_inference(impl->module);
+      // It runs operators (ATen's parallel kernels), so it runs where the forwards do: from the libuv thread
+      // that loads, it left that thread an OpenMP team of its own, and with more OpenMP threads than cores
+      // libgomp stops spinning between parallel regions in every team (its throttled spin count): a small
+      // model's forward at 2 threads took 17-19 ms instead of 4-6 once another model had run before its load.
+      torch::jit::Module& module = impl->module;
+      module = RunOnInferenceThread([&module] { return torch::jit::optimize_for_inference(module); });
     } catch (const std::exception& e) {
       const std::string text = MessageOf(e);
       Fail("ERR_MODEL_OPTIMIZE",

@@ -44,7 +44,8 @@ int CudaProbeCount();
 
 class ScriptModel {
  public:
-  // Reads, checks and loads a TorchScript file (blocking: call it off the JavaScript thread).
+  // Reads, checks and loads a TorchScript file (blocking: call it off the JavaScript thread, and off the
+  // inference thread, where it runs its optimisation step and waits for it).
   static std::unique_ptr<ScriptModel> Load(const std::string& path, const LoadOptions& options);
   ~ScriptModel();
 

@@ -117,16 +117,24 @@ describe('the event loop keeps turning during a slow forward', () => {
     expect(before.filter((e) => e === 'immediate').length).toBeGreaterThanOrEqual(3);
   });
 
-  it('a model loads (libuv pool) while a slow forward runs (inference thread)', async () => {
-    const events: string[] = [];
-    const forward = slow.forward([slowInput(), iterations(slowN)]).then(() => events.push('forward'));
-    const load = TorchModel.load(modelPath('identity'), { device: TEST_DEVICE }).then((m) => {
-      events.push('loaded');
-      return m;
-    });
-    const [, model] = await Promise.all([forward, load]);
-    await model.dispose();
-    expect(events).toEqual(['loaded', 'forward']);
+  it('a model loads (libuv pool) while a slow forward runs (inference thread); its optimisation step waits its turn there', async () => {
+    // Without optimisation a load runs no operator: it never waits for the inference thread.
+    // With it (the CPU default), optimize_for_inference runs on the inference thread (see openmp-teams.test.ts),
+    // after the forwards queued before it.
+    for (const [optimize, order] of [
+      [false, ['loaded', 'forward']],
+      [true, ['forward', 'loaded']],
+    ] as const) {
+      const events: string[] = [];
+      const forward = slow.forward([slowInput(), iterations(slowN)]).then(() => events.push('forward'));
+      const load = TorchModel.load(modelPath('identity'), { device: TEST_DEVICE, optimize }).then((m) => {
+        events.push('loaded');
+        return m;
+      });
+      const [, model] = await Promise.all([forward, load]);
+      await model.dispose();
+      expect(events, `optimize: ${optimize}`).toEqual(order);
+    }
   });
 
   it('argument mistakes throw at once, without waiting behind a queued slow forward', async () => {
