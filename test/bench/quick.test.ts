@@ -26,7 +26,8 @@ describe('npm run bench -- --quick', () => {
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // 'close': the exit code, and stdout and stderr read to their end (the headline is the last line)
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code, stderr.slice(-3000)).toBe(0);
 
     const headline = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
