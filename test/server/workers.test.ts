@@ -119,11 +119,13 @@ describe('WORKERS=2', () => {
     const one = await status();
     expect(one.workers).toBe(2);
     expect(one.threads).toBeGreaterThanOrEqual(1);
-    const listening = s.logs.filter((l) => l.msg === 'worker listening');
-    expect(listening).toHaveLength(2);
+    // Each worker writes its own line (to the pipe the primary's lines share): awaited, not assumed there.
+    await logLine((l) => s.logs.filter((x) => x.msg === 'worker listening').length >= 2 && l.msg === 'worker listening', 30_000, 'both workers listening', 0);
+    expect(s.logs.filter((l) => l.msg === 'worker listening')).toHaveLength(2);
   });
 
-  it("every worker runs with the primary's Node flags (npm start's --v8-pool-size=1), named in its listening line", () => {
+  it("every worker runs with the primary's Node flags (npm start's --v8-pool-size=1), named in its listening line", async () => {
+    await logLine((l) => s.logs.filter((x) => x.msg === 'worker listening').length >= 2 && l.msg === 'worker listening', 30_000, 'both workers listening', 0);
     const primary = s.logs.find((l) => l.msg === 'listening');
     expect(primary?.node_flags).toEqual(expect.arrayContaining(SERVICE_NODE_FLAGS));
     const workers = s.logs.filter((l) => l.msg === 'worker listening');
@@ -185,9 +187,15 @@ describe('WORKERS=2', () => {
           status: 503,
           body: { detail: "Metrics unavailable: the primary could not gather the workers' metrics: a worker did not answer within 5 s" },
         });
+        // not before the bound (an upper one is the request's own withinMs: a busy machine may be slow)
         expect(seconds).toBeGreaterThanOrEqual(RELOAD_TIMEOUT - 0.5);
-        expect(seconds).toBeLessThan(RELOAD_TIMEOUT + 5);
-        expect(s.logs.some((l) => l.msg === 'workers did not answer a reload within RELOAD_TIMEOUT' && (l.workers as number[]).includes(victim))).toBe(true);
+        // the primary's line, written before it answered the worker, reaches the test by another pipe: awaited
+        await logLine(
+          (l) => l.msg === 'workers did not answer a reload within RELOAD_TIMEOUT' && (l.workers as number[]).includes(victim),
+          30_000,
+          "the primary's line about the silent worker",
+          from,
+        );
       } finally {
         process.kill(victim, 'SIGCONT');
       }
