@@ -1,5 +1,6 @@
 // `npm run bench:texts`: the service (demo model, default settings) under the worst texts an outside tester found,
-// 64 requests at once, each a small photo and a distinct text of 1 MiB (UTF-8), while another process asks
+// 64 requests at once, each a small photo and a distinct text of 1 MiB (UTF-8; `--kib` for another size: the
+// service reads 64 KiB at most, and answers a longer text 413 without decoding it), while another process asks
 // /health every 10 ms (load-client.ts --health, over node:http). Prints /health's p50 and p99, the service's peak
 // RSS (and its RSS after the run), the requests per second and the answers by status, for each kind of text.
 //
@@ -12,7 +13,7 @@
 //   ordinary      English words and spaces: 126 words and the rest truncated
 // Each of the `concurrency` loops sends the kinds in turn (request n: kind n mod kinds), until `seconds` have
 // passed; the requests in flight then finish. Loopback only; the service is stopped at the end.
-//   npm run bench:texts [-- --seconds 20] [-- --concurrency 64] [-- --kinds punctuation,word,emoji,accents,ordinary]
+//   npm run bench:texts [-- --seconds 20] [-- --concurrency 64] [-- --kib 1024] [-- --kinds punctuation,word,emoji,accents,ordinary]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -21,23 +22,24 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
+import { MAX_TEXT_BYTES } from '../src/server/request-body.js';
 import { SERVICE_NODE_FLAGS, startServer } from '../test/helpers/server.js';
 import { peakRssMb } from './peak-rss.js';
 import { stats } from './results.js';
 
 const KINDS = ['punctuation', 'word', 'emoji', 'accents', 'ordinary'] as const;
 type Kind = (typeof KINDS)[number];
-const TEXT_BYTES = 1024 * 1024;
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '20' },
     concurrency: { type: 'string', default: '64' },
+    kib: { type: 'string', default: '1024' },
     kinds: { type: 'string', default: KINDS.join(',') },
     help: { type: 'boolean', default: false },
   },
 });
-const usage = `Usage: npm run bench:texts [-- --seconds 20] [-- --concurrency 64] [-- --kinds ${KINDS.join(',')}]`;
+const usage = `Usage: npm run bench:texts [-- --seconds 20] [-- --concurrency 64] [-- --kib 1024] [-- --kinds ${KINDS.join(',')}]`;
 if (args.help) {
   console.log(usage);
   process.exit(0);
@@ -45,8 +47,21 @@ if (args.help) {
 const seconds = Number(args.seconds);
 const concurrency = Number(args.concurrency);
 const kinds = args.kinds!.split(',').filter(Boolean) as Kind[];
-if (!Number.isInteger(seconds) || seconds < 1 || seconds > 300 || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
-  console.error(`bench:texts: --seconds from 1 to 300 and --concurrency from 1 to 1024 (integers). ${usage}`);
+const TEXT_BYTES = Number(args.kib) * 1024;
+/** The answer each request should get: a prediction, or 413 for a text over the service's bound. */
+const EXPECTED = TEXT_BYTES <= MAX_TEXT_BYTES ? '200' : '413';
+if (
+  !Number.isInteger(seconds) ||
+  seconds < 1 ||
+  seconds > 300 ||
+  !Number.isInteger(concurrency) ||
+  concurrency < 1 ||
+  concurrency > 1024 ||
+  !Number.isInteger(TEXT_BYTES / 1024) ||
+  TEXT_BYTES < 1024 ||
+  TEXT_BYTES > 1024 * 1024
+) {
+  console.error(`bench:texts: --seconds from 1 to 300, --concurrency from 1 to 1024 and --kib from 1 to 1024 (integers). ${usage}`);
   process.exit(2);
 }
 if (kinds.length === 0 || kinds.some((k) => !KINDS.includes(k))) {
@@ -162,7 +177,7 @@ async function one(n: number): Promise<void> {
     const res = await fetch(`${server.url}/predict`, { method: 'POST', body: form });
     const answer = (await res.json().catch(() => ({}))) as { cache_hit?: boolean };
     status = String(res.status);
-    if (res.status === 200) r.times.push(performance.now() - start);
+    if (status === EXPECTED) r.times.push(performance.now() - start);
     if (answer.cache_hit === true) r.cache_hits++;
   } catch {
     // counted as 'error'
@@ -206,10 +221,12 @@ const perKind = Object.fromEntries(
   }),
 );
 const ok = kinds.reduce((n, k) => n + results[k].times.length, 0);
-const errors = kinds.reduce((n, k) => n + Object.entries(results[k].statuses).reduce((e, [s, c]) => e + (s === '200' ? 0 : c), 0), 0);
+const errors = kinds.reduce((n, k) => n + Object.entries(results[k].statuses).reduce((e, [s, c]) => e + (s === EXPECTED ? 0 : c), 0), 0);
 const result = {
   concurrency,
   seconds,
+  text_bytes: TEXT_BYTES,
+  expected_status: Number(EXPECTED),
   elapsed_s: Math.round(elapsed * 10) / 10,
   kinds: perKind,
   requests_per_s: Math.round((ok / elapsed) * 10) / 10,
@@ -226,7 +243,7 @@ const result = {
 };
 log(
   `/health p50 ${probe.p50?.toFixed(2)} ms p99 ${probe.p99?.toFixed(2)} ms (target < 10), peak RSS ${result.peak_rss_mb} MB (target < 600), ` +
-    `${result.rss_after_mb} MB after; event loop lag p99 ${result.eventloop_lag_p99_ms} ms; ${result.requests_per_s} requests/s, ${errors} errors, in ${result.elapsed_s} s; load ${result.load_average.join(' -> ')}`,
+    `${result.rss_after_mb} MB after; event loop lag p99 ${result.eventloop_lag_p99_ms} ms; ${result.requests_per_s} requests/s answered ${EXPECTED}, ${errors} other answers, in ${result.elapsed_s} s; load ${result.load_average.join(' -> ')}`,
 );
 for (const k of kinds) log(`  ${k}: ${JSON.stringify(perKind[k])}`);
 console.log(JSON.stringify(result));

@@ -9,7 +9,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
 
 import { ImageError } from '../classifier/image-error.js';
-import { uploadTooLarge } from './messages.js';
+import { textTooLong, uploadTooLarge } from './messages.js';
 import { lingerOnClose, mayDrainUnreadBody } from './request-body.js';
 
 export class HttpError extends Error {
@@ -101,8 +101,8 @@ function toResponse(err: unknown, maxUploadBytes: number): { status: number; det
           detail: [{ type: 'unexpected_file', loc: ['body', err.field ?? ''], msg: "Unexpected file field: send one file, as 'image'", input: null }],
         };
       case 'LIMIT_FIELD_VALUE':
-        // a text over 1 MiB: too large, like the file
-        return { status: 413, detail: `The form is larger than allowed: ${err.message.toLowerCase()}` };
+        // a text over MAX_TEXT_BYTES: too large, like the file
+        return { status: 413, detail: textTooLong(err.field) };
       case 'LIMIT_PART_COUNT':
       case 'LIMIT_FILE_COUNT':
       case 'LIMIT_FIELD_KEY':

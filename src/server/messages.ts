@@ -2,6 +2,7 @@
 // that shows them as examples (openapi.ts) take them from here, so the two cannot drift apart.
 import { DEFAULT_TEXT } from '../classifier/classifier.js';
 import { IMAGE_FORMATS, NOT_AN_IMAGE } from '../classifier/image-error.js';
+import { MAX_TEXT_BYTES } from './request-body.js';
 
 export { DEFAULT_TEXT, IMAGE_FORMATS, NOT_AN_IMAGE };
 
@@ -23,6 +24,12 @@ export function hostNotAllowed(host: string): string {
 
 export function tooManyRequests(perMinute: number): string {
   return `Too many requests: the limit is ${perMinute} a minute (RATE_LIMIT); try again later`;
+}
+
+/** A form field over MAX_TEXT_BYTES (request-body.ts): the text, or another field of that size. */
+export function textTooLong(field: string | undefined): string {
+  const kib = MAX_TEXT_BYTES / 1024;
+  return `The form field '${(field ?? '').slice(0, 100)}' is longer than the limit of ${kib} KiB (${MAX_TEXT_BYTES} bytes of UTF-8; 128 tokens never need more than 39 KB)`;
 }
 
 export function uploadTooLarge(maxUploadBytes: number): string {

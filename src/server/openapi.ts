@@ -15,6 +15,7 @@ import {
   tooManyRequests,
   uploadTooLarge,
 } from './messages.js';
+import { MAX_TEXT_BYTES } from './request-body.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -72,7 +73,7 @@ export function openApiDocument(options: OpenApiOptions): object {
           responses: {
             200: json(ref('PredictionResponse')),
             400: detail('The file is not a decodable image, or has too many pixels', NOT_AN_IMAGE),
-            413: detail('The upload is larger than MAX_UPLOAD_MB', uploadTooLarge(options.maxUploadBytes)),
+            413: detail(`The upload is larger than MAX_UPLOAD_MB, or the text than ${MAX_TEXT_BYTES / 1024} KiB`, uploadTooLarge(options.maxUploadBytes)),
             422: json(ref('HTTPValidationError'), 'Validation Error'),
             500: detail('The model failed', CLASSIFICATION_ERROR),
             503: {
@@ -135,7 +136,7 @@ export function openApiDocument(options: OpenApiOptions): object {
           title: 'Body_predict',
           properties: {
             image: { type: 'string', format: 'binary', title: 'Image', description: `A photo: ${IMAGE_FORMATS}` },
-            text: { type: 'string', title: 'Text', default: DEFAULT_TEXT },
+            text: { type: 'string', title: 'Text', default: DEFAULT_TEXT, description: `At most ${MAX_TEXT_BYTES / 1024} KiB of UTF-8 (longer: 413)` },
           },
           required: ['image'],
         },

@@ -292,6 +292,17 @@ describe('bad uploads get a clear 4xx, and the service keeps running', () => {
     expect(res.body.detail).toBe('The uploaded file is larger than the limit of 10 MiB (MAX_UPLOAD_MB)');
   });
 
+  it('a text of 64 KiB answers; one byte more: 413 naming the field (128 tokens never need a tenth of it)', async () => {
+    const emoji = '🍕'.repeat(16 * 1024); // 4 bytes each: 65,536 bytes of UTF-8
+    expect(Buffer.byteLength(emoji)).toBe(64 * 1024);
+    const fits = await predict(server.url, jpeg, emoji);
+    expect(fits.status).toBe(200);
+    expectWorkshopBody(fits.body, false);
+    const over = await predict(server.url, jpeg, `${emoji}x`);
+    expect(over.status).toBe(413);
+    expect(over.body.detail).toBe("The form field 'text' is longer than the limit of 64 KiB (65536 bytes of UTF-8; 128 tokens never need more than 39 KB)");
+  });
+
   it('a multipart body that cannot be parsed: 400', async () => {
     const res = await fetch(`${server.url}/predict`, {
       method: 'POST',

@@ -15,6 +15,7 @@ import { busy, HttpError, methodNotAllowed, missingField, validationError } from
 import { CLASSIFICATION_ERROR, DEFAULT_TEXT, QUEUE_FULL, TOP_K, WAITED_TOO_LONG } from '../messages.js';
 import { predictionKey, type CachedPrediction } from '../prediction-cache.js';
 import { hashingMemoryStorage, type StoredUpload } from '../upload-storage.js';
+import { MAX_TEXT_BYTES } from '../request-body.js';
 import { limitUploadBytes } from '../uploads.js';
 import { strictRouter } from './router.js';
 
@@ -44,8 +45,8 @@ function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHan
 export function predictRoutes({ config, models, cache, admission, metrics, access }: RouteContext): Router {
   const upload = multer({
     storage: hashingMemoryStorage(config.maxUploadBytes),
-    // One file; a few small fields (text is the only one read, up to 1 MiB: far more than 128 tokens need).
-    limits: { fileSize: config.maxUploadBytes, fields: 5, parts: 10, fieldSize: 1024 * 1024 },
+    // One file; a few small fields (text is the only one read, up to MAX_TEXT_BYTES: more than 128 tokens need).
+    limits: { fileSize: config.maxUploadBytes, fields: 5, parts: 10, fieldSize: MAX_TEXT_BYTES },
   });
   const handle: RequestHandler = async (req, res) => {
     const image = req.file as (Express.Multer.File & StoredUpload) | undefined;
@@ -71,7 +72,7 @@ export function predictRoutes({ config, models, cache, admission, metrics, acces
   /** The answer from the cache, or computed by `classifier` (held by the caller until this settles). */
   const answer = async (res: Response, { image, text, generation, classifier }: PredictRequest): Promise<void> => {
     // Keyed by the part of the text its tokens come from (at most 12,928 characters for 128 tokens), not all
-    // of it: the answer depends on that part alone, and hashing a whole 1 MiB text would take the event loop.
+    // of it: the answer depends on that part alone, and hashing a whole long text would take the event loop.
     const significant = significantText(text, classifier.folder.maxLength);
     const key = predictionKey(classifier.modelId, significant, { sha256: image.sha256, length: image.size });
     const cached = await cache.get(key);
