@@ -31,16 +31,29 @@ same two halves as text_encoder.onnx and head.onnx, class_mapping.json, vocab.tx
 The architecture is inferred from the checkpoint's weights (BERT heads = hidden / 64 and 8 fusion heads,
 the workshop's, unless the checkpoint holds a 'config' dict). Every file is checked against the eager model
 on seeded inputs at batch 1 and 3 (TorchScript, ONNX with onnxruntime, text_encoder then head in both); a
-difference above the tolerance fails the export and model.json is not written."""
+difference above the tolerance fails the export and model.json is not written.
+
+--precision int8 also makes the int8 variant beside the fp32 files (never replacing them), or, with
+--from-folder DIR, makes only the variant from a folder exported earlier (its fp32 files are not touched):
+text_encoder.int8.onnx (dynamic quantisation of the BERT's MatMuls and embeddings, per channel) and
+head.int8.onnx (static QDQ quantisation of the head's convolutions and projections, per channel, calibrated
+on photos of --calibration). It is measured against fp32 on the photos of --validation (other photos;
+ImageFolder layout <dir>/<class>/<file>.jpg gives accuracies too) with the default text "Image of food" and
+other texts: top-1 agreement, top-5 overlap, max |delta p|, accuracy. A variant whose top-1 agreement is
+under --min-agreement (default 0.99) for any text is refused unless --allow-disagreement; an accepted one
+is listed in model.json's files (sha256) and described in its variants.int8 (how it was made, the figures)."""
 
 EPILOG = """\
 examples:
   .venv/bin/python scripts/export_model.py --checkpoint best_model.pth --class-mapping class_mapping.json \\
       --vocab vocab.txt --out models/workshop
   .venv/bin/python scripts/export_model.py --random small --vocab vocab.txt --out /tmp/food-small
+  .venv/bin/python scripts/export_model.py --from-folder models --precision int8 \\
+      --calibration ../shared/data/food/train --validation ../shared/data/food/val
 
 exit status: 0 exported and checked; 1 an input file is wrong (not a checkpoint, the class mapping does not
-fit, ...); 2 wrong usage; 3 an exported file failed its check against the eager model."""
+fit, ...); 2 wrong usage; 3 an exported file failed its check against the eager model; 4 the int8
+variant's agreement with fp32 is under the threshold (the variant is not written; an fp32 export is)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +76,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read a checkpoint that holds Python objects besides tensors (an argparse Namespace, "
         "numpy scalars) with full unpickling, which runs code named by the file: only for "
         "checkpoints you trust (scripts/update_model.sh never passes it for a download)",
+    )
+    source.add_argument(
+        "--from-folder",
+        metavar="DIR",
+        type=Path,
+        help="with --precision int8: make only the variant, from the model folder DIR exported earlier "
+        "(its fp32 files and their model.json entries stay as they are)",
     )
     source.add_argument(
         "--random",
@@ -89,14 +109,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vocab",
         metavar="FILE",
         type=Path,
-        required=True,
         help="the BERT vocabulary (bert-base-uncased's vocab.txt for the workshop's model)",
     )
     parser.add_argument(
         "--out",
         metavar="DIR",
         type=Path,
-        required=True,
         help="the model folder to write (created if needed; files of an earlier export are replaced)",
     )
     parser.add_argument(
@@ -114,7 +132,92 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="T",
         help="the largest max abs difference from the eager model the checks accept (default 1e-4)",
     )
+    variant = parser.add_argument_group("reduced precision (--precision int8)")
+    variant.add_argument(
+        "--precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="fp32 (default): the export only; int8: also the int8 variant text_encoder.int8.onnx and "
+        "head.int8.onnx beside the fp32 files",
+    )
+    variant.add_argument(
+        "--calibration", metavar="DIR", type=Path, help="photos to calibrate the head's int8 ranges on (required)"
+    )
+    variant.add_argument(
+        "--validation",
+        metavar="DIR",
+        type=Path,
+        help="other photos to measure int8 against fp32 on (required); <dir>/<class>/<file>.jpg gives accuracies",
+    )
+    variant.add_argument(
+        "--calibration-photos",
+        type=int,
+        default=96,
+        metavar="N",
+        help="how many calibration photos, a seeded choice (default 96)",
+    )
+    variant.add_argument(
+        "--calibration-seed", type=int, default=0, metavar="S", help="the seed of that choice (default 0)"
+    )
+    variant.add_argument(
+        "--calibration-method",
+        choices=["minmax", "entropy", "percentile"],
+        default="minmax",
+        help="how the activations' ranges are calibrated (default minmax)",
+    )
+    variant.add_argument(
+        "--keep-fp32",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="a head.onnx node name (or a prefix of names, e.g. /classifier/) left unquantised; repeatable",
+    )
+    variant.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT",
+        help='a text to measure agreement with, repeatable (default: "Image of food", "Image of pizza", '
+        '"Image of steak", "Image of sushi", "" and three others; "Image of food" is always among them)',
+    )
+    variant.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.99,
+        metavar="F",
+        help="the lowest top-1 agreement with fp32 (of any text) a variant may have (default 0.99)",
+    )
+    variant.add_argument(
+        "--allow-disagreement",
+        action="store_true",
+        help="write a variant under --min-agreement all the same (model.json says passed: false)",
+    )
+    variant.add_argument(
+        "--timing-runs",
+        type=int,
+        default=20,
+        metavar="N",
+        help="time each part fp32 and int8 (batch 1, 2 threads, median of N; 0: no timing; default 20)",
+    )
     args = parser.parse_args(argv)
+    if args.checkpoint is None and args.random is None and args.from_folder is None:
+        parser.error("one of the arguments --checkpoint --random --from-folder is required")
+    if args.from_folder is not None:
+        if args.precision != "int8":
+            parser.error("--from-folder makes a reduced-precision variant: it needs --precision int8")
+        if args.out is not None or args.vocab is not None:
+            parser.error("--from-folder writes into that folder: no --out or --vocab")
+    else:
+        if args.vocab is None or args.out is None:
+            parser.error("the arguments --vocab and --out are required (unless --from-folder)")
+    if args.precision == "int8":
+        if args.calibration is None or args.validation is None:
+            parser.error("--precision int8 needs --calibration DIR and --validation DIR (other photos)")
+        if not 0 <= args.min_agreement <= 1.01:
+            parser.error("--min-agreement is a share of the photos, between 0 and 1")
+        if args.calibration_photos < 1:
+            parser.error("--calibration-photos must be at least 1")
+    if args.timing_runs < 0:
+        parser.error("--timing-runs must be 0 or more")
     if args.checkpoint is not None:
         if args.class_mapping is None:
             parser.error("--checkpoint needs --class-mapping (the class_mapping.json that goes with it)")
@@ -149,9 +252,41 @@ def read_class_mapping(path: Path) -> dict:
     return data
 
 
+def make_variant(args: argparse.Namespace, folder: Path, argv: list[str] | None) -> None:
+    from foodmodel.export_inputs import ExportError
+    from foodmodel.quantize import AGREEMENT_TEXTS, VariantRefused, make_int8_variant
+
+    command = " ".join(["scripts/export_model.py", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        make_int8_variant(
+            folder,
+            args.calibration,
+            args.validation,
+            calibration_photos=args.calibration_photos,
+            calibration_seed=args.calibration_seed,
+            calibration_method=args.calibration_method,
+            texts=args.text if args.text else AGREEMENT_TEXTS,
+            min_agreement=args.min_agreement,
+            allow_disagreement=args.allow_disagreement,
+            exclude_nodes=args.keep_fp32,
+            timing_runs=args.timing_runs,
+            command=command,
+            log=log,
+        )
+    except VariantRefused as e:
+        fail(str(e), 4)
+    except ExportError as e:
+        fail(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
+    if args.from_folder is not None:
+        log("Loading torch and onnxruntime ...")
+        make_variant(args, args.from_folder, argv)
+        log(f"Done in {time.perf_counter() - start:.1f} s: {args.from_folder}")
+        return 0
     log("Loading torch ...")
     from foodmodel.architecture import FoodClassifier, FoodClassifierConfig
     from foodmodel.checkpoint import CheckpointError, load_checkpoint
@@ -222,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as e:
         fail(str(e))
     worst = max(info["checks"]["max_abs_diff"].values())
+    if args.precision == "int8":
+        make_variant(args, args.out, argv)
     log(f"Done in {time.perf_counter() - start:.1f} s: {args.out} (largest difference from eager {worst:.2e})")
     return 0
 
