@@ -1,5 +1,6 @@
 #include "inference_thread.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -15,6 +16,13 @@ class InferenceThread {
   InferenceThread() : thread_([this] { Run(); }) {
     // Never joined: the thread waits for work until the process ends (see StopForExit).
     thread_.detach();
+  }
+
+  bool IsThisThread() const { return std::this_thread::get_id() == id_; }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
   }
 
   static InferenceThread& Instance() {
@@ -45,6 +53,7 @@ class InferenceThread {
 
  private:
   void Run() {
+    id_ = std::this_thread::get_id();
     for (;;) {
       std::function<void()> job;
       {
@@ -68,6 +77,7 @@ class InferenceThread {
   std::deque<std::function<void()>> jobs_;
   bool busy_ = false;
   bool stopping_ = false;
+  std::atomic<std::thread::id> id_{};
   std::thread thread_;
 };
 
@@ -76,5 +86,9 @@ class InferenceThread {
 void PostToInferenceThread(std::function<void()> job) { InferenceThread::Instance().Post(std::move(job)); }
 
 bool StopInferenceThreadForExit(int timeout_ms) { return InferenceThread::Instance().StopForExit(timeout_ms); }
+
+bool OnInferenceThread() { return InferenceThread::Instance().IsThisThread(); }
+
+bool InferenceThreadStopping() { return InferenceThread::Instance().Stopping(); }
 
 }  // namespace torchnode

@@ -5,8 +5,11 @@
 // thread also gives dispose() its meaning: a job posted after the forwards in flight runs after them.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
+#include <stdexcept>
 
 namespace torchnode {
 
@@ -14,15 +17,29 @@ namespace torchnode {
 // Jobs must not throw; they run one at a time, first in, first out.
 void PostToInferenceThread(std::function<void()> job);
 
+// Whether the calling thread is the inference thread.
+bool OnInferenceThread();
+
+// Whether the process is exiting (StopInferenceThreadForExit was called): queued jobs will never run.
+bool InferenceThreadStopping();
+
 // Runs `work` on the inference thread, after the jobs queued before it, and waits for it; returns its result
 // or rethrows its exception. For LibTorch work outside a forward that runs ATen's parallel kernels, such as
 // optimize_for_inference at load (freezing folds weights by running operators): run on a libuv thread, it
-// would give that thread an OpenMP team of its own, for good. Never call it from the inference thread.
+// would give that thread an OpenMP team of its own, for good.
+// `work` must own what it uses (capture by value or shared_ptr): when the process exits meanwhile, the job is
+// dropped or finishes on its own, and this throws instead of waiting for ever (a libuv thread that never
+// returns would hold the exit). Throws std::logic_error when called from the inference thread itself, which
+// would wait for itself.
 template <typename Work>
 auto RunOnInferenceThread(Work work) -> decltype(work()) {
+  if (OnInferenceThread()) throw std::logic_error("RunOnInferenceThread called from the inference thread");
   auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
   std::future<decltype(work())> result = task->get_future();
   PostToInferenceThread([task]() { (*task)(); });  // a packaged_task keeps the exception for the future
+  while (result.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    if (InferenceThreadStopping()) throw std::runtime_error("the process is exiting");
+  }
   return result.get();
 }
 

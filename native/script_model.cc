@@ -62,8 +62,10 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
       // that loads, it left that thread an OpenMP team of its own, and with more OpenMP threads than cores
       // libgomp stops spinning between parallel regions in every team (its throttled spin count): a small
       // model's forward at 2 threads took 17-19 ms instead of 4-6 once another model had run before its load.
-      torch::jit::Module& module = impl->module;
-      module = RunOnInferenceThread([&module] { return torch::jit::optimize_for_inference(module); });
+      // The job owns a copy of the module (a Module is a handle: no weights are copied), so that it never
+      // touches this frame: when the process exits meanwhile, the load gives up waiting (and fails).
+      impl->module = RunOnInferenceThread(
+          [module = impl->module]() mutable { return torch::jit::optimize_for_inference(module); });
     } catch (const std::exception& e) {
       const std::string text = MessageOf(e);
       Fail("ERR_MODEL_OPTIMIZE",

@@ -62,6 +62,26 @@ describe.skipIf(!existsSync(dist))('process exit (runs dist/: skipped until `npm
     expect(results.map((r) => r.status ?? `${r.signal} ${r.stderr}`)).toEqual(new Array(RUNS).fill(0));
   });
 
+  it(`process.exit() while a load waits for its optimisation step (queued on the inference thread) exits with status 0, ${RUNS} times out of ${RUNS}`, () => {
+    // Before, the load's libuv thread waited for ever for a job that the exit had dropped, and so did the exit.
+    const head = path.join(root, 'models', 'head.pth');
+    const results = Array.from({ length: RUNS }, (_, i) =>
+      runNode(
+        `
+        ${IMPORT}
+        const slow = await TorchModel.load(${JSON.stringify(modelPath('slow'))}, { device: 'cpu', threads: 1 });
+        const x = Tensor.float32(new Float32Array(128 * 128).fill(0.001), [128, 128]);
+        slow.forward([x, Tensor.int64([300])]).catch(() => {});
+        TorchModel.load(${JSON.stringify(head)}, { device: 'cpu', optimize: true }).catch(() => {});
+        setTimeout(() => process.exit(0), ${[5, 40, 150][i % 3]});
+      `,
+        {},
+        60_000,
+      ),
+    );
+    expect(results.map((r) => r.status ?? `${r.signal} ${r.stderr}`)).toEqual(new Array(RUNS).fill(0));
+  });
+
   it('process.exit() during a forward that would run for hours leaves after TORCH_NODE_EXIT_WAIT_MS, with its exit code', () => {
     // Before the bound, the process waited for the forward (here: killed by spawnSync's timeout instead).
     const r = runNode(
