@@ -19,32 +19,31 @@ export const MAX_TEXT_BYTES = 64 * 1024;
 /** The most bytes a /predict form may take besides the file: the text and the multipart frame. */
 export const FORM_OVERHEAD_BYTES = MAX_TEXT_BYTES + 64 * 1024;
 
-/** How long, and how many bytes, a connection closed after an answer is still read (and dropped) before it is cut. */
+/** How long a connection closed after an answer waits, reading nothing more, before it is cut. */
 const LINGER_MS = 2_000;
-const LINGER_BYTES = 1024 * 1024;
 
 /**
- * Closes a connection whose answer is out while its client may still be sending: our side ends first (FIN), and
- * what still arrives is read and dropped for LINGER_MS or LINGER_BYTES at most, then the connection is cut.
- * Cut at once, the unread bytes would make the kernel reset the connection, and a client still sending could
- * lose the answer it had not read yet (nginx's lingering_close does the same). Node ends a `Connection: close`
- * answer's socket with destroySoon(): that is where the wait goes in.
+ * Closes a connection whose answer is out while its client may still be sending: our side ends first (FIN) and
+ * stops reading (what the client still sends waits in the kernel's buffers, then the client's window closes),
+ * and the connection is cut LINGER_MS later. Cut at once, the unread bytes would make the kernel reset the
+ * connection, and a client still sending could lose the answer it had not read yet; read on, an endless body
+ * would be read for as long as the client sends (nginx's lingering_close reads on for a bounded time; here
+ * nothing is read). Node ends a `Connection: close` answer's socket with destroySoon(): that is where the wait
+ * goes in. Idempotent: Node and the code that answered may both call destroySoon().
  */
 export function lingerOnClose(socket: Socket): void {
-  if ((socket as { lingering?: boolean }).lingering) return;
-  (socket as { lingering?: boolean }).lingering = true;
+  const state = socket as { lingering?: boolean; closing?: boolean };
+  if (state.lingering) return;
+  state.lingering = true;
   socket.destroySoon = function lingeringClose(this: Socket): void {
-    if (this.destroyed) return;
+    if (this.destroyed || state.closing) return;
+    state.closing = true;
     this.end();
-    let dropped = 0;
+    // Node's HTTP parser reads the socket itself (a drained request resumes it): pausing the socket stops that.
+    this.pause();
     const timer = setTimeout(() => this.destroy(), LINGER_MS);
     timer.unref();
-    this.on('data', (chunk: Buffer) => {
-      dropped += chunk.length;
-      if (dropped > LINGER_BYTES) this.destroy();
-    });
     this.once('close', () => clearTimeout(timer));
-    this.resume();
   };
 }
 
@@ -77,12 +76,14 @@ export function mayDrainUnreadBody(req: IncomingMessage, maxUploadBytes: number)
 
 /**
  * `Expect: 100-continue`: Node answers 100 Continue to every such request unless the server handles
- * 'checkContinue'. Here a request whose Content-Length is over the bound gets its 413 without the 100 (the
- * client then never sends the body); any other is told to continue and handled as usual.
+ * 'checkContinue'. Here only an upload to POST /predict within the bound is told to continue; any other (a
+ * Content-Length over the bound: its 413; another path: its answer) is answered without it, and the client
+ * then never sends the body. Each goes on as a 'request', through every listener the server has.
  */
-export function answerExpectContinue(server: Server, maxUploadBytes: number, handle: (req: IncomingMessage, res: ServerResponse) => void): void {
+export function answerExpectContinue(server: Server, maxUploadBytes: number): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!(Number(req.headers['content-length']) > maxUploadBytes + FORM_OVERHEAD_BYTES)) res.writeContinue();
-    handle(req, res);
+    const upload = req.method === 'POST' && /^\/predict(\?|$)/.test(req.url ?? '');
+    if (upload && !(Number(req.headers['content-length']) > maxUploadBytes + FORM_OVERHEAD_BYTES)) res.writeContinue();
+    server.emit('request', req, res);
   });
 }

@@ -70,7 +70,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     config.tlsCert && config.tlsKey
       ? createHttpsServer({ ...checking, cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, app)
       : createServer(checking, app);
-  answerExpectContinue(server, config.maxUploadBytes, app);
+  answerExpectContinue(server, config.maxUploadBytes);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // A request (headers and upload) must arrive within UPLOAD_TIMEOUT, or it gets 408 and its connection
   // closes: a stalled upload holds its buffers that long at most (Node's default is 5 minutes).
