@@ -38,8 +38,11 @@ export interface PredictionCacheStats {
 
 export interface PredictionCache {
   readonly kind: 'memory' | 'redis';
-  /** The answer kept for `key`, or undefined (also when the store fails). */
-  get(key: string): Promise<CachedPrediction[] | undefined>;
+  /**
+   * The answer kept for `key`, or undefined (also when the store fails). `classNames`: those of the model the
+   * key was made for, which a stored answer must name (a store that does not trust its entries checks them).
+   */
+  get(key: string, classNames?: readonly string[]): Promise<CachedPrediction[] | undefined>;
   /** Keeps an answer; never rejects (a failure is counted). */
   set(key: string, predictions: CachedPrediction[]): Promise<void>;
   /** A reload made every entry unreachable (the key holds the model): frees them where that is cheap. */
@@ -146,7 +149,7 @@ export interface RedisCacheOptions {
   logger: Logger;
   /** The secret the instances share (CACHE_SECRET, 32+ characters): the HMAC key of the keys and values. */
   secret: string;
-  /** The class names of the model being served (as in its class mapping): what an entry may name. */
+  /** The class names of the model being served (as in its class mapping): what an entry may name, when get() is not told. */
   classNames: () => Iterable<string>;
   /** How long a lookup may take before it counts as a miss (ms). Default 100. */
   timeoutMs?: number;
@@ -243,7 +246,7 @@ export class RedisPredictionCache implements PredictionCache {
   }
 
   /** The answer stored at `redisKey` when its tag is right and it is one this service makes. */
-  #verify(redisKey: string, value: Buffer): CachedPrediction[] | undefined {
+  #verify(redisKey: string, value: Buffer, classNames: Iterable<string>): CachedPrediction[] | undefined {
     if (value.length > MAX_ENTRY_BYTES) return this.#refused('too large');
     const text = value.toString('utf8');
     const dot = text.indexOf('.');
@@ -256,16 +259,17 @@ export class RedisPredictionCache implements PredictionCache {
     } catch {
       return this.#refused('not JSON');
     }
-    return validPredictions(parsed, this.#classNames()) ?? this.#refused('not an answer of this model');
+    return validPredictions(parsed, classNames) ?? this.#refused('not an answer of this model');
   }
 
-  async get(key: string): Promise<CachedPrediction[] | undefined> {
+  async get(key: string, classNames?: readonly string[]): Promise<CachedPrediction[] | undefined> {
     const redisKey = this.redisKey(key);
     try {
       // One byte more than an entry may have: a longer value shows as such, and is never read whole.
       const value = await this.redis.getrangeBuffer(redisKey, 0, MAX_ENTRY_BYTES);
       if (value.length > 0) {
-        const predictions = this.#verify(redisKey, value);
+        // The classes of the model the request holds (a reload may have swapped the served one meanwhile).
+        const predictions = this.#verify(redisKey, value, classNames ?? this.#classNames());
         if (predictions) {
           this.#hits++;
           return predictions;

@@ -75,7 +75,7 @@ export function predictRoutes({ config, models, cache, admission, metrics, acces
     // of it: the answer depends on that part alone, and hashing a whole long text would take the event loop.
     const significant = significantText(text, classifier.folder.maxLength);
     const key = predictionKey(classifier.modelId, significant, { sha256: image.sha256, length: image.size });
-    const cached = await cache.get(key);
+    const cached = await cache.get(key, classifier.folder.classNames);
     res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {
       res.json({ predictions: cached, cache_hit: true });
