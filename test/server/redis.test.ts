@@ -138,15 +138,15 @@ describe.skipIf(!HAVE_REDIS)('REDIS_URL', () => {
     const image = await photo(3);
     await predict(s.url, image, 'outage');
 
-    // CLIENT PAUSE holds every client's commands for 2 s (answered once the pause is in force): the lookup gives
-    // up, the answer is computed
+    // CLIENT PAUSE holds every client's commands for 10 s (answered once the pause is in force): the lookup gives
+    // up after its 100 ms, the answer is computed, long before the pause ends (a margin no busy machine eats)
     const admin = await secretHolder();
     try {
-      await admin.redis.call('CLIENT', 'PAUSE', '2000', 'ALL');
+      await admin.redis.call('CLIENT', 'PAUSE', '10000', 'ALL');
       const started = performance.now();
       const slow = await predict(s.url, await photo(4), 'outage');
       expect(slow.status).toBe(200);
-      expect(performance.now() - started).toBeLessThan(1500);
+      expect(performance.now() - started).toBeLessThan(5000);
     } finally {
       await admin.close();
     }
