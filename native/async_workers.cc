@@ -1,6 +1,7 @@
 #include "async_workers.h"
 
 #include "addon.h"
+#include "inference_thread.h"
 #include "js_promises.h"
 
 namespace torchnode {
@@ -35,6 +36,8 @@ LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options)
       options_(std::move(options)) {}
 
 void LoadWorker::Execute() {
+  // The optimisation step runs LibTorch operators: on the inference thread, with the forwards.
+  options_.run_operators = [](std::function<void()> step) { RunOnInferenceThread(std::move(step)); };
   try {
     model_ = ScriptModel::Load(path_, options_);
   } catch (const Error& e) {

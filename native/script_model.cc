@@ -8,7 +8,6 @@
 #include <sstream>
 
 #include "error.h"
-#include "inference_thread.h"
 #include "runtime.h"
 #include "torch_dtypes.h"
 #include "torch_errors.h"
@@ -58,14 +57,21 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
     try {
       // Freezing inlines the weights as constants, which lets optimize_for_inference fold
       // batch norms into convolutions and pick faster kernels. Outputs stay equal within float tolerance.
-      // It runs operators (ATen's parallel kernels), so it runs where the forwards do: from the libuv thread
-      // that loads, it left that thread an OpenMP team of its own, and with more OpenMP threads than cores
-      // libgomp stops spinning between parallel regions in every team (its throttled spin count): a small
-      // model's forward at 2 threads took 17-19 ms instead of 4-6 once another model had run before its load.
-      // The job owns a copy of the module (a Module is a handle: no weights are copied), so that it never
-      // touches this frame: when the process exits meanwhile, the load gives up waiting (and fails).
-      impl->module = RunOnInferenceThread(
-          [module = impl->module]() mutable { return torch::jit::optimize_for_inference(module); });
+      // It runs operators (ATen's parallel kernels), so the addon runs it where the forwards run
+      // (options.run_operators): from the libuv thread that loads, it left that thread an OpenMP team of its
+      // own, and with more OpenMP threads than cores libgomp stops spinning between parallel regions in every
+      // team (its throttled spin count): a small model's forward at 2 threads took 17-19 ms instead of 4-6 once
+      // another model had run before its load. The step owns a copy of the module handle (no weights are
+      // copied) and its result, never this frame.
+      auto module = std::make_shared<torch::jit::Module>(impl->module);
+      auto optimized = std::make_shared<torch::jit::Module>();
+      std::function<void()> step = [module, optimized] { *optimized = torch::jit::optimize_for_inference(*module); };
+      if (options.run_operators) {
+        options.run_operators(step);
+      } else {
+        step();
+      }
+      impl->module = *optimized;
     } catch (const std::exception& e) {
       const std::string text = MessageOf(e);
       Fail("ERR_MODEL_OPTIMIZE",

@@ -3,6 +3,7 @@
 // types in this header, so that the N-API layer compiles without LibTorch's heavy headers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,11 @@ struct LoadOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   int threads = 0;              // intra-op threads for this model's forwards; 0 leaves LibTorch's default
   int optimize = -1;            // freeze + optimize_for_inference: 1 on, 0 off, -1 on for CPU only
+  // Runs the load's optimisation step (LibTorch operators: freezing folds the weights by running them) and
+  // returns when it is done, rethrowing its exception; empty: on the loading thread. The addon runs it on its
+  // inference thread, where the forwards run (inference_thread.h: RunOnInferenceThread says why). The step owns
+  // what it uses: a runner may give up waiting for it (the process exiting) and return by throwing.
+  std::function<void(std::function<void()>)> run_operators;
 };
 
 struct ModelInfo {
