@@ -9,6 +9,9 @@
 //   vocab.txt            the WordPiece vocabulary of the text encoder                         (required)
 //   model.json           what the exporter knows: preprocessing, max_length, classes, files    (optional)
 //                        (files: the SHA-256 and size of each file; a file used that differs is refused)
+//   text_encoder.int8.onnx, head.int8.onnx
+//                        the two ONNX parts in int8 (export_model.py --precision int8), described in
+//                        model.json's variants.int8 (passed, agreement, timing): precision int8 or auto
 // One of the four ways to run the model must be there: the two parts or the whole model, for LibTorch or ONNX
 // Runtime. Reading the folder picks the way (see chooseLayout), checks everything that can be checked without
 // loading a model, and names the file at fault.
@@ -33,6 +36,8 @@ export interface ModelFolder {
   dir: string;
   /** The backend the folder was read for: its model files are there. */
   backend: Backend;
+  /** The precision of the model files: fp32 (the export's), or int8 (the variant's ONNX parts). */
+  precision: Precision;
   /** The files the backend loads. */
   layout: ModelLayout;
   /** The model file named in messages: the whole model, or the head of the two parts. */
@@ -65,7 +70,7 @@ export interface FileChecksum {
   bytes: number | undefined;
 }
 
-export type ModelFolderErrorCode = 'ERR_MODEL_FILE_MISSING' | 'ERR_MODEL_FILE_INVALID' | 'ERR_MODEL_CHECKSUM';
+export type ModelFolderErrorCode = 'ERR_MODEL_FILE_MISSING' | 'ERR_MODEL_FILE_INVALID' | 'ERR_MODEL_CHECKSUM' | 'ERR_MODEL_VARIANT';
 
 /** What is wrong with a model folder; `file` is the file at fault. */
 export class ModelFolderError extends Error {
@@ -82,6 +87,15 @@ export class ModelFolderError extends Error {
 
 /** What runs the model: LibTorch (through the addon) or ONNX Runtime. */
 export type Backend = 'torch' | 'onnx';
+
+/**
+ * The precision of the weights and the computation: fp32 (the export, the workshop's answers exactly) or int8
+ * (the variant scripts/export_model.py --precision int8 makes: two ONNX parts, run by ONNX Runtime).
+ */
+export type Precision = 'fp32' | 'int8';
+
+/** The files of the int8 variant when model.json does not name them. */
+export const INT8_PARTS = Object.freeze({ textEncoder: 'text_encoder.int8.onnx', head: 'head.int8.onnx' });
 
 export interface ModelFolderFiles {
   /**
@@ -101,6 +115,13 @@ export interface ModelFolderFiles {
   classMappingFile?: string;
   /** Default `<dir>/vocab.txt`. */
   vocabFile?: string;
+  /**
+   * Default `fp32`: the exported model as it is. `int8`: the folder's int8 variant (model.json's
+   * variants.int8: two ONNX parts, ONNX Runtime only; it must have passed the exporter's agreement check).
+   * `auto`: int8 when the variant passed, the backend and layout chosen for fp32 are ONNX Runtime's two parts
+   * (never on CUDA: `preferTorch` picks LibTorch), and model.json's timing says int8 is faster; else fp32.
+   */
+  precision?: Precision | 'auto';
 }
 
 export async function readModelFolder(dir: string, files: ModelFolderFiles = {}): Promise<ModelFolder> {
@@ -109,8 +130,15 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
   const onnxFile = path.resolve(root, files.onnxFile ?? 'best_model.onnx');
   const classMappingFile = path.resolve(root, files.classMappingFile ?? 'class_mapping.json');
   const vocabFile = path.resolve(root, files.vocabFile ?? 'vocab.txt');
-  const { backend, layout } = await chooseLayout(root, { ...files, modelFile, onnxFile });
-  const backendFile = layout.kind === 'whole' ? layout.modelFile : layout.headFile;
+  const requestedPrecision = files.precision ?? 'fp32';
+  if (requestedPrecision === 'int8') checkInt8Options(root, { ...files, modelFile, onnxFile });
+  // int8: ONNX Runtime's two parts, whatever the fp32 files (the variant's files are checked below).
+  const chosen =
+    requestedPrecision === 'int8'
+      ? { backend: 'onnx' as const, layout: int8Layout(root, undefined) }
+      : await chooseLayout(root, { ...files, modelFile, onnxFile });
+  const backend = chosen.backend;
+  let layout = chosen.layout;
   for (const [file, what] of [
     [classMappingFile, 'the class mapping'],
     [vocabFile, 'the vocabulary'],
@@ -123,11 +151,30 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
   const metadataFile = (await isFile(metadataPath)) ? metadataPath : undefined;
   let preprocessing: Preprocessing = WORKSHOP_PREPROCESSING;
   let maxLength = WORKSHOP_MAX_LENGTH;
+  let precision: Precision = 'fp32';
   const checksums = new Map<string, FileChecksum>();
+  let metadata: Record<string, unknown> = {};
   if (metadataFile) {
     const parsed = parseJson(await readFile(metadataFile, 'utf8'), metadataFile);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(metadataFile, 'expected a JSON object');
-    const metadata = parsed as Record<string, unknown>;
+    metadata = parsed as Record<string, unknown>;
+  }
+  if (requestedPrecision !== 'fp32') {
+    const variant = parseInt8Variant(metadata.variants, metadataFile ?? metadataPath);
+    if (requestedPrecision === 'int8') {
+      layout = await requireInt8(root, variant, metadataFile, metadataPath);
+      precision = 'int8';
+    } else if (backend === 'onnx' && layout.kind === 'parts' && variant?.passed && variant.faster === true) {
+      // auto: a variant that passed, measured faster, whose files are there (else fp32: auto never fails on it).
+      const candidate = int8Layout(root, variant);
+      if ((await Promise.all(layoutFiles(candidate).map(isFile))).every(Boolean)) {
+        layout = candidate;
+        precision = 'int8';
+      }
+    }
+  }
+  const backendFile = layout.kind === 'whole' ? layout.modelFile : layout.headFile;
+  if (metadataFile) {
     preprocessing = parsePreprocessing(metadata.preprocessing, metadataFile) ?? preprocessing;
     if (metadata.max_length !== undefined) {
       if (!Number.isInteger(metadata.max_length) || (metadata.max_length as number) < 2) {
@@ -150,6 +197,7 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
   return {
     dir: root,
     backend,
+    precision,
     layout,
     backendFile,
     modelFile,
@@ -162,6 +210,155 @@ export async function readModelFolder(dir: string, files: ModelFolderFiles = {})
     maxLength,
     checksums,
   };
+}
+
+/** model.json's variants.int8, as far as choosing and checking it goes. */
+interface Int8Variant {
+  /** File names in the folder. */
+  textEncoder: string;
+  head: string;
+  /** Whether its top-1 agreement with fp32 reached the threshold (the exporter's check). */
+  passed: boolean;
+  /** The lowest top-1 agreement of a text, and the threshold it had to reach, when recorded. */
+  worstAgreement: number | undefined;
+  minAgreement: number | undefined;
+  /** Whether the exporter's timing found it faster than fp32 (the two parts' medians added); undefined: not timed. */
+  faster: boolean | undefined;
+  /** The command that made it, as recorded. */
+  command: string | undefined;
+}
+
+function parseInt8Variant(variants: unknown, file: string): Int8Variant | undefined {
+  if (variants === undefined) return undefined;
+  if (!isObject(variants)) throw invalid(file, 'variants must be an object of precision to its description');
+  const v = variants.int8;
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw invalid(file, 'variants.int8 must be an object');
+  const parts = v.parts ?? {};
+  if (!isObject(parts)) throw invalid(file, 'variants.int8.parts must be an object like {"text_encoder": ..., "head": ...}');
+  const name = (value: unknown, key: string, fallback: string): string => {
+    if (value === undefined) return fallback;
+    // A file of the folder, by its name: never a path elsewhere.
+    if (typeof value !== 'string' || value === '' || value === '.' || value === '..' || /[/\\]/.test(value)) {
+      throw invalid(file, `variants.int8.parts.${key} must be a file name in the folder, not ${describeValue(value)}`);
+    }
+    return value;
+  };
+  if (v.passed !== undefined && typeof v.passed !== 'boolean')
+    throw invalid(file, `variants.int8.passed must be true or false, not ${describeValue(v.passed)}`);
+  const finite = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+  const threshold = isObject(v.threshold) ? v.threshold : {};
+  return {
+    textEncoder: name(parts.text_encoder, 'text_encoder', INT8_PARTS.textEncoder),
+    head: name(parts.head, 'head', INT8_PARTS.head),
+    passed: v.passed === true,
+    worstAgreement: finite(v.worst_top1_agreement),
+    minAgreement: finite(threshold.min_top1_agreement),
+    faster: int8Faster(v.timing),
+    command: typeof v.command === 'string' && v.command.trim() !== '' ? v.command.trim() : undefined,
+  };
+}
+
+/**
+ * model.json's variants.int8.timing ({"ms": {"head": {"fp32": 20.75, "int8": 14.69}, "text_encoder": {...}}}):
+ * whether int8's medians, added over the parts timed, are below fp32's (a prediction with a new text runs both
+ * parts; with a known text, the head alone, which dominates). Undefined when nothing usable was recorded.
+ */
+function int8Faster(timing: unknown): boolean | undefined {
+  const ms = isObject(timing) && isObject(timing.ms) ? timing.ms : undefined;
+  if (!ms) return undefined;
+  let fp32 = 0;
+  let int8 = 0;
+  let timed = 0;
+  for (const part of Object.values(ms)) {
+    if (!isObject(part)) continue;
+    const [a, b] = [part.fp32, part.int8];
+    if (typeof a !== 'number' || typeof b !== 'number' || !(a > 0) || !(b > 0) || !Number.isFinite(a) || !Number.isFinite(b)) continue;
+    fp32 += a;
+    int8 += b;
+    timed++;
+  }
+  return timed > 0 ? int8 < fp32 : undefined;
+}
+
+/** The int8 variant's two ONNX parts in the folder. */
+function int8Layout(root: string, variant: Int8Variant | undefined): ModelLayout {
+  return {
+    kind: 'parts',
+    textEncoderFile: path.join(root, variant?.textEncoder ?? INT8_PARTS.textEncoder),
+    headFile: path.join(root, variant?.head ?? INT8_PARTS.head),
+  };
+}
+
+/** Precision int8 asks for ONNX Runtime and the folder's two parts: refuses options that say otherwise. */
+function checkInt8Options(root: string, files: ModelFolderFiles & { modelFile: string; onnxFile: string }): void {
+  if (files.backend === 'torch') {
+    throw new ModelFolderError(
+      `The int8 variant (${INT8_PARTS.textEncoder} + ${INT8_PARTS.head}) runs on ONNX Runtime, not LibTorch: use BACKEND=onnx or auto, or PRECISION=fp32 for LibTorch`,
+      'ERR_MODEL_VARIANT',
+      root,
+    );
+  }
+  const explicitWhole = files.modelFile !== path.resolve(root, 'best_model.pth') || files.onnxFile !== path.resolve(root, 'best_model.onnx');
+  if (explicitWhole || files.useParts === false) {
+    throw new ModelFolderError(
+      `The int8 variant is the folder's two parts (${INT8_PARTS.textEncoder} + ${INT8_PARTS.head}), not a whole model: ` +
+        'leave MODEL_PATH and ONNX_MODEL_PATH unset to run it, or use PRECISION=fp32 for the whole model',
+      'ERR_MODEL_VARIANT',
+      root,
+    );
+  }
+}
+
+/** The command that makes the int8 variant: the one model.json recorded, else the exporter's usage for `root`. */
+function int8ExportCommand(root: string, variant: Int8Variant | undefined): string {
+  const recorded = variant?.command;
+  if (recorded) return recorded.startsWith('scripts/') ? `.venv/bin/python ${recorded}` : recorded;
+  return `.venv/bin/python scripts/export_model.py --from-folder ${root} --precision int8 --calibration <photos> --validation <other photos>`;
+}
+
+/**
+ * Precision int8: the variant's layout, or why it cannot serve (named files, the export command): model.json
+ * records none, it did not pass the exporter's agreement check, or its files are not there.
+ */
+async function requireInt8(root: string, variant: Int8Variant | undefined, metadataFile: string | undefined, metadataPath: string): Promise<ModelLayout> {
+  const layout = int8Layout(root, variant);
+  const files = layoutFiles(layout);
+  const missing = (await Promise.all(files.map(async (f) => ((await isFile(f)) ? [] : [f])))).flat();
+  const names = files.map((f) => path.basename(f)).join(' + ');
+  const make = `make it with: ${int8ExportCommand(root, variant)}; or serve fp32 (PRECISION=fp32)`;
+  const notThere = `${missing.join(' and ')} ${missing.length > 1 ? 'do' : 'does'} not exist`;
+  if (!variant) {
+    throw new ModelFolderError(
+      `Missing the int8 variant of ${root}: ${metadataFile ? `${metadataFile} records none (no variants.int8)` : `there is no ${metadataPath} to record it`}` +
+        (missing.length > 0 ? ` and ${notThere}` : ` (${names} are there, but their agreement with fp32 was never measured)`) +
+        `; ${make}`,
+      missing.length > 0 ? 'ERR_MODEL_FILE_MISSING' : 'ERR_MODEL_VARIANT',
+      missing[0] ?? metadataPath,
+    );
+  }
+  if (!variant.passed) {
+    const worst = variant.worstAgreement !== undefined ? ` (${variant.worstAgreement} for its worst text)` : '';
+    const threshold = variant.minAgreement !== undefined ? ` ${variant.minAgreement}` : '';
+    throw new ModelFolderError(
+      `The int8 variant of ${root} did not pass the exporter's check: its top-1 agreement with fp32${worst} is under the threshold${threshold} ` +
+        `(${metadataPath}, variants.int8.passed false); serve fp32 (PRECISION=fp32), or make the variant again with other calibration photos: ${int8ExportCommand(root, variant)}`,
+      'ERR_MODEL_VARIANT',
+      metadataPath,
+    );
+  }
+  if (missing.length > 0) {
+    throw new ModelFolderError(
+      `Missing the int8 variant's files: ${notThere} (model.json's variants.int8 names ${names}); ${make}`,
+      'ERR_MODEL_FILE_MISSING',
+      missing[0],
+    );
+  }
+  return layout;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

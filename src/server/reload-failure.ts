@@ -9,6 +9,7 @@ import { ModelFolderError } from '../classifier/model-folder.js';
 const WHAT: Record<string, string> = {
   ERR_MODEL_FILE_MISSING: 'is missing',
   ERR_MODEL_CHECKSUM: 'does not match the SHA-256 in model.json (changed or corrupt since export)',
+  ERR_MODEL_VARIANT: 'records no int8 variant that can serve (PRECISION=int8): none, or one that did not pass',
   ERR_NOT_TORCHSCRIPT: 'is not a TorchScript model',
   ERR_MODEL_NOT_FOUND: 'is missing',
   ERR_MODEL_CORRUPT: 'is truncated or corrupt',

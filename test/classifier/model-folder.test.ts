@@ -178,6 +178,147 @@ describe('readModelFolder', () => {
     expect(err.message).not.toContain('SECRET');
   });
 
+  describe('precision: the int8 variant (model.json variants.int8)', () => {
+    const touch = (...names: string[]) => {
+      for (const n of names) writeFileSync(path.join(dir, n), 'not read here');
+    };
+    const hash = (c: string) => c.repeat(64);
+    const int8Files = { 'text_encoder.int8.onnx': { sha256: hash('1'), bytes: 13 }, 'head.int8.onnx': { sha256: hash('2'), bytes: 13 } };
+    const variant = (over: Record<string, unknown> = {}) => ({
+      parts: { text_encoder: 'text_encoder.int8.onnx', head: 'head.int8.onnx' },
+      files: int8Files,
+      passed: true,
+      threshold: { min_top1_agreement: 0.99 },
+      worst_top1_agreement: 1.0,
+      timing: { ms: { head: { fp32: 20.75, int8: 14.69 }, text_encoder: { fp32: 1.25, int8: 1.28 } } },
+      command: 'scripts/export_model.py --from-folder models --precision int8 --calibration cal --validation val',
+      ...over,
+    });
+    const writeMetadata = (int8: unknown) =>
+      writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ files: int8Files, ...(int8 === undefined ? {} : { variants: { int8 } }) }));
+    const int8Layout = () => ({ kind: 'parts', textEncoderFile: path.join(dir, 'text_encoder.int8.onnx'), headFile: path.join(dir, 'head.int8.onnx') });
+    const fresh = () => `.venv/bin/python scripts/export_model.py --from-folder ${dir} --precision int8 --calibration <photos> --validation <other photos>`;
+
+    beforeEach(() => touch('text_encoder.onnx', 'head.onnx', 'text_encoder.int8.onnx', 'head.int8.onnx'));
+
+    it('fp32 by default: the export as it is, whatever variant the folder has', async () => {
+      writeMetadata(variant());
+      for (const options of [{}, { backend: 'auto' as const }, { precision: 'fp32' as const, backend: 'onnx' as const }]) {
+        const folder = await readModelFolder(dir, options);
+        expect(folder.precision).toBe('fp32');
+        expect(folder.layout.kind === 'parts' && folder.layout.headFile).not.toContain('int8');
+      }
+    });
+
+    it("int8: the variant's two ONNX parts, checked against model.json's SHA-256, with ONNX Runtime even where LibTorch was preferred", async () => {
+      writeMetadata(variant());
+      for (const backend of ['auto', 'onnx'] as const) {
+        const folder = await readModelFolder(dir, { precision: 'int8', backend, preferTorch: true });
+        expect(folder).toMatchObject({ precision: 'int8', backend: 'onnx', layout: int8Layout(), backendFile: path.join(dir, 'head.int8.onnx') });
+        expect(Object.fromEntries(folder.checksums ?? [])).toEqual({
+          [path.join(dir, 'text_encoder.int8.onnx')]: int8Files['text_encoder.int8.onnx'],
+          [path.join(dir, 'head.int8.onnx')]: int8Files['head.int8.onnx'],
+        });
+      }
+      // the names model.json gives
+      touch('te.q.onnx', 'h.q.onnx');
+      writeMetadata(variant({ parts: { text_encoder: 'te.q.onnx', head: 'h.q.onnx' } }));
+      expect((await readModelFolder(dir, { precision: 'int8' })).layout).toEqual({
+        kind: 'parts',
+        textEncoderFile: path.join(dir, 'te.q.onnx'),
+        headFile: path.join(dir, 'h.q.onnx'),
+      });
+      // never a file outside the folder
+      writeMetadata(variant({ parts: { text_encoder: '../SECRET.onnx', head: 'h.q.onnx' } }));
+      const err = await folderError({ precision: 'int8' });
+      expect(err.message).toContain('variants.int8.parts.text_encoder must be a file name in the folder, not a string');
+      expect(err.message).not.toContain('SECRET');
+    });
+
+    it('int8 without the variant: an error naming the files looked for and the export command', async () => {
+      rmSync(path.join(dir, 'text_encoder.int8.onnx'));
+      rmSync(path.join(dir, 'head.int8.onnx'));
+      const missing = `${path.join(dir, 'text_encoder.int8.onnx')} and ${path.join(dir, 'head.int8.onnx')} do not exist`;
+      let err = await folderError({ precision: 'int8' });
+      expect(err.code).toBe('ERR_MODEL_FILE_MISSING');
+      expect(err.file).toBe(path.join(dir, 'text_encoder.int8.onnx'));
+      expect(err.message).toBe(
+        `Missing the int8 variant of ${dir}: there is no ${path.join(dir, 'model.json')} to record it and ${missing}; make it with: ${fresh()}; or serve fp32 (PRECISION=fp32)`,
+      );
+      writeMetadata(undefined);
+      err = await folderError({ precision: 'int8' });
+      expect(err.message).toBe(
+        `Missing the int8 variant of ${dir}: ${path.join(dir, 'model.json')} records none (no variants.int8) and ${missing}; make it with: ${fresh()}; or serve fp32 (PRECISION=fp32)`,
+      );
+      // recorded, but a file is not there: the recorded command
+      touch('text_encoder.int8.onnx');
+      writeMetadata(variant());
+      err = await folderError({ precision: 'int8' });
+      expect(err.code).toBe('ERR_MODEL_FILE_MISSING');
+      expect(err.file).toBe(path.join(dir, 'head.int8.onnx'));
+      expect(err.message).toBe(
+        `Missing the int8 variant's files: ${path.join(dir, 'head.int8.onnx')} does not exist (model.json's variants.int8 names text_encoder.int8.onnx + head.int8.onnx); ` +
+          'make it with: .venv/bin/python scripts/export_model.py --from-folder models --precision int8 --calibration cal --validation val; or serve fp32 (PRECISION=fp32)',
+      );
+      // files there but never measured
+      touch('head.int8.onnx');
+      writeMetadata(undefined);
+      err = await folderError({ precision: 'int8' });
+      expect(err.code).toBe('ERR_MODEL_VARIANT');
+      expect(err.message).toContain('(text_encoder.int8.onnx + head.int8.onnx are there, but their agreement with fp32 was never measured)');
+    });
+
+    it("int8 refuses a variant that did not pass the exporter's agreement check; auto skips it", async () => {
+      writeMetadata(variant({ passed: false, worst_top1_agreement: 0.9733 }));
+      const err = await folderError({ precision: 'int8' });
+      expect(err.code).toBe('ERR_MODEL_VARIANT');
+      expect(err.file).toBe(path.join(dir, 'model.json'));
+      expect(err.message).toContain(
+        `The int8 variant of ${dir} did not pass the exporter's check: its top-1 agreement with fp32 (0.9733 for its worst text) is under the threshold 0.99`,
+      );
+      expect(err.message).toContain('serve fp32 (PRECISION=fp32)');
+      expect((await readModelFolder(dir, { precision: 'auto', backend: 'auto' })).precision).toBe('fp32');
+      writeMetadata(variant({ passed: 'yes' }));
+      expect((await folderError({ precision: 'int8' })).message).toContain('variants.int8.passed must be true or false, not a string');
+    });
+
+    it('int8 refuses LibTorch and a whole model named elsewhere', async () => {
+      writeMetadata(variant());
+      let err = await folderError({ precision: 'int8', backend: 'torch' });
+      expect(err.code).toBe('ERR_MODEL_VARIANT');
+      expect(err.message).toContain('runs on ONNX Runtime, not LibTorch: use BACKEND=onnx or auto, or PRECISION=fp32');
+      for (const files of [{ onnxFile: path.join(dir, 'elsewhere.onnx') }, { modelFile: '/x/best_model.pth' }, { useParts: false }]) {
+        err = await folderError({ precision: 'int8', ...files });
+        expect(err.message).toContain('not a whole model: leave MODEL_PATH and ONNX_MODEL_PATH unset to run it, or use PRECISION=fp32');
+      }
+    });
+
+    it("auto: int8 where it passed, ONNX Runtime's parts run, and model.json's timing says it is faster; fp32 otherwise", async () => {
+      const pick = async (options: Parameters<typeof readModelFolder>[1] = {}) => {
+        const f = await readModelFolder(dir, { backend: 'auto', precision: 'auto', ...options });
+        return `${f.precision} ${f.backend} ${f.layout.kind}`;
+      };
+      writeMetadata(variant());
+      expect(await pick()).toBe('int8 onnx parts');
+      expect(await pick({ backend: 'onnx' })).toBe('int8 onnx parts');
+      // LibTorch (asked for, or preferred for CUDA), or the whole model: fp32
+      expect(await pick({ backend: 'torch' })).toBe('fp32 torch whole');
+      expect(await pick({ preferTorch: true })).toBe('fp32 torch whole');
+      expect(await pick({ useParts: false })).toBe('fp32 torch whole');
+      // slower (the parts' medians added), or not timed: fp32
+      writeMetadata(variant({ timing: { ms: { head: { fp32: 10, int8: 9 }, text_encoder: { fp32: 1, int8: 3 } } } }));
+      expect(await pick()).toBe('fp32 onnx parts');
+      writeMetadata(variant({ timing: undefined }));
+      expect(await pick()).toBe('fp32 onnx parts');
+      // none recorded, or its files not there: fp32, never an error
+      writeMetadata(undefined);
+      expect(await pick()).toBe('fp32 onnx parts');
+      writeMetadata(variant());
+      rmSync(path.join(dir, 'head.int8.onnx'));
+      expect(await pick()).toBe('fp32 onnx parts');
+    });
+  });
+
   it('keeps the workshop defaults object unchanged', () => {
     expect(Object.isFrozen(WORKSHOP_PREPROCESSING)).toBe(true);
   });
