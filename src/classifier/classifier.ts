@@ -9,7 +9,7 @@
 import { Tensor, TorchModel, type Device } from '../index.js';
 import { type InferenceModel, ModelError, type ModelRuntime } from '../model.js';
 import type { BatchRecord } from './batch-scheduler.js';
-import { layoutFiles, type Backend, type ModelFolder } from './model-folder.js';
+import { layoutFiles, type Backend, type ModelFolder, type Precision } from './model-folder.js';
 import { Float32ArrayPool } from './array-pool.js';
 import { modelContentId } from './model-id.js';
 import { DecodeLanes } from './decode-lanes.js';
@@ -204,6 +204,11 @@ export class FoodClassifier {
 
   get backend(): Backend {
     return this.folder.backend;
+  }
+
+  /** fp32, or int8 (the folder's int8 variant: see model-folder.ts). */
+  get precision(): Precision {
+    return this.folder.precision;
   }
 
   /** The backend's version and the threads of its forwards. */

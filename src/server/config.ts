@@ -7,7 +7,7 @@ import { parseEnv } from 'node:util';
 
 import type { Device } from '../index.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_DELAY_MS, DEFAULT_TEXT_FEATURE_CACHE_SIZE } from '../classifier/classifier.js';
-import type { Backend } from '../classifier/model-folder.js';
+import { INT8_PARTS, type Backend, type Precision } from '../classifier/model-folder.js';
 import { MAX_PIXELS } from '../classifier/preprocess.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -20,6 +20,11 @@ export interface ServiceConfig {
   modelDir: string;
   /** What runs the model: LibTorch (.pth files), ONNX Runtime (.onnx files), or auto (see model-folder.ts). */
   backend: Backend | 'auto';
+  /**
+   * fp32 (the export's files: the workshop's answers exactly), int8 (the folder's int8 variant, ONNX Runtime),
+   * or auto (int8 where model.json says it passed and is faster, and ONNX Runtime's parts run; see model-folder.ts).
+   */
+  precision: Precision | 'auto';
   /** Files that live elsewhere than in modelDir; undefined: the folder's. Absolute. */
   modelFile: string | undefined;
   onnxFile: string | undefined;
@@ -91,6 +96,13 @@ export const VARIABLES: readonly Variable[] = [
     name: 'BACKEND',
     default: 'auto',
     help: 'auto (ONNX Runtime on the CPU when the folder has .onnx files, LibTorch on a GPU), torch (LibTorch, .pth) or onnx (ONNX Runtime, .onnx)',
+  },
+  {
+    name: 'PRECISION',
+    default: 'fp32',
+    help:
+      "fp32 (the exported model, the workshop's answers), int8 (the folder's int8 variant: export_model.py --precision int8; ONNX Runtime, CPU) " +
+      'or auto (int8 when model.json says it passed and is faster, else fp32); bf16 is not offered yet',
   },
   { name: 'MODEL_PATH', default: '$MODEL_DIR/best_model.pth', help: 'the TorchScript model, when not in MODEL_DIR' },
   { name: 'ONNX_MODEL_PATH', default: '$MODEL_DIR/best_model.onnx', help: 'the ONNX model, when not in MODEL_DIR' },
@@ -170,11 +182,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (backendName === 'onnx' && deviceName !== 'auto' && deviceName !== 'cpu') {
     throw new ConfigError(`BACKEND=onnx runs on the CPU (onnxruntime-node's CPU build) but DEVICE is '${deviceName}': use BACKEND=torch for CUDA`);
   }
+  const precisionName = precision(get('PRECISION'));
+  if (precisionName === 'int8') checkInt8(backendName, deviceName, get('MODEL_PATH') !== undefined || get('ONNX_MODEL_PATH') !== undefined);
   return {
     host: get('HOST') ?? '127.0.0.1',
     port,
     modelDir: path.resolve(cwd, get('MODEL_DIR') ?? 'models'),
     backend: backendName,
+    precision: precisionName,
     modelFile: file('MODEL_PATH'),
     onnxFile: file('ONNX_MODEL_PATH'),
     classMappingFile: file('CLASS_MAPPING_PATH'),
@@ -358,6 +373,32 @@ function backend(value: string | undefined): Backend | 'auto' {
   const lower = value.toLowerCase();
   if (lower === 'auto' || lower === 'torch' || lower === 'onnx') return lower;
   throw new ConfigError(`Expected auto, torch or onnx for BACKEND ${received(value)}`);
+}
+
+function precision(value: string | undefined): Precision | 'auto' {
+  if (value === undefined) return 'fp32';
+  const lower = value.toLowerCase();
+  if (lower === 'fp32' || lower === 'int8' || lower === 'auto') return lower;
+  if (lower === 'bf16') throw new ConfigError('PRECISION=bf16 is not offered yet: use fp32, int8 or auto');
+  throw new ConfigError(`Expected fp32, int8 or auto for PRECISION ${received(value)}`);
+}
+
+/** PRECISION=int8 runs the folder's two int8 ONNX parts with ONNX Runtime, on the CPU: nothing else will do. */
+function checkInt8(backendName: Backend | 'auto', deviceName: Device, wholeModelNamed: boolean): void {
+  const files = `${INT8_PARTS.textEncoder} + ${INT8_PARTS.head}`;
+  if (backendName === 'torch') {
+    throw new ConfigError(
+      `PRECISION=int8 runs the int8 variant (${files}) with ONNX Runtime, but BACKEND is 'torch': use BACKEND=onnx or auto, or PRECISION=fp32 for LibTorch`,
+    );
+  }
+  if (deviceName !== 'auto' && deviceName !== 'cpu') {
+    throw new ConfigError(`PRECISION=int8 runs on the CPU (ONNX Runtime) but DEVICE is '${deviceName}': use DEVICE=cpu, or PRECISION=fp32 for CUDA`);
+  }
+  if (wholeModelNamed) {
+    throw new ConfigError(
+      `PRECISION=int8 runs the model folder's two int8 parts (${files}), not a whole model: leave MODEL_PATH and ONNX_MODEL_PATH unset, or use PRECISION=fp32`,
+    );
+  }
 }
 
 function logLevel(value: string | undefined): LogLevel {

@@ -13,6 +13,7 @@
 //                                                       predictions, tokens, text_features
 //   cache_errors_total{cache}                           predictions: lookups and stores Redis failed (down, slow)
 //   model_generation, model_reloads_total{result}       1 at start, +1 a successful reload
+//   model_info{backend,layout,precision}                1: what runs the model (precision fp32 or int8)
 //   plus prom-client's process and Node.js metrics: process_resident_memory_bytes, nodejs_eventloop_lag_*
 //   (the event loop's delay), heap sizes, ...
 // `model` is `model` (the whole model), `text_encoder` or `head` (the two parts).
@@ -114,6 +115,20 @@ export class ServiceMetrics {
       aggregator: 'min',
       collect() {
         this.set(models.generation);
+      },
+    });
+    // An info metric (Prometheus' convention: the facts as labels, the value 1), for joins and alerts on them.
+    new Gauge({
+      name: 'model_info',
+      help: 'The model in service, as labels (value 1): backend (torch, onnx), layout (parts, whole), precision (fp32, int8)',
+      labelNames: ['backend', 'layout', 'precision'],
+      registers,
+      // With WORKERS: 1, not the number of workers (they serve the same configuration).
+      aggregator: 'max',
+      collect() {
+        const classifier = models.classifier;
+        this.reset();
+        this.set({ backend: classifier.backend, layout: classifier.layout, precision: classifier.precision }, 1);
       },
     });
     // Counted by their sources; brought up to date when the metrics are read (by /metrics, or by prom-client's

@@ -125,6 +125,8 @@ async function loadClassifier(config: ServiceConfig, options: ModelManagerOption
     onnxFile: config.onnxFile,
     classMappingFile: config.classMappingFile,
     vocabFile: config.vocabFile,
+    // The configured precision, at start and at every reload (auto decides again on the folder as it is then).
+    precision: config.precision,
   });
   return FoodClassifier.load(folder, {
     device: config.device,

@@ -172,6 +172,11 @@ export function openApiDocument(options: OpenApiOptions): object {
             model: { type: 'string', const: 'FoodClassifier' },
             num_classes: { type: 'integer' },
             backend: { type: 'string', enum: ['torch', 'onnx'] },
+            precision: {
+              type: 'string',
+              enum: ['fp32', 'int8'],
+              description: "fp32: the exported model; int8: the folder's int8 variant (PRECISION=int8, or auto where it passed and is faster)",
+            },
             layout: { type: 'string', enum: ['parts', 'whole'], description: 'parts: text encoder (once per distinct text) + head; whole: best_model' },
             model_files: { type: 'array', items: { type: 'string' }, example: ['text_encoder.onnx', 'head.onnx'] },
             threads: { type: 'integer', description: 'Intra-op threads of the forwards' },

@@ -1,5 +1,5 @@
 // What runs the model, in the words of /system_status and of the start-up log line: the backend and its
-// version, the files, the threads, and for LibTorch the BLAS kernel its matrix products run on.
+// version, the precision, the files, the threads, and for LibTorch the BLAS kernel its matrix products run on.
 import path from 'node:path';
 
 import type { FoodClassifier } from '../classifier/classifier.js';
@@ -8,6 +8,8 @@ import { runtimeInfo } from '../index.js';
 
 export interface RuntimeDescription {
   backend: 'torch' | 'onnx';
+  /** fp32 (the export's files), or int8 (the folder's int8 variant, PRECISION=int8 or auto). */
+  precision: 'fp32' | 'int8';
   /** `parts`: text_encoder + head, a text's features computed once; `whole`: best_model. */
   layout: 'parts' | 'whole';
   model_files: string[];
@@ -27,6 +29,7 @@ export function describeRuntime(classifier: FoodClassifier): RuntimeDescription 
   }
   return {
     backend,
+    precision: classifier.precision,
     layout: classifier.layout,
     model_files: layoutFiles(classifier.folder.layout).map((f) => path.basename(f)),
     device: classifier.device,

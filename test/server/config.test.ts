@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       port: 8000,
       modelDir: path.join(cwd, 'models'),
       backend: 'auto',
+      precision: 'fp32',
       modelFile: undefined,
       onnxFile: undefined,
       classMappingFile: undefined,
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
         HOST: '0.0.0.0',
         MODEL_DIR: 'm',
         BACKEND: 'ONNX',
+        PRECISION: 'AUTO',
         ONNX_MODEL_PATH: 'x.onnx',
         MODEL_PATH: '/abs/model.pt',
         CLASS_MAPPING_PATH: 'c.json',
@@ -89,6 +91,7 @@ describe('loadConfig', () => {
       classMappingFile: path.join(cwd, 'c.json'),
       vocabFile: path.join(cwd, 'v.txt'),
       backend: 'onnx',
+      precision: 'auto',
       onnxFile: path.join(cwd, 'x.onnx'),
       device: 'cpu',
       threads: 3,
@@ -165,6 +168,20 @@ describe('loadConfig', () => {
       [{ LOG_LEVEL: 'loud' }, "Expected one of fatal, error, warn, info, debug, trace, silent for LOG_LEVEL but received 'loud'"],
       [{ REDIS_URL: 'http://user:secret@host' }, 'Expected a URL like redis://host:6379 (or rediss:// for TLS) for REDIS_URL but received something else'],
       [{ WORKERS: '0' }, "Expected an integer from 1 to 64 for WORKERS but received '0'"],
+      [{ PRECISION: 'fp16' }, "Expected fp32, int8 or auto for PRECISION but received 'fp16'"],
+      [{ PRECISION: 'bf16' }, 'PRECISION=bf16 is not offered yet: use fp32, int8 or auto'],
+      [
+        { PRECISION: 'int8', BACKEND: 'torch' },
+        "PRECISION=int8 runs the int8 variant (text_encoder.int8.onnx + head.int8.onnx) with ONNX Runtime, but BACKEND is 'torch': use BACKEND=onnx or auto, or PRECISION=fp32 for LibTorch",
+      ],
+      [
+        { PRECISION: 'int8', DEVICE: 'cuda:0' },
+        "PRECISION=int8 runs on the CPU (ONNX Runtime) but DEVICE is 'cuda:0': use DEVICE=cpu, or PRECISION=fp32 for CUDA",
+      ],
+      [
+        { PRECISION: 'int8', ONNX_MODEL_PATH: 'x.onnx' },
+        "PRECISION=int8 runs the model folder's two int8 parts (text_encoder.int8.onnx + head.int8.onnx), not a whole model: leave MODEL_PATH and ONNX_MODEL_PATH unset, or use PRECISION=fp32",
+      ],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig(env, cwd)).toThrow(new ConfigError(message));
@@ -194,6 +211,7 @@ describe('loadConfig', () => {
         'HOST',
         'MODEL_DIR',
         'BACKEND',
+        'PRECISION',
         'ONNX_MODEL_PATH',
         'MODEL_PATH',
         'CLASS_MAPPING_PATH',
