@@ -2,7 +2,7 @@
 // exported with random weights), and the inputs folders every runner reads the same inputs from.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -51,17 +51,24 @@ export async function fullModel(plan: BenchPlan): Promise<BenchModel | undefined
     .slice(0, 12);
   const dir = path.join(os.tmpdir(), `torchscript-node-bench-full-${exporter}`);
   if (!existsSync(path.join(dir, 'model.json'))) {
+    // Into a folder of this process's own, then renamed into place: two runs at once (two `npm test`s on one
+    // machine) each export their own, and neither removes or reads a folder the other is still writing.
+    const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
     progress(`exporting the full-size workshop architecture with random weights into ${dir} (about a minute, 1.6 GB)`);
-    rmSync(dir, { recursive: true, force: true });
-    await runStreaming(paths.repo, path.join(paths.repo, '.venv', 'bin', 'python'), [
-      'scripts/export_model.py',
-      '--random',
-      'full',
-      '--vocab',
-      vocab,
-      '--out',
-      dir,
-    ]);
+    try {
+      await runStreaming(paths.repo, path.join(paths.repo, '.venv', 'bin', 'python'), [
+        'scripts/export_model.py',
+        '--random',
+        'full',
+        '--vocab',
+        vocab,
+        '--out',
+        partial,
+      ]);
+      placeExport(partial, dir);
+    } finally {
+      rmSync(partial, { recursive: true, force: true });
+    }
   } else {
     progress(`full-size model: reusing ${dir}`);
   }
@@ -72,6 +79,23 @@ export async function fullModel(plan: BenchPlan): Promise<BenchModel | undefined
     // A forward takes 0.2-1 s at batch 1 and several seconds at batch 8 here.
     schedule: (batch) => (batch === 1 ? { rounds: Math.min(plan.rounds, 3), iters: 5, warmup: 2 } : { rounds: Math.min(plan.rounds, 2), iters: 3, warmup: 1 }),
   };
+}
+
+/**
+ * Renames the finished export `partial` to `dir`, unless another run has put a complete one there first (it is
+ * kept, and used). A `dir` without model.json is a leftover of an export cut short: moved aside, then replaced.
+ */
+function placeExport(partial: string, dir: string): void {
+  try {
+    renameSync(partial, dir);
+  } catch (err) {
+    if (existsSync(path.join(dir, 'model.json'))) return;
+    if (!existsSync(dir)) throw err;
+    const stale = `${dir}.stale-${process.pid}-${Date.now()}`;
+    renameSync(dir, stale);
+    renameSync(partial, dir);
+    rmSync(stale, { recursive: true, force: true });
+  }
 }
 
 function runStreaming(cwd: string, command: string, argv: string[]): Promise<void> {
