@@ -183,9 +183,12 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
 
     const docs = page.locator('#docs-link');
     await expect(docs.getAttribute('href')).resolves.toBe('/docs');
+    // The docs page fetches /openapi.json: going back before it has arrived would cancel it (a failed request).
+    const documentLoaded = page.waitForResponse((r) => r.url() === `${server.url}/openapi.json`).then((r) => r.finished());
     await docs.click();
     await page.waitForURL(`${server.url}/docs`);
     expect(await page.title()).toMatch(/Swagger UI/);
+    await documentLoaded;
     await page.goBack();
 
     await expect(page.locator('#classify-button').isDisabled()).resolves.toBe(true);
