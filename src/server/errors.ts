@@ -10,7 +10,7 @@ import multer from 'multer';
 
 import { ImageError } from '../classifier/image-error.js';
 import { textTooLong, uploadTooLarge } from './messages.js';
-import { lingerOnClose, mayDrainUnreadBody } from './request-body.js';
+import { closeAfterAnswer, mayDrainUnreadBody } from './request-body.js';
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -74,9 +74,7 @@ export function errorHandler(options: { maxUploadBytes: number }): ErrorRequestH
     // Past MAX_UPLOAD_MB the rest of the upload is not read: the connection closes once the 413 is out. So does
     // any refusal that left a body of no declared length, or one over the bound, unread (an endless body).
     if (status === 413 || !mayDrainUnreadBody(req, options.maxUploadBytes)) {
-      res.setHeader('Connection', 'close');
-      if (req.socket) lingerOnClose(req.socket);
-      res.once('finish', () => req.socket?.destroySoon());
+      closeAfterAnswer(req, res);
     }
     // 5xx are ours: their cause goes to the request's log line (pino-http reads res.err), never to the client.
     // 4xx are the client's: the answer's detail joins the log line.

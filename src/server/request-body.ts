@@ -17,7 +17,7 @@ import type { RequestHandler } from 'express';
 export const MAX_TEXT_BYTES = 64 * 1024;
 
 /** The most bytes a /predict form may take besides the file: the text and the multipart frame. */
-export const FORM_OVERHEAD_BYTES = MAX_TEXT_BYTES + 64 * 1024;
+const FORM_OVERHEAD_BYTES = MAX_TEXT_BYTES + 64 * 1024;
 
 /** How long a connection closed after an answer waits, reading nothing more, before it is cut. */
 const LINGER_MS = 2_000;
@@ -47,6 +47,18 @@ export function lingerOnClose(socket: Socket): void {
   };
 }
 
+/** An answer that closes its connection once it is out, lingering (above) rather than reading on. */
+export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  if (req.socket) lingerOnClose(req.socket);
+  res.once('finish', () => req.socket?.destroySoon());
+}
+
+/** The most bytes a /predict request may declare: the upload bound and the form's other fields. */
+export function uploadBound(maxUploadBytes: number): number {
+  return maxUploadBytes + FORM_OVERHEAD_BYTES;
+}
+
 /** Whether a request comes with a body: a Content-Length above 0, or a chunked one. */
 function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
@@ -71,7 +83,7 @@ export const closeAfterUnreadBody: RequestHandler = (req, res, next) => {
  */
 export function mayDrainUnreadBody(req: IncomingMessage, maxUploadBytes: number): boolean {
   const declared = Number(req.headers['content-length']);
-  return req.complete || (Number.isFinite(declared) && declared <= maxUploadBytes + FORM_OVERHEAD_BYTES);
+  return req.complete || (Number.isFinite(declared) && declared <= uploadBound(maxUploadBytes));
 }
 
 /**
@@ -83,7 +95,7 @@ export function mayDrainUnreadBody(req: IncomingMessage, maxUploadBytes: number)
 export function answerExpectContinue(server: Server, maxUploadBytes: number): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const upload = req.method === 'POST' && /^\/predict(\?|$)/.test(req.url ?? '');
-    if (upload && !(Number(req.headers['content-length']) > maxUploadBytes + FORM_OVERHEAD_BYTES)) res.writeContinue();
+    if (upload && !(Number(req.headers['content-length']) > uploadBound(maxUploadBytes))) res.writeContinue();
     server.emit('request', req, res);
   });
 }

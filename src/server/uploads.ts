@@ -6,14 +6,14 @@
 import type { RequestHandler } from 'express';
 
 import { HttpError } from './errors.js';
-import { FORM_OVERHEAD_BYTES, lingerOnClose } from './request-body.js';
+import { closeAfterAnswer, uploadBound } from './request-body.js';
 
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1);
 }
 
 export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
-  const limit = maxUploadBytes + FORM_OVERHEAD_BYTES;
+  const limit = uploadBound(maxUploadBytes);
   return (req, res, next) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -29,9 +29,8 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
       if (res.headersSent) return;
       // Answered here, while the parser still waits for the end: the connection closes once the 413 is out.
       res.locals.log = { ...res.locals.log, cut_at_bytes: received };
-      res.status(413).setHeader('Connection', 'close');
-      lingerOnClose(req.socket);
-      res.once('finish', () => req.socket?.destroySoon());
+      res.status(413);
+      closeAfterAnswer(req, res);
       res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` });
     };
     req.on('data', count);
