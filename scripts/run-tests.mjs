@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `npm test` (after scripts/setup.sh): the linters (scripts/lint.mjs), the model tooling's Python tests
+// `npm test` (after scripts/setup.sh --tests, its pretest): the static checks (scripts/lint.mjs: Biome,
+// tsc --noEmit over all the TypeScript, ruff, clang-format, shellcheck), the model tooling's Python tests
 // (pytest, test/python), the whole TypeScript suite against the cmake-js build of the addon, then the addon's
 // and library's tests again against the node-gyp build of the same sources, so both builds are tested on
 // every run.
-// Extra arguments go to vitest alone (e.g. `npm test -- test/torch/model.load.test.ts`).
+// Extra arguments go to vitest alone (e.g. `npm test -- test/torch/model.load.test.ts`): the static checks
+// still run first (about 10 s), then only those tests, against the cmake-js build.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -20,7 +22,7 @@ function run(title, command, args, env = {}) {
 }
 
 const vitest = path.resolve('node_modules/vitest/vitest.mjs');
-if (extra.length === 0) run('lint (Biome, ruff, clang-format)', process.execPath, ['scripts/lint.mjs']);
+run('lint (Biome, tsc --noEmit, ruff, clang-format, shellcheck)', process.execPath, ['scripts/lint.mjs']);
 if (extra.length === 0 && existsSync('test/python')) {
   run('model tooling tests (pytest)', '.venv/bin/python', ['-m', 'pytest', 'test/python', '-q', '-rs']);
 }
@@ -33,4 +35,8 @@ if (extra.length === 0) {
     TORCH_NODE_ADDON: path.resolve('build/Release/torch_node.node'),
   });
 }
-console.log('\nAll test runs passed (lint; pytest; vitest with the cmake-js and the node-gyp builds).');
+console.log(
+  extra.length === 0
+    ? '\nAll test runs passed (lint and types; pytest; vitest with the cmake-js and the node-gyp builds).'
+    : '\nLint and types passed, and the tests named (vitest, cmake-js build).',
+);

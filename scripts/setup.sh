@@ -4,7 +4,8 @@
 #   1. installs the Debian packages that are missing: LibTorch (libtorch-dev), OpenBLAS built with OpenMP
 #      (the reference BLAS that is otherwise active is ~30x slower), python3-torch(vision) for the fixtures
 #      and the benchmark, cmake and g++ for the build, chromium for the web page's browser test, redis-server
-#      and nginx for the tests of a fleet (they start their own, on free ports; nothing is configured here);
+#      and nginx for the tests of a fleet (they start their own, on free ports; nothing is configured here),
+#      and the shell linter (Debian's shellcheck);
 #   2. selects OpenBLAS (OpenMP) as the system BLAS if another is selected;
 #   3. runs `npm ci` when package-lock.json changed since the last install (this also builds the addon);
 #   4. makes .venv, the Python of the model tooling: Debian's python3 with its torch, plus the PyPI
@@ -21,7 +22,7 @@ for arg in "$@"; do
   case "$arg" in
     --quiet) quiet=1 ;;
     --no-system) system=0 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +38,7 @@ as_root() {
 # --- 1. Debian packages -------------------------------------------------------------------------------
 # Skipped when LibTorch comes from elsewhere (LIBTORCH_DIR / TORCH_PYTHON) and on non-Debian systems.
 packages=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision python3-pytest python3-venv cmake g++ make chromium
-  redis-server nginx openssl)
+  redis-server nginx openssl shellcheck)
 if [ "$system" = 1 ] && [ -z "${LIBTORCH_DIR:-}${TORCH_PYTHON:-}" ] && command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Downloads the workshop's latest food-classifier model into a model folder the service can serve.
 # Run `scripts/update_model.sh --help` for the options.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -2,6 +2,7 @@
 # Uses its variables: work (the temporary folder), installed (1 once the new folder is in place), parent and
 # created_parent (the target's parent folder, and whether this run made it), child_pid (set by run_child).
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # work, installed, parent and created_parent are update_model.sh's (it sources this file)
 
 child_pid=""
 # Runs a command in the background and waits for it, so that a signal reaches update_model.sh's traps at once

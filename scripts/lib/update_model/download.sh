@@ -3,6 +3,7 @@
 # Uses its variables: work (the temporary folder), retries, max_time, target_shown; and run_child, step,
 # info, die, human_size and file_size.
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # work, retries, max_time and target_shown are update_model.sh's (it sources this file)
 
 curl_reason() { # curl_reason EXIT_CODE HTTP_CODE
   case "$1" in
