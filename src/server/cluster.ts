@@ -22,7 +22,6 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 
 import type { ServiceConfig } from './config.js';
-import type { ModelManager } from './model-manager.js';
 
 type ToPrimary =
   | { kind: 'tsn:reload-all'; id: number }
@@ -43,6 +42,14 @@ export const PRIMARY_TIMED_OUT = 'ERR_PRIMARY_TIMEOUT';
 const METRICS_WAIT_MS = 10_000;
 /** How long a worker waits for the primary's reload answer beyond RELOAD_TIMEOUT (the primary answers at it). */
 const RELOAD_WAIT_MARGIN_MS = 10_000;
+
+/**
+ * What a worker needs of the models it serves: a reload (model-manager.ts's ModelManager is one). Declared
+ * here, so that cluster.ts does not import model-manager.ts, which imports threadsPerWorker from here.
+ */
+export interface ReloadableModels {
+  reload(): Promise<{ generation: number; loadMs: number }>;
+}
 
 /** One worker's reload: its process id, and its new generation or why it failed. */
 export interface WorkerReload {
@@ -247,7 +254,7 @@ function ask(message: ToPrimary & { id: number }, timeoutMs: number): Promise<To
 }
 
 /** In a worker: answers the primary's requests (reload) and its replies to this worker's requests. */
-export function serveWorker(models: ModelManager, registry: Registry, logger: Logger, url: string, onReloaded: () => void): void {
+export function serveWorker(models: ReloadableModels, registry: Registry, logger: Logger, url: string, onReloaded: () => void): void {
   // prom-client answers the primary's requests for this worker's metrics once an AggregatorRegistry exists here.
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry();
