@@ -1,6 +1,4 @@
 // The shape of `npm run bench`'s results (bench/results/*.json), and the statistics of a list of times.
-import type { WorkshopServiceResults } from './workshop-service.js';
-
 export interface Stats {
   n: number;
   p50: number;
@@ -49,6 +47,53 @@ export interface ServiceRow {
   errors: number;
   requests: number;
   peak_rss_mb: number;
+}
+
+// The study of the service on the workshop's full-size model (bench/workshop-service.ts).
+export interface BaselineRow extends Stats {
+  threads: string;
+  torch: string;
+  requests_per_s: number;
+}
+
+export interface PartForwardRow extends Partial<Stats> {
+  part: 'head' | 'text_encoder';
+  backend: string;
+  /** The BLAS kernel LibTorch used, and why; empty for ONNX Runtime. */
+  blas?: string;
+  error?: string;
+}
+
+export interface WorkshopServiceRow {
+  /** Worker processes (WORKERS) and threads each: 1 x 2 (the default) or 2 x 1. */
+  workers: number;
+  threads: number;
+  text: 'same' | 'different';
+  concurrency: number;
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  requests: number;
+  health_p50_ms: number;
+  health_p99_ms: number;
+  peak_rss_mb: number;
+  /** From /metrics over the run: mean forward (ms) and mean batch size per model part; mean preprocessing. */
+  head_forward_ms?: number;
+  head_batch?: number;
+  text_forward_ms?: number;
+  text_batch?: number;
+  preprocess_ms?: number;
+  queue_ms?: number;
+}
+
+export interface WorkshopServiceResults {
+  model: string;
+  photos: string;
+  service: { backend: string; layout: string; threads: number; runtime: string };
+  baseline: BaselineRow[];
+  forwards: PartForwardRow[];
+  runs: WorkshopServiceRow[];
 }
 
 export interface BenchResults {

@@ -1,6 +1,6 @@
 // The report of the service on the workshop's full-size model (bench/workshop-service.ts): Markdown tables and
 // an SVG chart of requests a second against the workshop's app.
-import type { WorkshopServiceResults } from './workshop-service.js';
+import type { WorkshopServiceResults } from './results.js';
 import { escapeXml, svgDocument } from './svg.js';
 
 const f = (v: number | undefined, digits = 1) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));

@@ -9,78 +9,17 @@
 //      every request, (b) a different text on every request; req/s, p50/p99, /health's latency from another
 //      process, peak RSS, and from /metrics where the time went (forward, batch size, preprocessing, queue).
 // Steps 1 and 2 are in bench/workshop/forwards.ts, step 3 in bench/workshop/service-runs.ts; this file holds the
-// study's plan and results, the uploads, the order of the steps and the headline figures.
+// study's uploads, the order of the steps and the headline figures; its plan is in bench/workshop/plan.ts, the
+// shape of its results in bench/results.ts.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import sharp from 'sharp';
 
-import type { Stats } from './results.js';
+import type { WorkshopServiceResults } from './results.js';
+import type { WorkshopServicePlan } from './workshop/plan.js';
 import { baseline, forwards } from './workshop/forwards.js';
 import { serviceRuns } from './workshop/service-runs.js';
-
-export interface WorkshopServicePlan {
-  repo: string;
-  /** The full-size model folder (export_model.py --random full). */
-  modelDir: string;
-  /** ../shared/data (its food photos are the uploads), or a folder that lacks them (synthetic photos then). */
-  sharedData: string;
-  workDir: string;
-  threads: number;
-  concurrencies: number[];
-  durationS: number;
-  baselineIters: number;
-  forwardIters: number;
-  /** LibTorch builds to measure the forwards with: label -> addon file (the first is the service's, Debian's). */
-  addons: { label: string; addon: string }[];
-  progress(message: string): void;
-}
-
-export interface BaselineRow extends Stats {
-  threads: string;
-  torch: string;
-  requests_per_s: number;
-}
-
-export interface PartForwardRow extends Partial<Stats> {
-  part: 'head' | 'text_encoder';
-  backend: string;
-  /** The BLAS kernel LibTorch used, and why; empty for ONNX Runtime. */
-  blas?: string;
-  error?: string;
-}
-
-export interface WorkshopServiceRow {
-  /** Worker processes (WORKERS) and threads each: 1 x 2 (the default) or 2 x 1. */
-  workers: number;
-  threads: number;
-  text: 'same' | 'different';
-  concurrency: number;
-  requests_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  errors: number;
-  requests: number;
-  health_p50_ms: number;
-  health_p99_ms: number;
-  peak_rss_mb: number;
-  /** From /metrics over the run: mean forward (ms) and mean batch size per model part; mean preprocessing. */
-  head_forward_ms?: number;
-  head_batch?: number;
-  text_forward_ms?: number;
-  text_batch?: number;
-  preprocess_ms?: number;
-  queue_ms?: number;
-}
-
-export interface WorkshopServiceResults {
-  model: string;
-  photos: string;
-  service: { backend: string; layout: string; threads: number; runtime: string };
-  baseline: BaselineRow[];
-  forwards: PartForwardRow[];
-  runs: WorkshopServiceRow[];
-}
 
 /** The uploads: the food photos of ../shared/data (distinct, about 512 px), or synthetic ones without it. */
 async function photoFolder(plan: WorkshopServicePlan): Promise<{ dir: string; label: string }> {

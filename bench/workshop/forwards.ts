@@ -3,8 +3,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { stats } from '../results.js';
-import type { BaselineRow, PartForwardRow, WorkshopServicePlan } from '../workshop-service.js';
+import { type BaselineRow, type PartForwardRow, stats } from '../results.js';
+import type { WorkshopServicePlan } from './plan.js';
 import { runJson } from './run-json.js';
 
 export async function baseline(plan: WorkshopServicePlan): Promise<BaselineRow[]> {

@@ -3,8 +3,8 @@
 // time went.
 import { startServer } from '../../test/helpers/server.js';
 import { peakRssMb, resetPeakRss } from '../peak-rss.js';
-import type { Stats } from '../results.js';
-import type { WorkshopServicePlan, WorkshopServiceResults, WorkshopServiceRow } from '../workshop-service.js';
+import type { Stats, WorkshopServiceResults, WorkshopServiceRow } from '../results.js';
+import type { WorkshopServicePlan } from './plan.js';
 import { runJson } from './run-json.js';
 
 /** Sums and counts of /metrics' histograms, and the caches' hits, to difference before and after a run. */
