@@ -81,7 +81,7 @@ function needCommand(command, why) {
 
 function need(file, why) {
   if (existsSync(file)) return file;
-  console.error(`lint: ${file} is missing (${why}); run \`npm run setup\` first`);
+  console.error(`lint: ${file} is missing (${why}); run \`npm run setup -- --tests\` (or \`npm test\`, which runs it) first`);
   process.exit(1);
 }
 

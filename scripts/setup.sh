@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# Sets up everything the project needs, and does nothing slow when all is in place (about 2 s).
-# `npm start` and `npm test` run it first. On a fresh Debian 12 machine (as root, or with sudo) it:
-#   1. installs the Debian packages that are missing: LibTorch (libtorch-dev), OpenBLAS built with OpenMP
-#      (the reference BLAS that is otherwise active is ~30x slower), python3-torch(vision) for the fixtures
-#      and the benchmark, cmake and g++ for the build, chromium for the web page's browser test, redis-server
-#      and nginx for the tests of a fleet (they start their own, on free ports; nothing is configured here),
-#      and the shell linter (Debian's shellcheck);
-#   2. selects OpenBLAS (OpenMP) as the system BLAS if another is selected;
-#   3. runs `npm ci` when package-lock.json changed since the last install (this also builds the addon);
-#   4. makes .venv, the Python of the model tooling: Debian's python3 with its torch, plus the PyPI
-#      packages of scripts/requirements.txt (onnxruntime, to check ONNX exports), when that file changed;
-#   5. builds the addon (cmake-js, incremental) and the TypeScript (tsc, incremental).
-# Options: --quiet (only say what it does), --no-system (skip steps 1-2: LibTorch comes from LIBTORCH_DIR
-# or TORCH_PYTHON, or is known to be there).
+# Sets up what a command needs, and does nothing slow when all is in place (about 2 s). Three levels, each
+# adding to the one before (Debian 12; installing needs root, or sudo):
+#   (none)      what serving needs, for `npm start`: LibTorch (libtorch-dev), OpenBLAS built with OpenMP,
+#               selected as the system BLAS (the reference BLAS that is otherwise active is ~30x slower), cmake,
+#               g++ and make; `npm ci` when package-lock.json changed (it also builds the addon); the addon
+#               (cmake-js) and the TypeScript (tsc), incremental.
+#   --tooling   the model tooling's Python, for `npm run bench*`, `soak`, `test:libtorch2` and scripts/*.py:
+#               python3-torch and python3-torchvision (fixtures, the benchmark's Python baseline), python3-venv,
+#               and .venv (Debian's python3 with its torch, plus scripts/requirements.txt from PyPI: onnxruntime,
+#               ruff, clang-format, schemathesis, ...) when that file changed.
+#   --tests     what the tests need, for `npm test` (its pretest): the tooling, python3-pytest, chromium (the
+#               web page's browser test), redis-server, nginx and openssl (the fleet's tests start their own,
+#               on free ports; nothing is configured here) and the shell linter (Debian's shellcheck).
+# Options: --quiet (only say what it does), --no-system (no Debian packages and no BLAS choice: LibTorch comes
+# from LIBTORCH_DIR or TORCH_PYTHON, or is known to be there, and so is the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quiet=0
 system=1
+level=serve # serve < tooling < tests
 for arg in "$@"; do
   case "$arg" in
     --quiet) quiet=1 ;;
     --no-system) system=0 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tooling) [ "$level" = tests ] || level=tooling ;;
+    --tests) level=tests ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,8 +41,13 @@ as_root() {
 
 # --- 1. Debian packages -------------------------------------------------------------------------------
 # Skipped when LibTorch comes from elsewhere (LIBTORCH_DIR / TORCH_PYTHON) and on non-Debian systems.
-packages=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision python3-pytest python3-venv cmake g++ make chromium
-  redis-server nginx openssl shellcheck)
+packages=(libtorch-dev libopenblas0-openmp cmake g++ make)
+tooling_packages=(python3-torch python3-torchvision python3-venv)
+test_packages=(python3-pytest chromium redis-server nginx openssl shellcheck)
+case "$level" in
+  tooling) packages+=("${tooling_packages[@]}") ;;
+  tests) packages+=("${tooling_packages[@]}" "${test_packages[@]}") ;;
+esac
 if [ "$system" = 1 ] && [ -z "${LIBTORCH_DIR:-}${TORCH_PYTHON:-}" ] && command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do
@@ -76,12 +85,14 @@ fi
 # --- 4. the model tooling's Python ------------------------------------------------------------------------
 # --system-site-packages: Debian's torch 1.13 (the LibTorch the addon uses by default) exports models that
 # this LibTorch can load. numpy stays Debian's (<2), which that torch was built against.
-req_sum=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
-if [ ! -f .venv/.requirements-sha256 ] || [ "$(cat .venv/.requirements-sha256)" != "$req_sum" ]; then
-  say "making .venv (Debian's python3 and torch, plus scripts/requirements.txt from PyPI)"
-  /usr/bin/python3 -m venv --system-site-packages --clear .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
-  echo "$req_sum" >.venv/.requirements-sha256
+if [ "$level" != serve ]; then
+  req_sum=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+  if [ ! -f .venv/.requirements-sha256 ] || [ "$(cat .venv/.requirements-sha256)" != "$req_sum" ]; then
+    say "making .venv (Debian's python3 and torch, plus scripts/requirements.txt from PyPI)"
+    /usr/bin/python3 -m venv --system-site-packages --clear .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+    echo "$req_sum" >.venv/.requirements-sha256
+  fi
 fi
 
 # --- 5. builds (incremental: under a second each when nothing changed) ----------------------------------
