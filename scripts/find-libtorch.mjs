@@ -16,8 +16,35 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-class LibTorchNotFound extends Error {}
+/** No LibTorch where the search looked; `message` says where (one line). */
+export class LibTorchNotFound extends Error {}
+
+/** This repository's checkout (with scripts/setup.sh and `npm run build:addon`), or an installed package (neither). */
+export const IN_CHECKOUT = existsSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'setup.sh'));
+
+/**
+ * How to get LibTorch (and the build tools), in commands that exist where the message is read: in the checkout
+ * its own scripts, in an installed package `npm rebuild torchscript-node`. `missing` names what is absent:
+ * 'LibTorch', 'cmake', 'a C++ compiler'.
+ */
+export function installAdvice(missing = ['LibTorch'], checkout = IN_CHECKOUT) {
+  const needsTorch = missing.includes('LibTorch');
+  const tools = [missing.includes('cmake') && 'cmake', missing.includes('a C++ compiler') && 'g++'].filter(Boolean);
+  const debs = [needsTorch && 'libtorch-dev', ...tools].filter(Boolean).join(' ');
+  const rebuild = checkout ? 'npm run build:addon' : 'npm rebuild torchscript-node';
+  if (checkout && needsTorch) {
+    return (
+      "run scripts/setup.sh (it installs Debian's libtorch-dev), or point LIBTORCH_DIR at an unpacked LibTorch " +
+      `or TORCH_PYTHON at a Python with pip's torch and run \`${rebuild}\`${tools.length ? ` (${tools.join(' and ')} needed too)` : ''}`
+    );
+  }
+  const apt = `\`apt-get install ${debs}\` (Debian/Ubuntu) then \`${rebuild}\``;
+  if (!needsTorch) return apt;
+  const withTools = tools.length ? ` (with ${tools.join(' and ')})` : '';
+  return `${apt}, or \`pip install torch\`${withTools} then \`TORCH_PYTHON=/path/to/that/python ${rebuild}\``;
+}
 
 const API_INCLUDE = path.join('torch', 'csrc', 'api', 'include');
 
@@ -114,12 +141,7 @@ export function findLibTorch(env = process.env) {
   if (env.TORCH_PYTHON) return fromPython(env.TORCH_PYTHON);
   const system = fromSystem();
   if (system) return system;
-  throw new LibTorchNotFound(
-    'no LibTorch found. Install one of:\n' +
-      '  - Debian/Ubuntu: apt-get install --no-install-recommends libtorch-dev   (or run scripts/setup.sh)\n' +
-      '  - an unpacked LibTorch:  LIBTORCH_DIR=/path/to/libtorch npm run build:addon\n' +
-      '  - a pip-installed torch: TORCH_PYTHON=/path/to/python npm run build:addon',
-  );
+  throw new LibTorchNotFound('LibTorch not found');
 }
 
 function cmakeList(values) {
@@ -132,7 +154,7 @@ function main(argv) {
     lt = findLibTorch();
   } catch (err) {
     if (!(err instanceof LibTorchNotFound)) throw err;
-    process.stderr.write(`find-libtorch: ${err.message}\n`);
+    process.stderr.write(`find-libtorch: ${err.message.replace(/\.$/, '')}. To get it: ${installAdvice()}.\n`);
     process.exit(1);
   }
   const [flag, arg] = argv;

@@ -26,7 +26,7 @@ const stage = path.join(out, 'package');
 /** The library's entry points (the modules they start as worker threads are found by their startWorker calls). */
 const ENTRIES = ['dist/index.js', 'dist/onnx/index.js'];
 /** What the addon's install script needs to build it. */
-const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-libtorch.mjs', 'README.md'];
+const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/install-addon.mjs', 'README.md'];
 /** Needed by the install script (cmake-js) and the addon's build (node-addon-api), though no JavaScript imports them. */
 const BUILD_DEPENDENCIES = ['cmake-js', 'node-addon-api'];
 /** Packages that only an optional entry imports: peers the user installs to use that entry. */

@@ -107,6 +107,48 @@ export function addonCandidates(): string[] {
   return [path.join(root, 'build', 'cmake', 'Release', 'torch_node.node'), path.join(root, 'build', 'Release', 'torch_node.node')];
 }
 
+/** This repository's checkout, with its own scripts (scripts/setup.sh, `npm run build:addon`); else an installed package. */
+function inCheckout(): boolean {
+  return existsSync(path.join(packageRoot(), 'scripts', 'setup.sh'));
+}
+
+/**
+ * The addon is not there: why, and what to do, in commands that exist where the message is read. An installed
+ * package's install script (scripts/install-addon.mjs) leaves build/addon-status.json when LibTorch or a build
+ * tool was missing: its reason and advice are the line the install printed.
+ */
+function addonNotBuilt(candidates: string[]): TorchError {
+  const looked = `looked for ${candidates.join(', ')}`;
+  if (process.env.TORCH_NODE_ADDON) {
+    return new TorchError(`The native addon named by TORCH_NODE_ADDON is not there (${looked}).`, 'ERR_ADDON_NOT_BUILT');
+  }
+  if (inCheckout()) {
+    return new TorchError(
+      `The native addon is not built (${looked}). ` +
+        'Run `npm run build:addon` (cmake-js) or `npm run build:gyp` (node-gyp); scripts/setup.sh installs LibTorch first.',
+      'ERR_ADDON_NOT_BUILT',
+    );
+  }
+  let status: { reason?: unknown; advice?: unknown } = {};
+  try {
+    status = JSON.parse(readFileSync(path.join(packageRoot(), 'build', 'addon-status.json'), 'utf8'));
+  } catch {
+    // no status: the install script did not run (--ignore-scripts), or its build was removed
+  }
+  if (typeof status.reason === 'string' && typeof status.advice === 'string') {
+    return new TorchError(
+      `torchscript-node's TorchScript addon was not built when the package was installed: ${status.reason}. To use TorchModel: ${status.advice}.`,
+      'ERR_ADDON_NOT_BUILT',
+    );
+  }
+  return new TorchError(
+    `torchscript-node's TorchScript addon is not built (${looked}): the package's install script did not run (npm --ignore-scripts?). ` +
+      'To build it: `npm rebuild torchscript-node`, with LibTorch installed (`apt-get install libtorch-dev` on Debian/Ubuntu, or `pip install torch` ' +
+      'and TORCH_PYTHON=/path/to/that/python set for the rebuild), cmake and a C++ compiler.',
+    'ERR_ADDON_NOT_BUILT',
+  );
+}
+
 let cached: { binding: NativeBinding; path: string; blas: BlasChoice } | undefined;
 
 export function binding(): { binding: NativeBinding; path: string; blas: BlasChoice } {
@@ -115,13 +157,7 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
   const waitMs = exitWaitMs();
   const candidates = addonCandidates();
   const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new TorchError(
-      `The native addon is not built (looked for ${candidates.join(', ')}). ` +
-        'Run `npm run build:addon` (cmake-js) or `npm run build:gyp` (node-gyp); scripts/setup.sh installs LibTorch first.',
-      'ERR_ADDON_NOT_BUILT',
-    );
-  }
+  if (!found) throw addonNotBuilt(candidates);
   // Before the addon (and with it OpenBLAS) loads: OpenBLAS reads OPENBLAS_CORETYPE once, as it starts.
   const blas = chooseBlasKernel(found);
   let native: NativeBinding;
@@ -131,7 +167,7 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
     const reason = err instanceof Error ? err.message : String(err);
     throw new TorchError(
       `Cannot load the native addon ${found}: ${reason}. ` +
-        'If a LibTorch library is not found, the LibTorch it was built against has moved: rebuild with `npm run build:addon`.',
+        `If a LibTorch library is not found, the LibTorch it was built against has moved: rebuild with \`${inCheckout() ? 'npm run build:addon' : 'npm rebuild torchscript-node'}\`.`,
       'ERR_ADDON_LOAD',
     );
   }

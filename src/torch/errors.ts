@@ -12,7 +12,9 @@ import { ModelError } from '../model.js';
  * - ERR_UNSUPPORTED_OUTPUT: the model returned something other than tensors;
  * - ERR_MODEL_DISPOSED: the model was disposed;
  * - ERR_OUTPUT_CONVERSION: the outputs could not be handed to JavaScript (out of memory);
- * - ERR_ADDON_NOT_BUILT, ERR_ADDON_LOAD: the native addon is missing or cannot be loaded.
+ * - ERR_ADDON_NOT_BUILT, ERR_ADDON_LOAD: the native addon is missing or cannot be loaded. An installed package
+ *   whose install found no LibTorch (or no cmake or C++ compiler) has no addon: ERR_ADDON_NOT_BUILT says what
+ *   was missing and how to get it, then `npm rebuild torchscript-node` (torchscript-node/onnx needs no addon).
  * A ModelError (src/model.ts), like ONNX Runtime's errors: `details` is LibTorch's full message (without its
  * C++ backtrace), where there is one.
  */
