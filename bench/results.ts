@@ -68,6 +68,8 @@ export interface WorkshopServiceRow {
   /** Worker processes (WORKERS) and threads each: 1 x 2 (the default) or 2 x 1. */
   workers: number;
   threads: number;
+  /** PRECISION: fp32 (the default) or int8 (the folder's int8 variant, on ONNX Runtime); absent in older results: fp32. */
+  precision?: 'fp32' | 'int8';
   text: 'same' | 'different';
   concurrency: number;
   requests_per_s: number;
@@ -94,6 +96,24 @@ export interface WorkshopServiceResults {
   baseline: BaselineRow[];
   forwards: PartForwardRow[];
   runs: WorkshopServiceRow[];
+  /** The int8 variants' agreement with fp32, as the exporter measured it (model.json's variants.int8), by model. */
+  agreement?: AgreementRow[];
+}
+
+/** One model's int8 variant against its fp32 files: the exporter's figures, over its validation photos and texts. */
+export interface AgreementRow {
+  model: string;
+  photos: number;
+  texts: number;
+  /** The worst text's top-1 agreement and top-5 overlap, the largest |delta p| of any class, photo and text. */
+  top1_agreement_worst: number;
+  top5_overlap_worst: number;
+  max_abs_delta_p: number;
+  /** Accuracy of fp32 and int8 with the default text, where the validation folder is labelled with the model's classes. */
+  accuracy_fp32?: number;
+  accuracy_int8?: number;
+  threshold: number;
+  passed: boolean;
 }
 
 export interface BenchResults {

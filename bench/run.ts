@@ -10,7 +10,9 @@
 //  3. The event loop's delay while each backend computes.
 //  4. The HTTP service under autocannon, concurrency 1, 4 and 16, each backend, with and without cache hits.
 //  5. The service on the full-size workshop model against the workshop's own app (bench/workshop-service.ts):
-//     distinct photos, the same text or a different one on every request, concurrency 1, 4 and 16.
+//     distinct photos, the same text or a different one on every request, concurrency 1, 4 and 16; at fp32 and,
+//     where the food photos are there to calibrate it, at PRECISION=int8, with each part's forward at both
+//     precisions and the int8 variants' agreement with fp32 (the default model's and the full-size model's).
 // Results: bench/results/<name>.json, .md and .svg (and <name>-service.svg); the last line of stdout is one
 // JSON object of headlines.
 //
@@ -86,6 +88,7 @@ async function measure(plan: BenchPlan): Promise<BenchResults> {
         results.workshop_service = await workshopService({
           repo: plan.paths.repo,
           modelDir: full.dir,
+          int8: full.int8,
           sharedData: plan.paths.sharedData,
           workDir: path.join(inputsRoot, 'workshop-service'),
           threads: 2,

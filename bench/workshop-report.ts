@@ -36,13 +36,13 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
   }
   out.push('', `${h}# The service under load`, '');
   out.push(
-    '| workers x threads | text | concurrency | req/s | × baseline | p50 ms | p99 ms | errors | /health p50 / p99 ms | peak RSS MB | head forward ms × batch | text encoder ms × batch | preprocess ms | queue ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| workers x threads | precision | text | concurrency | req/s | × baseline | p50 ms | p99 ms | errors | /health p50 / p99 ms | peak RSS MB | head forward ms × batch | text encoder ms × batch | preprocess ms | queue ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const x of r.runs) {
     const vs = base ? x.requests_per_s / base.requests_per_s : undefined;
     out.push(
-      `| ${x.workers ?? 1} x ${x.threads ?? '–'} | ${x.text} | ${x.concurrency} | **${f(x.requests_per_s)}** | ${f(vs, 2)}× | ${f(x.p50_ms, 0)} | ${f(x.p99_ms, 0)} | ${x.errors} | ` +
+      `| ${x.workers ?? 1} x ${x.threads ?? '–'} | ${x.precision ?? 'fp32'} | ${x.text} | ${x.concurrency} | **${f(x.requests_per_s)}** | ${f(vs, 2)}× | ${f(x.p50_ms, 0)} | ${f(x.p99_ms, 0)} | ${x.errors} | ` +
         `${f(x.health_p50_ms, 2)} / ${f(x.health_p99_ms, 2)} | ${f(x.peak_rss_mb, 0)} | ${f(x.head_forward_ms)} × ${f(x.head_batch, 2)} | ` +
         `${x.text_forward_ms === undefined ? '–' : `${f(x.text_forward_ms)} × ${f(x.text_batch, 2)}`} | ${f(x.preprocess_ms)} | ${f(x.queue_ms)} |`,
     );
@@ -55,6 +55,23 @@ export function workshopMarkdown(r: WorkshopServiceResults, svgName: string | un
       'the mean forward and batch size of each part, decoding, and the wait from admission to the forward.',
     '',
   );
+  if (r.agreement?.length) {
+    out.push(
+      `${h}# The int8 variants against fp32`,
+      '',
+      "As `scripts/export_model.py --precision int8` measured them (model.json's variants.int8): the worst text's top-1 agreement and top-5 overlap, over the validation photos with each text.",
+      '',
+      '| model | photos x texts | top-1 agreement (worst text) | top-5 overlap (worst) | max abs delta p | accuracy fp32 / int8 | threshold | passed |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    for (const a of r.agreement) {
+      const accuracy = a.accuracy_fp32 === undefined ? '– (no labels)' : `${f(a.accuracy_fp32, 3)} / ${f(a.accuracy_int8, 3)}`;
+      out.push(
+        `| ${a.model} | ${a.photos} x ${a.texts} | ${f(a.top1_agreement_worst, 4)} | ${f(a.top5_overlap_worst, 4)} | ${f(a.max_abs_delta_p, 4)} | ${accuracy} | ${a.threshold} | ${a.passed ? 'yes' : 'no'} |`,
+      );
+    }
+    out.push('', 'The full-size model has random weights: its classes are nearly tied, so its top-1 agreement says little; its |delta p| does.', '');
+  }
   return out.join('\n');
 }
 
@@ -63,9 +80,9 @@ export function workshopSvg(r: WorkshopServiceResults, footer: string): string {
   const bars: { label: string; value: number; colour: string }[] = [
     ...r.baseline.map((b) => ({ label: `workshop app's forward, Python torch, ${b.threads} threads`, value: b.requests_per_s, colour: '#a3be8c' })),
     ...r.runs.map((x) => ({
-      label: `service${(x.workers ?? 1) > 1 ? ` (${x.workers} workers)` : ''}, ${x.text} text, concurrency ${x.concurrency}`,
+      label: `service${(x.workers ?? 1) > 1 ? ` (${x.workers} workers)` : ''}${x.precision === 'int8' ? ', int8' : ''}, ${x.text} text, concurrency ${x.concurrency}`,
       value: x.requests_per_s,
-      colour: x.text === 'same' ? '#5e81ac' : '#d08770',
+      colour: x.precision === 'int8' ? (x.text === 'same' ? '#b48ead' : '#ebcb8b') : x.text === 'same' ? '#5e81ac' : '#d08770',
     })),
   ];
   const base = r.baseline.at(-1)?.requests_per_s;

@@ -8,6 +8,8 @@
 //   3. the service with its defaults (THREADS fixed, the prediction cache off): distinct photos at each concurrency, (a) the same text on
 //      every request, (b) a different text on every request; req/s, p50/p99, /health's latency from another
 //      process, peak RSS, and from /metrics where the time went (forward, batch size, preprocessing, queue).
+//      At fp32 (the default) and, where the folder has its int8 variant, at PRECISION=int8; then 2 workers x 1 thread.
+//   4. the int8 variants' agreement with fp32, from model.json (bench/workshop/agreement.ts).
 // Steps 1 and 2 are in bench/workshop/forwards.ts, step 3 in bench/workshop/service-runs.ts; this file holds the
 // study's uploads, the order of the steps and the headline figures; its plan is in bench/workshop/plan.ts, the
 // shape of its results in bench/results.ts.
@@ -18,6 +20,7 @@ import sharp from 'sharp';
 
 import type { WorkshopServiceResults } from './results.js';
 import type { WorkshopServicePlan } from './workshop/plan.js';
+import { int8Agreement } from './workshop/agreement.js';
 import { baseline, forwards } from './workshop/forwards.js';
 import { serviceRuns } from './workshop/service-runs.js';
 
@@ -55,9 +58,15 @@ export async function workshopService(plan: WorkshopServicePlan): Promise<Worksh
   const base = await baseline(plan);
   const parts = await forwards(plan);
   const { runs, service } = await serviceRuns(plan, photos.dir, { workers: 1, concurrencies: plan.concurrencies });
+  // The same at PRECISION=int8: the folder's int8 variant, on ONNX Runtime.
+  if (plan.int8) runs.push(...(await serviceRuns(plan, photos.dir, { workers: 1, concurrencies: plan.concurrencies, precision: 'int8' })).runs);
   // The other way to use the cores: two workers of one thread each (WORKERS=2), at concurrency 4.
   const two = await serviceRuns(plan, photos.dir, { workers: 2, concurrencies: [4] });
   runs.push(...two.runs);
+  const agreement = [
+    int8Agreement('default model (models/)', path.join(plan.repo, 'models')),
+    int8Agreement('full-size workshop model (random weights)', plan.modelDir),
+  ].filter((a) => a !== undefined);
   return {
     model: 'full-size workshop model (ResNet18 + BERT-base, 132.5 M parameters, random weights)',
     photos: photos.label,
@@ -65,6 +74,7 @@ export async function workshopService(plan: WorkshopServicePlan): Promise<Worksh
     baseline: base,
     forwards: parts,
     runs,
+    agreement,
   };
 }
 
@@ -74,7 +84,12 @@ export function workshopHeadlines(r: WorkshopServiceResults | undefined): Record
   const round = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : Math.round(v * 1000) / 1000);
   const base = r.baseline.at(-1)?.requests_per_s;
   const appBase = r.baseline[0]?.requests_per_s;
-  const run = (text: string, c: number, workers = 1) => r.runs.find((x) => x.text === text && x.concurrency === c && (x.workers ?? 1) === workers);
+  const run = (text: string, c: number, workers = 1, precision = 'fp32') =>
+    r.runs.find((x) => x.text === text && x.concurrency === c && (x.workers ?? 1) === workers && (x.precision ?? 'fp32') === precision);
+  const int8Same4 = run('same', 4, 1, 'int8');
+  const int8Diff4 = run('different', 4, 1, 'int8');
+  const fullAgreement = r.agreement?.find((a) => a.model.startsWith('full'));
+  const demoAgreement = r.agreement?.find((a) => a.model.startsWith('default'));
   const same4 = run('same', 4);
   const diff4 = run('different', 4);
   const c16 = run('same', 16);
@@ -86,7 +101,14 @@ export function workshopHeadlines(r: WorkshopServiceResults | undefined): Record
     same_text_c4_vs_baseline: round(same4 && base ? same4.requests_per_s / base : undefined),
     different_text_c4_rps: round(diff4?.requests_per_s),
     different_text_c4_vs_baseline: round(diff4 && base ? diff4.requests_per_s / base : undefined),
-    peak_rss_mb: round(Math.max(...r.runs.filter((x) => (x.workers ?? 1) === 1).map((x) => x.peak_rss_mb))),
+    int8_same_text_c4_rps: round(int8Same4?.requests_per_s),
+    int8_vs_fp32_same_text_c4: round(int8Same4 && same4 ? int8Same4.requests_per_s / same4.requests_per_s : undefined),
+    int8_different_text_c4_rps: round(int8Diff4?.requests_per_s),
+    int8_vs_fp32_different_text_c4: round(int8Diff4 && diff4 ? int8Diff4.requests_per_s / diff4.requests_per_s : undefined),
+    int8_peak_rss_mb: round(Math.max(...r.runs.filter((x) => x.precision === 'int8').map((x) => x.peak_rss_mb))),
+    int8_top1_agreement_default_model: round(demoAgreement?.top1_agreement_worst),
+    int8_max_abs_delta_p_full_model: round(fullAgreement?.max_abs_delta_p),
+    peak_rss_mb: round(Math.max(...r.runs.filter((x) => (x.workers ?? 1) === 1 && (x.precision ?? 'fp32') === 'fp32').map((x) => x.peak_rss_mb))),
     c16_p99_over_p50: round(c16 ? c16.p99_ms / c16.p50_ms : undefined),
     health_p99_ms: round(Math.max(...r.runs.map((x) => x.health_p99_ms))),
     service_head_forward_ms_c1: round(run('same', 1)?.head_forward_ms ?? same4?.head_forward_ms),

@@ -62,6 +62,8 @@ export async function forwards(plan: WorkshopServicePlan): Promise<PartForwardRo
   const variants: { backend: string; args: string[]; env: NodeJS.ProcessEnv; ext: string }[] = [
     { backend: 'ONNX Runtime (worker thread)', args: ['--backend', 'onnx'], env: {}, ext: 'onnx' },
   ];
+  // The int8 variant (what PRECISION=int8 serves): dynamic int8 text encoder, static int8 (QDQ) head.
+  if (plan.int8) variants.push({ backend: 'ONNX Runtime (worker thread), int8', args: ['--backend', 'onnx'], env: {}, ext: 'int8.onnx' });
   for (const [i, { label, addon }] of plan.addons.entries()) {
     variants.push({ backend: `addon, ${label}`, args: ['--backend', 'torch'], env: { TORCH_NODE_ADDON: addon }, ext: 'pth' });
     // Debian's LibTorch as a fresh machine has it: OPENBLAS_CORETYPE unset, the library choosing the kernel.

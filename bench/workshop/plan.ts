@@ -5,6 +5,8 @@ export interface WorkshopServicePlan {
   repo: string;
   /** The full-size model folder (export_model.py --random full). */
   modelDir: string;
+  /** The folder has the int8 variant (export_model.py --precision int8): its parts and the service at PRECISION=int8 are measured too. */
+  int8: boolean;
   /** ../shared/data (its food photos are the uploads), or a folder that lacks them (synthetic photos then). */
   sharedData: string;
   workDir: string;

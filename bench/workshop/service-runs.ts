@@ -26,15 +26,16 @@ async function histogramTotals(url: string): Promise<Record<string, number>> {
 export async function serviceRuns(
   plan: WorkshopServicePlan,
   photos: string,
-  shape: { workers: number; concurrencies: number[] },
+  shape: { workers: number; concurrencies: number[]; precision?: 'fp32' | 'int8' },
 ): Promise<{ runs: WorkshopServiceRow[]; service: WorkshopServiceResults['service'] }> {
   // The service as `npm start` runs it (its Node flags), its defaults, the model folder and THREADS set
   // (with WORKERS, the threads divided among the workers); and the prediction cache off, because each run's
   // client starts again at the first photo: with the cache on, the photos an earlier run (the warm-up) sent
   // with the same text would be answered from it at no cost (a 3-second run counted ~40 % of such answers).
   const threads = Math.max(1, Math.floor(plan.threads / shape.workers));
+  const precision = shape.precision ?? 'fp32';
   const server = await startServer(
-    { MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers), PREDICTION_CACHE_SIZE: '0' },
+    { MODEL_DIR: plan.modelDir, THREADS: String(threads), WORKERS: String(shape.workers), PREDICTION_CACHE_SIZE: '0', PRECISION: precision },
     plan.repo,
     {
       entry: 'dist',
@@ -69,7 +70,9 @@ export async function serviceRuns(
     await client(['--photos', photos, '--concurrency', '2', '--text', 'same'], 2); // warm-up
     for (const text of ['same', 'different'] as const) {
       for (const concurrency of shape.concurrencies) {
-        plan.progress(`[workshop model] the service (${shape.workers} x ${threads} threads), ${text} text, concurrency ${concurrency}, ${plan.durationS} s`);
+        plan.progress(
+          `[workshop model] the service (${shape.workers} x ${threads} threads, ${precision}), ${text} text, concurrency ${concurrency}, ${plan.durationS} s`,
+        );
         const before = await histogramTotals(server.url);
         resetPeakRss(server.child.pid!);
         const [load, health] = await Promise.all([
@@ -82,6 +85,7 @@ export async function serviceRuns(
         const row: WorkshopServiceRow = {
           workers: shape.workers,
           threads,
+          precision,
           text,
           concurrency,
           requests_per_s: load.requests_per_s ?? 0,
