@@ -8,6 +8,7 @@
         "native/addon.cc",
         "native/async_workers.cc",
         "native/blas.cc",
+        "native/forward_args.cc",
         "native/inference_job.cc",
         "native/inference_thread.cc",
         "native/js_promises.cc",
@@ -18,6 +19,7 @@
         "native/tensor_types.cc",
         "native/torch_dtypes.cc",
         "native/torch_errors.cc",
+        "native/torch_log.cc",
         "native/torchscript_archive.cc"
       ],
       "include_dirs": [

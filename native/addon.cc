@@ -12,6 +12,7 @@
 #include "inference_thread.h"
 #include "js_promises.h"
 #include "native_model.h"
+#include "torch_log.h"
 
 namespace torchnode {
 
@@ -48,11 +49,15 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { return InjectFault(info); }));
   testing.Set("cudaProbes",
               Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { return CudaProbes(info); }));
+  testing.Set("inferenceThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), LiveInferenceThreads());
+              }));
   DefineAddon(
       exports,
       {InstanceMethod<&Addon::SetErrorClass>("setErrorClass"), InstanceMethod<&Addon::RuntimeInfoJs>("runtimeInfo"),
        InstanceMethod<&Addon::Load>("load"), InstanceMethod<&Addon::StopForExit>("stopForExit"),
-       InstanceMethod<&Addon::CheckBlasJs>("checkBlas"), InstanceValue("testing", testing, napi_enumerable)});
+       InstanceMethod<&Addon::CheckBlasJs>("checkBlas"), InstanceMethod<&Addon::SetLogLevelJs>("setLogLevel"),
+       InstanceValue("testing", testing, napi_enumerable)});
 }
 
 Napi::Value Addon::MakeError(Napi::Env env, const Error& error) {
@@ -72,11 +77,11 @@ napi_value Addon::ErrorValue(napi_env env, const Error& error) noexcept {
   return PlainError(env, error.code(), std::string(error.what()) + " (the error class failed: " + *failure + ")");
 }
 
-void Addon::Submit(Napi::Env env, std::unique_ptr<InferenceJob> owned) {
+void Addon::Submit(Napi::Env env, InferenceThread& thread, std::unique_ptr<InferenceJob> owned) {
   // Posted first: if that fails (out of memory), nothing was counted, the job is freed here, and the exception
   // reaches the caller.
   InferenceJob* job = owned.get();
-  PostToInferenceThread([job, channel = channel_]() {
+  thread.Post([job, channel = channel_]() {
     if (!channel->Begin()) {
       AbandonJob(job);
       return;
@@ -137,9 +142,18 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected a string for path");
   LoadOptions options;
+  bool own_thread = false;
   if (info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
     Napi::Value device = o.Get("device"), threads = o.Get("threads"), optimize = o.Get("optimize");
+    Napi::Value thread = o.Get("inferenceThread");
+    if (!thread.IsUndefined()) {
+      const std::string value = thread.IsString() ? thread.As<Napi::String>().Utf8Value() : "";
+      if (value != "own" && value != "shared") {
+        throw Napi::TypeError::New(env, "Expected 'own' or 'shared' for inferenceThread");
+      }
+      own_thread = value == "own";
+    }
     if (!device.IsUndefined()) {
       if (!device.IsString()) throw Napi::TypeError::New(env, "Expected a string for device");
       options.device = device.As<Napi::String>().Utf8Value();
@@ -149,27 +163,54 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
       if (!optimize.IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for optimize");
       options.optimize = optimize.As<Napi::Boolean>().Value() ? 1 : 0;
     }
+    // A model in memory (TorchModel.load of a Buffer): copied here, so that the load on libuv's pool reads
+    // bytes the caller can no longer change or free; `path` then only names it.
+    Napi::Value bytes = o.Get("bytes");
+    if (!bytes.IsUndefined()) {
+      if (!bytes.IsTypedArray() || bytes.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw Napi::TypeError::New(env, "Expected a Uint8Array for bytes");
+      }
+      Napi::Uint8Array array = bytes.As<Napi::Uint8Array>();
+      if (array.ByteLength() > 0 && array.Data() == nullptr) throw Napi::TypeError::New(env, "The bytes are detached");
+      options.bytes =
+          std::make_shared<const std::string>(reinterpret_cast<const char*>(array.Data()), array.ByteLength());
+    }
   }
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options);
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, own_thread);
   Napi::Promise promise = worker->Promise();
   worker->Queue();  // the worker deletes itself when done
   return promise;
 }
 
 // process.exit() during a forward: exit() would destroy LibTorch's static state under the running forward
-// and crash. So wait for it, up to timeoutMs; a forward still running then (a model that runs for minutes)
+// and crash. So wait for the forwards running on every inference thread, up to timeoutMs; a forward still
+// running then (a model that runs for minutes)
 // must not hold the exit up without bound, so the process leaves at once with its exit code, skipping the
 // destructors that would crash.
 Napi::Value Addon::StopForExit(const Napi::CallbackInfo& info) {
   const int timeout_ms = IntegerArgument(info.Env(), info[0], "timeoutMs", 0, 24 * 3600 * 1000);
   const int exit_code = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
-  if (!StopInferenceThreadForExit(timeout_ms)) {
+  if (!StopAllInferenceThreadsForExit(timeout_ms)) {
     std::fprintf(stderr,
                  "torchscript-node: a forward was still running %d ms after process.exit(); leaving without waiting "
                  "for it (TORCH_NODE_EXIT_WAIT_MS)\n",
                  timeout_ms);
     std::fflush(stderr);
     std::_Exit(exit_code);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Addon::SetLogLevelJs(const Napi::CallbackInfo& info) {
+  const std::string level = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (level == "error") {
+    SetLogLevel(LogLevel::kError);
+  } else if (level == "warn") {
+    SetLogLevel(LogLevel::kWarn);
+  } else if (level == "info") {
+    SetLogLevel(LogLevel::kInfo);
+  } else {
+    throw Napi::TypeError::New(info.Env(), "Expected 'error', 'warn' or 'info' for the log level");
   }
   return info.Env().Undefined();
 }

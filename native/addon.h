@@ -3,13 +3,14 @@
 //
 //   setErrorClass(TorchError)           the class native errors are created with (gets .code, .details)
 //   runtimeInfo()                       {libtorchVersion, builtWithCuda, cudaAvailable, ...}
-//   load(path, {device, threads, optimize}) -> Promise<NativeModel>     (libuv pool)
-//   NativeModel#forward(inputs) -> Promise<{kind, tensors}>            (the inference thread)
-//   NativeModel#info() -> {path, device, threads, optimized, forwardSchema, inputNames, disposed}
+//   load(path, {device, threads, optimize, inferenceThread: 'own'|'shared'}) -> Promise<NativeModel>  (libuv pool)
+//   NativeModel#forward(inputs) -> Promise<{kind, tensors}>            (the model's inference thread)
+//   NativeModel#info() -> {path, device, threads, optimized, inferenceThread, forwardSchema, inputNames, disposed}
 //   NativeModel#dispose() -> Promise<void>  (after the forwards already queued)
-//   stopForExit(timeoutMs, exitCode)    on process exit: wait for the running forward (bounded), start no other
+//   stopForExit(timeoutMs, exitCode)    on process exit: wait for the running forwards (bounded), start no other
+//   setLogLevel('error'|'warn'|'info')  what LibTorch's warnings become (torch_log.h); process-wide
 //   checkBlas(threads) -> Promise<{cases, maxRelativeErrorFloat32, ...}>  (libuv pool; see blas.h)
-//   testing: {injectFault(name), cudaProbes()}   for the addon's own tests
+//   testing: {injectFault(name), cudaProbes(), inferenceThreads()}   for the addon's own tests
 #pragma once
 
 #include <napi.h>
@@ -17,6 +18,7 @@
 #include <memory>
 
 #include "inference_job.h"
+#include "inference_thread.h"
 #include "script_model.h"
 
 namespace torchnode {
@@ -36,8 +38,8 @@ class Addon : public Napi::Addon<Addon> {
   // the same code, whose message adds what the class threw.
   napi_value ErrorValue(napi_env env, const Error& error) noexcept;
 
-  // Runs `job` on the inference thread; the completion channel brings it back to CompleteJob.
-  void Submit(Napi::Env env, std::unique_ptr<InferenceJob> job);
+  // Runs `job` on `thread` (the model's inference thread); the completion channel brings it back to CompleteJob.
+  void Submit(Napi::Env env, InferenceThread& thread, std::unique_ptr<InferenceJob> job);
   // A job is back on the JavaScript thread.
   void Completed(Napi::Env env);
 
@@ -54,6 +56,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value StopForExit(const Napi::CallbackInfo& info);
   Napi::Value InjectFault(const Napi::CallbackInfo& info);
   Napi::Value CudaProbes(const Napi::CallbackInfo& info);
+  Napi::Value SetLogLevelJs(const Napi::CallbackInfo& info);
 
   Napi::FunctionReference error_class_;
   std::shared_ptr<CompletionChannel> channel_;

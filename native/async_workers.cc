@@ -3,6 +3,7 @@
 #include "addon.h"
 #include "inference_thread.h"
 #include "js_promises.h"
+#include "native_model.h"
 
 namespace torchnode {
 
@@ -29,15 +30,19 @@ void ResolveWith(Napi::Env env, napi_deferred* deferred, const char* code, const
 
 }  // namespace
 
-LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options)
+LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options, bool own_thread)
     : Napi::AsyncWorker(env, "torch-node:load"),
       promise_(MakePromise(env, &deferred_)),
       path_(std::move(path)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      thread_(own_thread ? nullptr : InferenceThread::Shared()) {}
 
 void LoadWorker::Execute() {
-  // The optimisation step runs LibTorch operators: on the inference thread, with the forwards.
-  options_.run_operators = [](std::function<void()> step) { RunOnInferenceThread(std::move(step)); };
+  if (!thread_) thread_ = InferenceThread::Start();  // here rather than on the JavaScript thread: it starts a thread
+  // The optimisation step runs LibTorch operators: on the model's inference thread, where its forwards will run.
+  options_.run_operators = [thread = thread_](std::function<void()> step) {
+    RunOnInferenceThread(*thread, std::move(step));
+  };
   try {
     model_ = ScriptModel::Load(path_, options_);
   } catch (const Error& e) {
@@ -54,13 +59,25 @@ void LoadWorker::OnOK() {
   Addon* addon = env.GetInstanceData<Addon>();
   if (error_) {
     SettlePromise(env, &deferred_, false, addon->ErrorValue(env, *error_));
-    return;
+    return;  // the destructor lets a thread of the model's own end
   }
+  LoadedModel loaded{std::shared_ptr<ScriptModel>(std::move(model_)), std::move(thread_)};
   ResolveWith(env, &deferred_, "ERR_MODEL_LOAD", "Cannot hand the loaded model to JavaScript", [&]() -> napi_value {
-    std::shared_ptr<ScriptModel> shared(std::move(model_));
-    auto external = Napi::External<std::shared_ptr<ScriptModel>>::New(env, &shared);
-    return addon->model_class.New({external});
+    auto external = Napi::External<LoadedModel>::New(env, &loaded);
+    return addon->model_class.New({external});  // takes the model out of `loaded`
   });
+  if (loaded.model) ReleaseModel(std::move(loaded));  // no NativeModel took it
+}
+
+LoadWorker::~LoadWorker() {
+  // Not handed to a NativeModel (the load failed, or its environment ended first): the model is freed where
+  // its forwards would have run, and a thread of its own ends.
+  if (!thread_) return;
+  if (model_) {
+    ReleaseModel({std::shared_ptr<ScriptModel>(std::move(model_)), thread_});
+  } else {
+    thread_->Finish();
+  }
 }
 
 BlasCheckWorker::BlasCheckWorker(Napi::Env env, int threads)

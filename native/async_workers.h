@@ -9,6 +9,7 @@
 #include <string>
 
 #include "blas.h"
+#include "inference_thread.h"
 #include "script_model.h"
 
 namespace torchnode {
@@ -17,7 +18,9 @@ namespace torchnode {
 // neither block the event loop nor hold up forwards of other models on the inference thread.
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, LoadOptions options);
+  // `own_thread`: the model gets an inference thread of its own (load option inferenceThread), else the shared one.
+  LoadWorker(Napi::Env env, std::string path, LoadOptions options, bool own_thread);
+  ~LoadWorker() override;
   Napi::Promise Promise() { return promise_; }  // in the scope that made the worker
   void Execute() override;
   void OnOK() override;
@@ -27,6 +30,7 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise promise_;
   std::string path_;
   LoadOptions options_;
+  std::shared_ptr<InferenceThread> thread_;  // where the model's optimisation step and forwards run
   std::unique_ptr<ScriptModel> model_;
   std::unique_ptr<Error> error_;
 };

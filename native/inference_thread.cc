@@ -4,91 +4,173 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <mutex>
 #include <thread>
 
 namespace torchnode {
 
+struct InferenceThread::State {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::function<void()>> jobs;
+  bool busy = false;
+  bool finishing = false;  // Finish() was called: end when the queue is empty
+  std::atomic<std::thread::id> id{};
+};
+
 namespace {
 
-class InferenceThread {
- public:
-  InferenceThread() : thread_([this] { Run(); }) {
-    // Never joined: the thread waits for work until the process ends (see StopForExit).
-    thread_.detach();
+thread_local bool on_inference_thread = false;
+
+// Every inference thread, for the exit. Leaked on purpose: exit() must not destroy it while threads run.
+struct Registry {
+  std::mutex mutex;
+  bool stopping = false;  // StopAllInferenceThreadsForExit was called: no thread runs another job or ends
+  struct Entry {
+    std::shared_ptr<InferenceThread::State> state;
+    std::thread thread;  // joinable for a model's own thread; the shared one is detached
+    bool ended = false;  // its loop returned: join it (quick) before the next start or at exit
+  };
+  std::list<Entry> entries;
+  int live = 0;
+
+  static Registry& Get() {
+    static Registry* registry = new Registry();
+    return *registry;
   }
 
-  bool IsThisThread() const { return std::this_thread::get_id() == id_; }
-
-  bool Stopping() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stopping_;
-  }
-
-  static InferenceThread& Instance() {
-    static InferenceThread* thread = new InferenceThread();  // leaked on purpose: see StopForExit
-    return *thread;
-  }
-
-  void Post(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      jobs_.push_back(std::move(job));
-    }
-    changed_.notify_all();
-  }
-
-  // A job still running when the process exits (process.exit() during a forward) would run on while
-  // exit() destroys LibTorch's static state under it, and crash. So before exit: wait for the running
-  // job, and start no other.
-  bool StopForExit(int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    stopping_ = true;
-    if (!changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return !busy_; })) return false;
-    // The queued jobs are dropped without running or destroying them: their destructors would free
-    // models (LibTorch's memory) while the process is going away.
-    new std::deque<std::function<void()>>(std::move(jobs_));
-    return true;
-  }
-
- private:
-  void Run() {
-    id_ = std::this_thread::get_id();
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [this] { return !jobs_.empty() && !stopping_; });
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-        busy_ = true;
+  // Joins the threads whose loop has returned (they are only running their thread-local destructors, among them
+  // libgomp's, which ends their OpenMP team). Called with `mutex` held.
+  void JoinEnded() {
+    for (auto it = entries.begin(); it != entries.end();) {
+      if (it->ended) {
+        if (it->thread.joinable()) it->thread.join();
+        it = entries.erase(it);
+      } else {
+        ++it;
       }
-      job();
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        busy_ = false;
-      }
-      changed_.notify_all();
     }
   }
-
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<std::function<void()>> jobs_;
-  bool busy_ = false;
-  bool stopping_ = false;
-  std::atomic<std::thread::id> id_{};
-  std::thread thread_;
 };
+
+std::atomic<bool> g_stopping{false};  // Registry::stopping, for the loops to read without the registry's lock
+
+// The thread's loop: one job at a time, in order. Returns once Finish() was called and the queue is empty,
+// unless the process is exiting: then it starts nothing and never returns (see StopAll...).
+void Run(const std::shared_ptr<InferenceThread::State>& state) {
+  on_inference_thread = true;
+  state->id = std::this_thread::get_id();
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(state->mutex);
+      state->changed.wait(lock, [&] { return !g_stopping.load() && (!state->jobs.empty() || state->finishing); });
+      if (state->jobs.empty()) break;  // finishing
+      job = std::move(state->jobs.front());
+      state->jobs.pop_front();
+      state->busy = true;
+    }
+    job();
+    job = nullptr;  // what the job owned (a model being freed) goes before the thread says it is idle
+    {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->busy = false;
+    }
+    state->changed.notify_all();
+  }
+  Registry& registry = Registry::Get();
+  std::unique_lock<std::mutex> lock(registry.mutex);
+  if (registry.stopping) {
+    // The process is exiting: this thread's thread-local destructors (its OpenMP team's) must not run beside
+    // exit()'s. It waits for ever, as the others do.
+    lock.unlock();
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+  }
+  for (Registry::Entry& entry : registry.entries) {
+    if (entry.state == state) entry.ended = true;
+  }
+  --registry.live;
+}
+
+std::shared_ptr<InferenceThread::State> Launch(bool shared) {
+  auto state = std::make_shared<InferenceThread::State>();
+  Registry& registry = Registry::Get();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  registry.JoinEnded();
+  std::thread thread([state] { Run(state); });
+  if (shared) thread.detach();  // never joined: it waits for work until the process ends
+  registry.entries.push_back({state, std::move(thread), false});
+  ++registry.live;
+  return state;
+}
 
 }  // namespace
 
-void PostToInferenceThread(std::function<void()> job) { InferenceThread::Instance().Post(std::move(job)); }
+std::shared_ptr<InferenceThread> InferenceThread::Shared() {
+  // Leaked on purpose: see StopAllInferenceThreadsForExit.
+  static auto* shared = new std::shared_ptr<InferenceThread>(new InferenceThread(Launch(true), true));
+  return *shared;
+}
 
-bool StopInferenceThreadForExit(int timeout_ms) { return InferenceThread::Instance().StopForExit(timeout_ms); }
+std::shared_ptr<InferenceThread> InferenceThread::Start() {
+  return std::shared_ptr<InferenceThread>(new InferenceThread(Launch(false), false));
+}
 
-bool OnInferenceThread() { return InferenceThread::Instance().IsThisThread(); }
+void InferenceThread::Post(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->jobs.push_back(std::move(job));
+  }
+  state_->changed.notify_all();
+}
 
-bool InferenceThreadStopping() { return InferenceThread::Instance().Stopping(); }
+void InferenceThread::Finish() {
+  if (shared_) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->finishing = true;
+  }
+  state_->changed.notify_all();
+}
+
+bool InferenceThread::IsThisThread() const { return std::this_thread::get_id() == state_->id.load(); }
+
+bool OnInferenceThread() { return on_inference_thread; }
+
+bool InferenceThreadsStopping() { return g_stopping.load(); }
+
+int LiveInferenceThreads() {
+  Registry& registry = Registry::Get();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  return registry.live;
+}
+
+// A job still running when the process exits (process.exit() during a forward) would run on while exit()
+// destroys LibTorch's static state under it, and crash. So before exit: on every thread, wait for the
+// running job, and start no other.
+bool StopAllInferenceThreadsForExit(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  Registry& registry = Registry::Get();
+  std::lock_guard<std::mutex> registry_lock(registry.mutex);
+  registry.stopping = true;
+  g_stopping = true;
+  // A thread whose loop has returned only runs its thread-local destructors now: let them end first.
+  registry.JoinEnded();
+  bool all_idle = true;
+  for (Registry::Entry& entry : registry.entries) {
+    InferenceThread::State& state = *entry.state;
+    std::unique_lock<std::mutex> lock(state.mutex);
+    state.changed.notify_all();  // a waiting loop sees the stop
+    if (!state.changed.wait_until(lock, deadline, [&] { return !state.busy; })) {
+      all_idle = false;
+      continue;
+    }
+    // The queued jobs are dropped without running or destroying them: their destructors would free
+    // models (LibTorch's memory) while the process is going away.
+    new std::deque<std::function<void()>>(std::move(state.jobs));
+  }
+  return all_idle;
+}
 
 }  // namespace torchnode

@@ -6,6 +6,12 @@
 
 namespace torchnode {
 
+void ReleaseModel(LoadedModel loaded) {
+  InferenceThread& thread = *loaded.thread;
+  thread.Post([model = std::move(loaded.model)]() mutable { model.reset(); });
+  thread.Finish();
+}
+
 Napi::Function NativeModel::Define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod<&NativeModel::Forward>("forward"), InstanceMethod<&NativeModel::Info>("info"),
@@ -16,13 +22,15 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   if (!info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly: use load()");
   }
-  model_ = *info[0].As<Napi::External<std::shared_ptr<ScriptModel>>>().Data();
-  info_ = model_->info();
+  LoadedModel* loaded = info[0].As<Napi::External<LoadedModel>>().Data();
+  info_ = loaded->model->info();
+  thread_ = loaded->thread;
+  model_ = std::move(loaded->model);  // last: nothing above throws once the model is this object's
 }
 
 NativeModel::~NativeModel() {
-  // Collected without dispose(): free the model on the inference thread, after its queued forwards.
-  if (model_) PostToInferenceThread([model = std::move(model_)]() mutable { model.reset(); });
+  // Collected without dispose(): free the model on its inference thread, after its queued forwards.
+  if (model_) ReleaseModel({std::move(model_), thread_});
 }
 
 Addon* NativeModel::addon() { return Env().GetInstanceData<Addon>(); }
@@ -40,7 +48,7 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   }
   job->inputs = std::move(inputs);
   job->model = model_;
-  addon()->Submit(env, std::move(job));
+  addon()->Submit(env, *thread_, std::move(job));
   return promise;
 }
 
@@ -51,10 +59,25 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   out.Set("device", info_.device);
   out.Set("threads", info_.threads);
   out.Set("optimized", info_.optimized);
+  out.Set("inferenceThread", thread_->shared() ? "shared" : "own");
   out.Set("forwardSchema", info_.forward_schema);
   Napi::Array names = Napi::Array::New(env, info_.input_names.size());
   for (uint32_t i = 0; i < info_.input_names.size(); ++i) names.Set(i, info_.input_names[i]);
   out.Set("inputNames", names);
+  // forward's arguments (types, defaults) and the weights' dtypes: the library checks inputs against them.
+  Napi::Array args = Napi::Array::New(env, info_.inputs.size());
+  for (uint32_t i = 0; i < info_.inputs.size(); ++i) {
+    Napi::Object a = Napi::Object::New(env);
+    a.Set("name", info_.inputs[i].name);
+    a.Set("type", info_.inputs[i].type);
+    if (info_.inputs[i].has_default) a.Set("default", info_.inputs[i].default_value);
+    args.Set(i, a);
+  }
+  out.Set("inputs", args);
+  out.Set("outputType", info_.output_type);
+  Napi::Array weights = Napi::Array::New(env, info_.weight_dtypes.size());
+  for (uint32_t i = 0; i < info_.weight_dtypes.size(); ++i) weights.Set(i, info_.weight_dtypes[i]);
+  out.Set("weightDtypes", weights);
   out.Set("disposed", !model_);
   return out;
 }
@@ -69,8 +92,9 @@ Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
   }
   job->dispose = true;
   job->model = model_;
-  addon()->Submit(env, std::move(job));
+  addon()->Submit(env, *thread_, std::move(job));
   model_.reset();
+  thread_->Finish();  // the release was the model's last job: a thread of its own ends after it
   return promise;
 }
 

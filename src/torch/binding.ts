@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { chooseBlasKernel, type BlasChoice } from './blas-kernel.js';
 import { TorchError } from './errors.js';
+import type { NativeArgument } from './forward-args.js';
 import type { DType } from './tensor.js';
 
 export interface NativeTensor {
@@ -26,13 +27,21 @@ export interface NativeModelInfo {
   device: string;
   threads: number;
   optimized: boolean;
+  inferenceThread: 'own' | 'shared';
   forwardSchema: string;
   inputNames: string[];
+  /** forward's arguments without self: name, TorchScript type, default (native/forward_args.cc). */
+  inputs: NativeArgument[];
+  /** forward's return type, as TorchScript writes it: `Tensor`, `Dict[str, Tensor]`, ... */
+  outputType: string;
+  /** The dtypes of the model's parameters and buffers, read before freezing (for dtype errors' messages). */
+  weightDtypes: string[];
   disposed: boolean;
 }
 
 export interface NativeModel {
-  forward(inputs: readonly NativeTensor[]): Promise<NativeResult>;
+  /** Tensors (NativeTensor-shaped objects) and plain values for non-tensor arguments, in forward's order. */
+  forward(inputs: readonly unknown[]): Promise<NativeResult>;
   info(): NativeModelInfo;
   dispose(): Promise<void>;
 }
@@ -69,12 +78,37 @@ export interface NativeRuntimeInfo {
 interface NativeBinding {
   setErrorClass(cls: typeof TorchError): void;
   runtimeInfo(): NativeRuntimeInfo;
-  load(path: string, options: { device: string; threads: number; optimize?: boolean }): Promise<NativeModel>;
+  load(
+    path: string,
+    options: { device: string; threads: number; optimize?: boolean; inferenceThread?: 'own' | 'shared'; bytes?: Uint8Array },
+  ): Promise<NativeModel>;
   /** Waits up to timeoutMs for the running forward; past it, leaves the process at once with exitCode. */
   stopForExit(timeoutMs: number, exitCode: number): void;
   checkBlas(threads: number): Promise<NativeBlasCheck>;
-  /** For the addon's own tests: failures made on purpose, and how often CUDA was probed. */
-  testing: { injectFault(name: 'output-conversion' | 'none'): void; cudaProbes(): number };
+  /** What LibTorch's warnings become, for the whole process (see logLevel in runtime.ts). */
+  setLogLevel(level: LogLevel): void;
+  /**
+   * For the addon's own tests: failures made on purpose, how often CUDA was probed, and how many inference
+   * threads run now (the shared one once started, and each model's own).
+   */
+  testing: { injectFault(name: 'output-conversion' | 'none'): void; cudaProbes(): number; inferenceThreads(): number };
+}
+
+/**
+ * What LibTorch's warnings become: `'error'` none, `'warn'` each distinct warning once per process (the
+ * default), `'info'` every warning every time. Errors always reach the caller as rejected promises.
+ */
+export type LogLevel = 'error' | 'warn' | 'info';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info'];
+
+/** The log level TORCH_NODE_LOG_LEVEL asks for (default 'warn'). */
+export function envLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const raw = env.TORCH_NODE_LOG_LEVEL;
+  if (raw === undefined || raw === '') return 'warn';
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new RangeError(`Expected 'error', 'warn' or 'info' for TORCH_NODE_LOG_LEVEL but received '${raw}'`);
+  }
+  return raw as LogLevel;
 }
 
 /** How long process.exit() waits for a running forward (TORCH_NODE_EXIT_WAIT_MS, default 10 s). */
@@ -155,6 +189,7 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
   if (cached) return cached;
   // Checked first, before anything is loaded: a wrong value fails every use the same way, at once.
   const waitMs = exitWaitMs();
+  const logLevel = envLogLevel();
   const candidates = addonCandidates();
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw addonNotBuilt(candidates);
@@ -172,10 +207,13 @@ export function binding(): { binding: NativeBinding; path: string; blas: BlasCho
     );
   }
   native.setErrorClass(TorchError);
+  // Process-wide, and 'warn' in the addon already: set only when asked for, so that a worker thread's load does
+  // not undo the main thread's setLogLevel().
+  if (process.env.TORCH_NODE_LOG_LEVEL) native.setLogLevel(logLevel);
   // process.exit() during a forward: let the forward finish before exit() tears LibTorch down under it, for
   // TORCH_NODE_EXIT_WAIT_MS at most; past that the process leaves at once with its exit code (a model that
   // runs for minutes must not hold a stopping process). A worker thread's end is handled in the addon; the
-  // inference thread serves the whole process.
+  // inference threads serve the whole process (a worker's models' own threads too).
   if (isMainThread) process.once('exit', (code) => native.stopForExit(waitMs, typeof code === 'number' ? code : 0));
   cached = { binding: native, path: found, blas };
   return cached;

@@ -1,5 +1,8 @@
 import type { BlasKernelSource, KernelTrial } from './blas-kernel.js';
-import { binding } from './binding.js';
+import { binding, LOG_LEVELS, type LogLevel } from './binding.js';
+import { invalid } from './validate.js';
+
+export type { LogLevel } from './binding.js';
 
 export interface BlasRuntimeInfo {
   /** `OpenBLAS`, `MKL`, or null when unknown. */
@@ -41,4 +44,17 @@ export function runtimeInfo(): RuntimeInfo {
     addonPath: path,
     blas: { library: info.blas.library, config: info.blas.config, kernel: info.blas.kernel, source: blas.source, trials: blas.trials },
   };
+}
+
+/**
+ * What LibTorch's warnings (TORCH_WARN: `Resize.cpp`, deprecations, ...) become, for the whole process, worker
+ * threads included: `'warn'` (the default) writes each distinct warning once to stderr, prefixed
+ * `torchscript-node: LibTorch warning:`; `'info'` writes every one, every time (LibTorch's own behaviour);
+ * `'error'` writes none. The environment variable TORCH_NODE_LOG_LEVEL sets it as the addon loads.
+ */
+export function setLogLevel(level: LogLevel): void {
+  if (!(LOG_LEVELS as readonly unknown[]).includes(level)) {
+    invalid("'error', 'warn' or 'info'", 'the log level', level, typeof level === 'string' ? 'range' : 'type');
+  }
+  binding().binding.setLogLevel(level);
 }

@@ -35,7 +35,7 @@ afterAll(async () => {
 
 describe(`every fixture model gives eager PyTorch's outputs (device ${TEST_DEVICE}, tolerance ${TOLERANCE})`, () => {
   it('has the fixture models this suite is about', () => {
-    expect(modelNames().sort()).toEqual(['add_mul', 'convnet', 'dict_out', 'dtypes', 'embed', 'identity', 'list_out', 'raises', 'slow'].sort());
+    expect(modelNames().sort()).toEqual(['add_mul', 'convnet', 'dict_out', 'dtypes', 'embed', 'identity', 'list_out', 'raises', 'slow', 'warns'].sort());
   });
 
   const cases = modelNames().flatMap((name) => modelJson(name).examples.map((e) => [name, e.name] as const));

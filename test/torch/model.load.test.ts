@@ -26,7 +26,7 @@ describe('load options are checked at once, before anything is loaded (a synchro
   const file = () => modelPath('add_mul');
 
   it.each([
-    ['an unknown option key', { devcie: 'cpu' }, TypeError, "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, warmup"],
+    ['an unknown option key', { devcie: 'cpu' }, TypeError, "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, inferenceThread, warmup"],
     ['threads 0', { threads: 0 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 0 of type number'],
     ['threads 1.5', { threads: 1.5 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 1.5 of type number'],
     ['threads 2000', { threads: 2000 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 2000 of type number'],
@@ -80,6 +80,7 @@ describe('info', () => {
         device: 'cpu',
         threads: 1,
         optimized: true,
+        inferenceThread: availableParallelism() > 1 ? 'own' : 'shared', // 1 thread, below the cores: its own
         forwardSchema: 'forward(Tensor a, Tensor b) -> (Tensor, Tensor)',
         inputNames: ['a', 'b'],
         libtorchVersion: LIBTORCH,
