@@ -527,7 +527,8 @@ def test_dockerfile_stages_bases_and_runtime_settings():
     assert env["HOST"] == "0.0.0.0" and env["MODEL_DIR"] == "/models" and env["PORT"] == "8000"
     assert set(env) - {"NODE_ENV"} <= config_variables() | EXTRA_SERVICE_VARIABLES
     # The build stage's outputs are where the runtime stage takes them from.
-    assert "--out build/cmake" in package["scripts"]["install"]
+    assert package["scripts"]["install"] == "node scripts/install-addon.mjs"
+    assert "const buildDir = path.join(root, 'build', 'cmake');" in (ROOT / "scripts" / "install-addon.mjs").read_text()
     assert json.loads((ROOT / "tsconfig.build.json").read_text())["compilerOptions"]["outDir"] == "dist"
     build_runs = " ".join(instructions(parts[0], "RUN"))
     assert (
