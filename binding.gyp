@@ -8,6 +8,7 @@
         "native/addon.cc",
         "native/async_workers.cc",
         "native/blas.cc",
+        "native/forward_args.cc",
         "native/inference_job.cc",
         "native/inference_thread.cc",
         "native/js_promises.cc",

@@ -163,6 +163,18 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
       if (!optimize.IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for optimize");
       options.optimize = optimize.As<Napi::Boolean>().Value() ? 1 : 0;
     }
+    // A model in memory (TorchModel.load of a Buffer): copied here, so that the load on libuv's pool reads
+    // bytes the caller can no longer change or free; `path` then only names it.
+    Napi::Value bytes = o.Get("bytes");
+    if (!bytes.IsUndefined()) {
+      if (!bytes.IsTypedArray() || bytes.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw Napi::TypeError::New(env, "Expected a Uint8Array for bytes");
+      }
+      Napi::Uint8Array array = bytes.As<Napi::Uint8Array>();
+      if (array.ByteLength() > 0 && array.Data() == nullptr) throw Napi::TypeError::New(env, "The bytes are detached");
+      options.bytes =
+          std::make_shared<const std::string>(reinterpret_cast<const char*>(array.Data()), array.ByteLength());
+    }
   }
   auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, own_thread);
   Napi::Promise promise = worker->Promise();

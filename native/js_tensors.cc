@@ -10,8 +10,10 @@ namespace torchnode {
 
 namespace {
 
-constexpr size_t kMaxDims = 64;        // LibTorch's own limit on a tensor's dimensions
-constexpr uint32_t kMaxInputs = 4096;  // far more than any forward takes (a huge sparse array is refused)
+constexpr size_t kMaxDims = 64;              // LibTorch's own limit on a tensor's dimensions
+constexpr uint32_t kMaxInputs = 4096;        // far more than any forward takes (a huge sparse array is refused)
+constexpr uint32_t kMaxListItems = 1 << 20;  // elements of one list argument (an int[] of a million is plenty)
+constexpr int kMaxNesting = 4;               // lists of lists: deeper (or an array that contains itself) is refused
 constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER
 
 std::string Describe(Napi::Value value) {
@@ -45,6 +47,12 @@ napi_typedarray_type TypedArrayTypeFor(DType dtype) {
       return napi_float32_array;
     case DType::Float64:
       return napi_float64_array;
+    case DType::Float16:
+      return napi_uint16_array;  // the bits
+    case DType::Int8:
+      return napi_int8_array;
+    case DType::Int16:
+      return napi_int16_array;
     case DType::Int32:
       return napi_int32_array;
     case DType::Int64:
@@ -62,6 +70,12 @@ const char* TypedArrayName(DType dtype) {
       return "Float32Array";
     case DType::Float64:
       return "Float64Array";
+    case DType::Float16:
+      return "Uint16Array";
+    case DType::Int8:
+      return "Int8Array";
+    case DType::Int16:
+      return "Int16Array";
     case DType::Int32:
       return "Int32Array";
     case DType::Int64:
@@ -79,9 +93,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index,
+TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where,
                       std::vector<std::unique_ptr<uint8_t[]>>* storage) {
-  const std::string where = "inputs[" + std::to_string(index) + "]";
   if (!value.IsObject() || value.IsArray()) {
     throw Napi::TypeError::New(
         env, "Expected an object {dtype, shape, data} for " + where + " but received " + Describe(value));
@@ -91,8 +104,9 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, size_t index,
   TensorView view{};
   Napi::Value dtype = obj.Get("dtype");
   if (!dtype.IsString() || !ParseDType(dtype.As<Napi::String>().Utf8Value(), &view.dtype)) {
-    throw Napi::TypeError::New(env, "Expected one of float32, float64, int32, int64, uint8, bool for " + where +
-                                        ".dtype but received " + Describe(dtype));
+    throw Napi::TypeError::New(
+        env, "Expected one of float32, float64, float16, int8, int16, int32, int64, uint8, bool for " + where +
+                 ".dtype but received " + Describe(dtype));
   }
 
   Napi::Value shape = obj.Get("shape");
@@ -193,19 +207,85 @@ Napi::Value TensorToJs(Napi::Env env, const OutputTensor& tensor) {
 
 }  // namespace
 
+namespace {
+
+// A forward's argument: a tensor object, or a plain value for the model's non-tensor arguments (int, float,
+// bool, str, lists of them, None). Its type is checked against the schema later (forward_args.h), where the
+// schema is at hand; here only what JavaScript gave, copied.
+ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, int depth,
+                  std::vector<std::unique_ptr<uint8_t[]>>* storage) {
+  ArgValue arg;
+  switch (value.Type()) {
+    case napi_undefined:
+      arg.kind = ArgValue::Kind::Missing;
+      return arg;
+    case napi_null:
+      arg.kind = ArgValue::Kind::None;
+      return arg;
+    case napi_boolean:
+      arg.kind = ArgValue::Kind::Bool;
+      arg.boolean = value.As<Napi::Boolean>().Value();
+      return arg;
+    case napi_number:
+      arg.kind = ArgValue::Kind::Number;
+      arg.number = value.As<Napi::Number>().DoubleValue();
+      return arg;
+    case napi_bigint: {
+      bool lossless = false;
+      arg.kind = ArgValue::Kind::Int;
+      arg.integer = value.As<Napi::BigInt>().Int64Value(&lossless);
+      if (!lossless) {
+        throw Napi::RangeError::New(
+            env, "Expected a bigint within int64 for " + where + " but received " + value.ToString().Utf8Value());
+      }
+      return arg;
+    }
+    case napi_string:
+      arg.kind = ArgValue::Kind::String;
+      arg.string = value.As<Napi::String>().Utf8Value();
+      return arg;
+    default:
+      break;
+  }
+  if (value.IsArray()) {
+    Napi::Array array = value.As<Napi::Array>();
+    if (depth >= kMaxNesting) {
+      throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxNesting) + " levels of arrays for " +
+                                           where + " but received deeper ones");
+    }
+    if (array.Length() > kMaxListItems) {
+      throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxListItems) + " elements for " + where +
+                                           " but received " + std::to_string(array.Length()));
+    }
+    arg.kind = ArgValue::Kind::List;
+    arg.items.reserve(array.Length());
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      arg.items.push_back(ParseArg(env, array.Get(i), where + "[" + std::to_string(i) + "]", depth + 1, storage));
+      if (arg.items.back().kind == ArgValue::Kind::Missing) {
+        throw Napi::TypeError::New(
+            env, "Expected a value for " + where + "[" + std::to_string(i) + "] but received undefined");
+      }
+    }
+    return arg;
+  }
+  return ArgValue::OfTensor(ParseInput(env, value, where, storage));
+}
+
+}  // namespace
+
 CopiedInputs ParseInputs(Napi::Env env, Napi::Value value) {
   if (!value.IsArray()) {
-    throw Napi::TypeError::New(env, "Expected an array of tensors for inputs but received " + Describe(value));
+    throw Napi::TypeError::New(env, "Expected an array of inputs but received " + Describe(value));
   }
   Napi::Array array = value.As<Napi::Array>();
   if (array.Length() > kMaxInputs) {
-    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxInputs) +
-                                         " tensors for inputs but received " + std::to_string(array.Length()));
+    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxInputs) + " inputs but received " +
+                                         std::to_string(array.Length()));
   }
   CopiedInputs inputs;
   inputs.views.reserve(array.Length());
   for (uint32_t i = 0; i < array.Length(); ++i) {
-    inputs.views.push_back(ParseInput(env, array.Get(i), i, &inputs.storage));
+    inputs.views.push_back(ParseArg(env, array.Get(i), "inputs[" + std::to_string(i) + "]", 0, &inputs.storage));
   }
   return inputs;
 }

@@ -18,13 +18,14 @@ namespace torchnode {
 // transferred or detached and freed: so the data is copied as the forward is asked for (a copy costs far
 // less than the forward that reads it), and the forward sees the values the caller passed.
 struct CopiedInputs {
-  std::vector<TensorView> views;  // each over its own block of `storage`
+  std::vector<ArgValue> views;  // the arguments; each tensor over its own block of `storage`
   std::vector<std::unique_ptr<uint8_t[]>> storage;
 };
 
-// Parses `[{dtype, shape, data}, ...]`, checking every field so that no input can reach LibTorch in a
-// state that could crash the process, and copies the data; throws Napi::TypeError / Napi::RangeError with
-// a precise message (Napi::Error when the copy cannot be allocated).
+// Parses `[{dtype, shape, data} | number | bigint | boolean | string | null | undefined | array, ...]`,
+// checking every tensor field so that no input can reach LibTorch in a state that could crash the process,
+// and copies the data (the values' types are checked against the model's schema by forward_args.h); throws
+// Napi::TypeError / Napi::RangeError with a precise message (Napi::Error when the copy cannot be allocated).
 CopiedInputs ParseInputs(Napi::Env env, Napi::Value value);
 
 // `{kind, tensors: [{name?, dtype, shape, data}]}`.

@@ -64,6 +64,20 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   Napi::Array names = Napi::Array::New(env, info_.input_names.size());
   for (uint32_t i = 0; i < info_.input_names.size(); ++i) names.Set(i, info_.input_names[i]);
   out.Set("inputNames", names);
+  // forward's arguments (types, defaults) and the weights' dtypes: the library checks inputs against them.
+  Napi::Array args = Napi::Array::New(env, info_.inputs.size());
+  for (uint32_t i = 0; i < info_.inputs.size(); ++i) {
+    Napi::Object a = Napi::Object::New(env);
+    a.Set("name", info_.inputs[i].name);
+    a.Set("type", info_.inputs[i].type);
+    if (info_.inputs[i].has_default) a.Set("default", info_.inputs[i].default_value);
+    args.Set(i, a);
+  }
+  out.Set("inputs", args);
+  out.Set("outputType", info_.output_type);
+  Napi::Array weights = Napi::Array::New(env, info_.weight_dtypes.size());
+  for (uint32_t i = 0; i < info_.weight_dtypes.size(); ++i) weights.Set(i, info_.weight_dtypes[i]);
+  out.Set("weightDtypes", weights);
   out.Set("disposed", !model_);
   return out;
 }

@@ -5,9 +5,11 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "error.h"
+#include "forward_args.h"
 #include "runtime.h"
 #include "torch_dtypes.h"
 #include "torch_errors.h"
@@ -30,9 +32,15 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
   UseAddonWarningHandler();
   auto impl = std::make_unique<Impl>();
   impl->device = ResolveDevice(options.device);
-  const uint64_t file_version = CheckTorchScriptArchive(path);
+  const uint64_t file_version =
+      options.bytes ? CheckTorchScriptBytes(*options.bytes, path) : CheckTorchScriptArchive(path);
   try {
-    impl->module = torch::jit::load(path, impl->device);
+    if (options.bytes) {
+      std::istringstream in(*options.bytes);
+      impl->module = torch::jit::load(in, impl->device);
+    } else {
+      impl->module = torch::jit::load(path, impl->device);
+    }
   } catch (const std::exception& e) {
     // c10::Error, or torch::jit::ErrorReport (a plain std::exception) when the code in the archive
     // does not compile, as with an operator this LibTorch does not have.
@@ -53,6 +61,18 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
     Fail("ERR_MODEL_LOAD", path + " has no forward method");
   }
   impl->module.eval();
+  // Before freezing folds them into the graph: a dtype error names the weights' dtype (src/torch/model.ts).
+  std::vector<std::string>& weight_dtypes = impl->info.weight_dtypes;
+  auto note_dtype = [&weight_dtypes](const at::Tensor& t) {
+    const std::string name = c10::toString(t.scalar_type());
+    DType d;
+    const std::string label = FromScalarType(t.scalar_type(), &d) ? DTypeName(d) : name;
+    if (std::find(weight_dtypes.begin(), weight_dtypes.end(), label) == weight_dtypes.end()) {
+      weight_dtypes.push_back(label);
+    }
+  };
+  for (const at::Tensor& p : impl->module.parameters()) note_dtype(p);
+  for (const at::Tensor& b : impl->module.buffers()) note_dtype(b);
 
   const bool optimize = options.optimize < 0 ? impl->device.is_cpu() : options.optimize != 0;
   if (optimize) {
@@ -111,6 +131,8 @@ std::unique_ptr<ScriptModel> ScriptModel::Load(const std::string& path, const Lo
     schema << ")";
   }
   info.forward_schema = schema.str();
+  info.inputs = DescribeArguments(fs);
+  info.output_type = fs.returns().size() == 1 ? fs.returns()[0].type()->annotation_str() : "";
   return std::unique_ptr<ScriptModel>(new ScriptModel(std::move(impl)));
 }
 
@@ -133,7 +155,8 @@ OutputTensor ToOutput(const c10::IValue& value, const std::string& where, const 
              "; supported outputs are a tensor, a tuple or list of tensors, or a dict of string to tensor");
   }
   at::Tensor t = value.toTensor().to(c10::kCPU).contiguous();
-  if (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
+  // bfloat16 has no typed array and no dtype of the library's: float32 holds its every value exactly.
+  if (t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
   DType dtype;
   if (!FromScalarType(t.scalar_type(), &dtype)) {
     Fail("ERR_UNSUPPORTED_OUTPUT", std::string("The model returned a tensor of dtype ") +
@@ -154,22 +177,23 @@ OutputTensor ToOutput(const c10::IValue& value, const std::string& where, const 
 
 }  // namespace
 
-ForwardResult ScriptModel::Forward(const std::vector<TensorView>& inputs) {
-  static const int64_t kEmpty = 0;
+ForwardResult ScriptModel::Forward(const std::vector<TensorView>& views) {
+  std::vector<ArgValue> args;
+  args.reserve(views.size());
+  for (const TensorView& v : views) args.push_back(ArgValue::OfTensor(v));
+  return Forward(args);
+}
+
+ForwardResult ScriptModel::Forward(const std::vector<ArgValue>& given) {
+  const std::vector<TensorView> inputs = TensorViewsOf(given);
   UseAddonWarningHandler();
   try {
     c10::InferenceMode inference_mode;
     if (impl_->info.threads > 0 && at::get_num_threads() != impl_->info.threads) {
       at::set_num_threads(impl_->info.threads);
     }
-    std::vector<c10::IValue> args;
-    args.reserve(inputs.size());
-    for (const TensorView& in : inputs) {
-      void* data = in.byte_length > 0 ? const_cast<void*>(in.data) : const_cast<int64_t*>(&kEmpty);
-      at::Tensor t = at::from_blob(data, in.shape, at::TensorOptions().dtype(ToScalarType(in.dtype)));
-      if (!impl_->device.is_cpu()) t = t.to(impl_->device);
-      args.emplace_back(std::move(t));
-    }
+    std::vector<c10::IValue> args =
+        ToForwardArgs(impl_->module.get_method("forward").function().getSchema(), given, impl_->device);
     c10::IValue output = impl_->module.forward(std::move(args));
 
     ForwardResult result;

@@ -22,6 +22,17 @@ struct LoadOptions {
   // inference thread, where the forwards run (inference_thread.h: RunOnInferenceThread says why). The step owns
   // what it uses: a runner may give up waiting for it (the process exiting) and return by throwing.
   std::function<void(std::function<void()>)> run_operators;
+  // When set, the model is read from these bytes (a file's contents), not from `path`, which then only names
+  // it in messages and info.
+  std::shared_ptr<const std::string> bytes;
+};
+
+// One of forward's arguments, from its schema.
+struct ArgumentInfo {
+  std::string name;
+  std::string type;  // TorchScript's annotation: "Tensor", "int", "Optional[Tensor]", "List[int]"
+  bool has_default = false;
+  std::string default_value;  // as TorchScript prints it, when has_default
 };
 
 struct ModelInfo {
@@ -29,8 +40,11 @@ struct ModelInfo {
   std::string device;  // "cpu" or "cuda:N"
   int threads = 0;
   bool optimized = false;
-  std::string forward_schema;            // forward's signature, without self
-  std::vector<std::string> input_names;  // forward's argument names, without self
+  std::string forward_schema;              // forward's signature, without self
+  std::vector<std::string> input_names;    // forward's argument names, without self
+  std::vector<ArgumentInfo> inputs;        // forward's arguments, without self
+  std::string output_type;                 // forward's return type: "Tensor", "Dict[str, Tensor]", ...
+  std::vector<std::string> weight_dtypes;  // the dtypes of the parameters and buffers (for messages)
 };
 
 struct RuntimeInfo {
@@ -56,7 +70,10 @@ class ScriptModel {
   ~ScriptModel();
 
   // Runs forward in InferenceMode with the model's thread count. Call it from one thread at a time
-  // (the addon runs every forward on its inference thread).
+  // (the addon runs every forward on its inference thread). The arguments are checked against forward's
+  // schema first (forward_args.h: Error ERR_INVALID_ARGUMENT).
+  ForwardResult Forward(const std::vector<ArgValue>& args);
+  // The same, for a forward of tensors only.
   ForwardResult Forward(const std::vector<TensorView>& inputs);
 
   const ModelInfo& info() const;

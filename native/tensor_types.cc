@@ -8,6 +8,12 @@ const char* DTypeName(DType dtype) {
       return "float32";
     case DType::Float64:
       return "float64";
+    case DType::Float16:
+      return "float16";
+    case DType::Int8:
+      return "int8";
+    case DType::Int16:
+      return "int16";
     case DType::Int32:
       return "int32";
     case DType::Int64:
@@ -21,7 +27,8 @@ const char* DTypeName(DType dtype) {
 }
 
 bool ParseDType(const std::string& name, DType* out) {
-  static const DType all[] = {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::UInt8, DType::Bool};
+  static const DType all[] = {DType::Float32, DType::Float64, DType::Float16, DType::Int8, DType::Int16,
+                              DType::Int32,   DType::Int64,   DType::UInt8,   DType::Bool};
   for (DType d : all) {
     if (name == DTypeName(d)) {
       *out = d;
@@ -39,11 +46,37 @@ size_t ElementSize(DType dtype) {
     case DType::Float32:
     case DType::Int32:
       return 4;
+    case DType::Float16:
+    case DType::Int16:
+      return 2;
+    case DType::Int8:
     case DType::UInt8:
     case DType::Bool:
       return 1;
   }
   return 1;
+}
+
+const char* ArgKindName(ArgValue::Kind kind) {
+  switch (kind) {
+    case ArgValue::Kind::Tensor:
+      return "a tensor";
+    case ArgValue::Kind::None:
+      return "null";
+    case ArgValue::Kind::Missing:
+      return "nothing";
+    case ArgValue::Kind::Bool:
+      return "a boolean";
+    case ArgValue::Kind::Number:
+      return "a number";
+    case ArgValue::Kind::Int:
+      return "a bigint";
+    case ArgValue::Kind::String:
+      return "a string";
+    case ArgValue::Kind::List:
+      return "an array";
+  }
+  return "a value";
 }
 
 const char* OutputKindName(OutputKind kind) {

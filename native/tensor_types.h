@@ -10,7 +10,9 @@
 
 namespace torchnode {
 
-enum class DType { Float32, Float64, Int32, Int64, UInt8, Bool };
+// Every dtype a JavaScript typed array can hold: float16 travels as its bits in a Uint16Array (Node 20 has no
+// Float16Array), bool as one byte per element (0 or 1).
+enum class DType { Float32, Float64, Float16, Int8, Int16, Int32, Int64, UInt8, Bool };
 
 const char* DTypeName(DType dtype);
 bool ParseDType(const std::string& name, DType* out);
@@ -23,6 +25,30 @@ struct TensorView {
   const void* data;
   size_t byte_length;
 };
+
+// One argument of a forward, as JavaScript passed it (copied: nothing here points into JavaScript's memory).
+// A JavaScript number stays a Number until the model's schema says whether it is an int or a float
+// (forward_args.h converts and checks it); Missing is an argument left out (its default applies).
+struct ArgValue {
+  enum class Kind { Tensor, None, Missing, Bool, Number, Int, String, List };
+  Kind kind = Kind::None;
+  TensorView tensor{};          // Tensor
+  bool boolean = false;         // Bool
+  double number = 0;            // Number
+  int64_t integer = 0;          // Int (a JavaScript bigint)
+  std::string string;           // String
+  std::vector<ArgValue> items;  // List
+
+  static ArgValue OfTensor(TensorView view) {
+    ArgValue v;
+    v.kind = Kind::Tensor;
+    v.tensor = std::move(view);
+    return v;
+  }
+};
+
+// What a kind of argument is called in messages: "a tensor", "a number", ...
+const char* ArgKindName(ArgValue::Kind kind);
 
 // An output tensor in contiguous CPU memory; `owner` keeps `data` alive (it holds LibTorch's tensor).
 struct OutputTensor {

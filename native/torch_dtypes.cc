@@ -8,6 +8,12 @@ at::ScalarType ToScalarType(DType dtype) {
       return at::kFloat;
     case DType::Float64:
       return at::kDouble;
+    case DType::Float16:
+      return at::kHalf;
+    case DType::Int8:
+      return at::kChar;
+    case DType::Int16:
+      return at::kShort;
     case DType::Int32:
       return at::kInt;
     case DType::Int64:
@@ -27,6 +33,15 @@ bool FromScalarType(at::ScalarType type, DType* out) {
       return true;
     case at::kDouble:
       *out = DType::Float64;
+      return true;
+    case at::kHalf:
+      *out = DType::Float16;
+      return true;
+    case at::kChar:
+      *out = DType::Int8;
+      return true;
+    case at::kShort:
+      *out = DType::Int16;
       return true;
     case at::kInt:
       *out = DType::Int32;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "error.h"
 #include "torch_errors.h"
@@ -24,26 +25,23 @@ const char kExportHint[] =
 
 }  // namespace
 
-uint64_t CheckTorchScriptArchive(const std::string& path) {
-  struct stat st{};
-  if (stat(path.c_str(), &st) != 0) Fail("ERR_MODEL_NOT_FOUND", "Model file not found: " + path);
-  if (!S_ISREG(st.st_mode)) Fail("ERR_MODEL_NOT_FOUND", "Model path is not a regular file: " + path);
-  std::ifstream in(path, std::ios::binary);
-  std::string head(4, '\0');
-  in.read(&head[0], 4);
-  head.resize(static_cast<size_t>(in.gcount()));
-  if (head.empty()) Fail("ERR_NOT_TORCHSCRIPT", path + " is empty, not a TorchScript file");
+namespace {
+
+// The checks on a file's first bytes and its zip records; `name` is the path, or what names the bytes.
+template <typename MakeReader>
+uint64_t CheckArchive(const std::string& head, const std::string& name, MakeReader make_reader) {
+  if (head.empty()) Fail("ERR_NOT_TORCHSCRIPT", name + " is empty, not a TorchScript file");
   if (static_cast<unsigned char>(head[0]) == 0x80) {
-    Fail("ERR_NOT_TORCHSCRIPT", path + " is a Python pickle in the legacy torch.save format (a checkpoint or " +
+    Fail("ERR_NOT_TORCHSCRIPT", name + " is a Python pickle in the legacy torch.save format (a checkpoint or " +
                                     "state_dict), not a TorchScript module. " + kExportHint);
   }
   if (!StartsWith(head, "PK\x03\x04", 4)) {
-    Fail("ERR_NOT_TORCHSCRIPT", path + " is not a TorchScript file (TorchScript files are zip archives)");
+    Fail("ERR_NOT_TORCHSCRIPT", name + " is not a TorchScript file (TorchScript files are zip archives)");
   }
   try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
+    caffe2::serialize::PyTorchStreamReader reader = make_reader();
     if (reader.hasRecord("data.pkl") && !reader.hasRecord("constants.pkl")) {
-      Fail("ERR_NOT_TORCHSCRIPT", path + " is a checkpoint saved with torch.save (such as a state_dict, or a dict " +
+      Fail("ERR_NOT_TORCHSCRIPT", name + " is a checkpoint saved with torch.save (such as a state_dict, or a dict " +
                                       "holding model_state_dict), not a TorchScript module. " + kExportHint);
     }
     return reader.version();
@@ -53,12 +51,30 @@ uint64_t CheckTorchScriptArchive(const std::string& path) {
     const std::string text = MessageOf(e);
     if (text.find("maximum supported version") != std::string::npos) {
       Fail("ERR_LIBTORCH_TOO_OLD",
-           path + " was saved by a newer PyTorch than this addon's LibTorch " + LibTorchVersion() + " can read (" +
+           name + " was saved by a newer PyTorch than this addon's LibTorch " + LibTorchVersion() + " can read (" +
                Summarize(text) + "). Rebuild the addon against a newer LibTorch (LIBTORCH_DIR or TORCH_PYTHON)",
            text);
     }
-    Fail("ERR_MODEL_CORRUPT", "Cannot read " + path + " (truncated or corrupt?): " + Summarize(text), text);
+    Fail("ERR_MODEL_CORRUPT", "Cannot read " + name + " (truncated or corrupt?): " + Summarize(text), text);
   }
+}
+
+}  // namespace
+
+uint64_t CheckTorchScriptArchive(const std::string& path) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0) Fail("ERR_MODEL_NOT_FOUND", "Model file not found: " + path);
+  if (!S_ISREG(st.st_mode)) Fail("ERR_MODEL_NOT_FOUND", "Model path is not a regular file: " + path);
+  std::ifstream in(path, std::ios::binary);
+  std::string head(4, '\0');
+  in.read(&head[0], 4);
+  head.resize(static_cast<size_t>(in.gcount()));
+  return CheckArchive(head, path, [&path] { return caffe2::serialize::PyTorchStreamReader(path); });
+}
+
+uint64_t CheckTorchScriptBytes(const std::string& bytes, const std::string& name) {
+  std::istringstream in(bytes);
+  return CheckArchive(bytes.substr(0, 4), name, [&in] { return caffe2::serialize::PyTorchStreamReader(&in); });
 }
 
 bool IsUnknownToThisLibTorch(const std::string& text) {

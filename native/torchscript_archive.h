@@ -12,6 +12,9 @@ namespace torchnode {
 // ERR_MODEL_CORRUPT.
 uint64_t CheckTorchScriptArchive(const std::string& path);
 
+// The same for a file's contents in memory; `name` says what they are in messages.
+uint64_t CheckTorchScriptBytes(const std::string& bytes, const std::string& name);
+
 // Whether LibTorch's message says the archive's code uses what this LibTorch does not know (an operator, a type).
 bool IsUnknownToThisLibTorch(const std::string& text);
 

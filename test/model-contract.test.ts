@@ -60,14 +60,35 @@ describe.each(BACKENDS)('the model contract: $name', (backend) => {
     await expect(missing).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
   });
 
-  it('forward(): argument mistakes throw at once, nothing queued; a forward that fails rejects with ModelError ERR_FORWARD', async () => {
+  it('forward(): argument mistakes throw at once with the same message in both, nothing queued; a forward that fails rejects with ModelError ERR_FORWARD', async () => {
     expect(() => model.forward('not tensors' as never)).toThrow(TypeError);
-    expect(() => model.forward([{ dtype: 'float32' }] as never)).toThrow(TypeError);
-    const failed = model.forward(inputs().slice(0, 2));
+    const [image, ids, mask] = inputs();
+    expect(() => model.forward([{ dtype: 'float32' }, ids, mask] as never)).toThrow(
+      new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] (image) but received an object of type Object'),
+    );
+    // The count is checked against the model's inputs, by name, before anything runs.
+    const takes = 'The model takes 3 inputs (image, input_ids, attention_mask)';
+    expect(() => model.forward([image, ids])).toThrow(new RangeError(`${takes} but received 2`));
+    expect(() => model.forward([image, ids])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => model.forward({ image, input_ids: ids })).toThrow(new TypeError(`Missing input attention_mask: ${takes.replace('The model', 'the model')}`));
+    // A forward that fails in the backend: a batch of 2 images with one text.
+    const failed = model.forward([Tensor.float32(new Float32Array(2 * 3 * 224 * 224), [2, 3, 224, 224]), ids, mask]);
     await expect(failed).rejects.toBeInstanceOf(ModelError);
     await expect(failed).rejects.toMatchObject({ code: 'ERR_FORWARD' });
     const [logits] = await model.forward(inputs());
     expect(logits.shape).toEqual([1, 3]);
+    const named = await model.forward({ image, input_ids: ids, attention_mask: mask });
+    expect(named[0].data).toEqual(logits.data);
+  });
+
+  it('names its inputs (and ONNX its outputs) the same way', () => {
+    expect(model.inputNames).toEqual(['image', 'input_ids', 'attention_mask']);
+    expect(model.inputs.map((i) => [i.name, i.type])).toEqual([
+      ['image', 'Tensor'],
+      ['input_ids', 'Tensor'],
+      ['attention_mask', 'Tensor'],
+    ]);
+    expect(model.outputNames).toEqual(backend.name === 'onnx' ? ['logits'] : []);
   });
 
   it('dispose(): the forwards already called finish; later ones reject with ModelError ERR_MODEL_DISPOSED; twice is harmless', async () => {

@@ -11,13 +11,28 @@ import type { Worker } from 'node:worker_threads';
 
 import * as ort from 'onnxruntime-node';
 
-import { type InferenceModel, ModelError, type ModelRuntime } from '../model.js';
+import { type InferenceModel, type Inputs, type InputValue, ModelError, type ModelRuntime, type ValueInfo } from '../model.js';
 import { startWorker } from '../worker-thread.js';
 import { Tensor } from '../torch/tensor.js';
-import { checkInteger, checkKeys, invalid, isObject } from '../torch/validate.js';
-import { runSession, sessionOptions, toTensor, type Reply, type Request, type SessionSettings, type WireTensor } from './protocol.js';
+import { argumentError, checkInteger, checkKeys, inputLabel, invalid, isObject, positionalInputs } from '../torch/validate.js';
+import {
+  type OnnxValueInfo,
+  runSession,
+  sessionOptions,
+  toTensor,
+  valueInfos,
+  type Reply,
+  type Request,
+  type SessionSettings,
+  type WireTensor,
+} from './protocol.js';
 
 export interface OnnxLoadOptions {
+  /**
+   * Where the model runs: `'cpu'`, or `'auto'` (the CPU). The library runs onnxruntime-node's CPU execution
+   * provider only: `'cuda'` and `'cuda:N'` reject with ERR_UNSUPPORTED_DEVICE (TorchModel runs on CUDA).
+   */
+  device?: 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
   /** ONNX Runtime's intra-op threads. Default: the machine's available parallelism, as TorchModel. */
   threads?: number;
   /** Where session.run() blocks: a worker thread of the model's own (default), or the calling thread. */
@@ -45,8 +60,14 @@ export interface OnnxModelInfo {
   spinning: boolean;
   inputNames: readonly string[];
   outputNames: readonly string[];
+  /** The graph's inputs: name, dtype, shape (a string for a named dimension such as `batch`). */
+  inputs: readonly ValueInfo[];
+  /** The graph's outputs, likewise. */
+  outputs: readonly ValueInfo[];
   onnxruntimeVersion: string;
 }
+
+const DEVICE = /^(auto|cpu|cuda(:\d{1,3})?)$/;
 
 /** A worker running session-worker. */
 function sessionWorker(): Worker {
@@ -65,26 +86,49 @@ export class OnnxModel implements InferenceModel {
   }
 
   /**
-   * Loads an .onnx file (exported by scripts/export_model.py, or any other). Argument mistakes throw at once;
-   * a file that is missing or not a model rejects with a ModelError (src/model.ts: the same as TorchModel).
+   * Loads an .onnx file (exported by scripts/export_model.py, or any other), or one held in memory: a Buffer or
+   * Uint8Array of a file's contents (copied as load() is called; `info.path` then reads `<N bytes in memory>`).
+   * Argument mistakes throw at once; a file that is missing or not a model rejects with a ModelError
+   * (src/model.ts: the same as TorchModel).
    */
-  static load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
-    if (typeof file !== 'string' || file === '') throw invalid('a path to an .onnx file', 'file', file);
+  static load(file: string | Uint8Array, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
+    const bytes = file instanceof Uint8Array ? file : undefined;
+    if (!bytes && (typeof file !== 'string' || file === '')) throw invalid('a path to an .onnx file, or its bytes (a Uint8Array)', 'file', file);
     if (!isObject(options)) throw invalid('an options object', 'options', options);
-    checkKeys(options, ['threads', 'thread', 'niceness', 'spinning'], 'the load options');
+    checkKeys(options, ['device', 'threads', 'thread', 'niceness', 'spinning'], 'the load options');
+    const device = options.device ?? 'auto';
+    if (typeof device !== 'string' || !DEVICE.test(device)) {
+      invalid("'auto', 'cpu', 'cuda' or 'cuda:N'", 'device', device, typeof device === 'string' ? 'range' : 'type');
+    }
     const threads = checkInteger(options.threads ?? availableParallelism(), 'threads', 1, 1024);
     const spinning = options.spinning ?? true;
     if (typeof spinning !== 'boolean') throw invalid('a boolean', 'spinning', spinning);
     const niceness = checkInteger(options.niceness ?? 0, 'niceness', 0, 19);
     const thread = options.thread ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw invalid("'worker' or 'main'", 'thread', thread);
-    return OnnxModel.#load(path.resolve(file), { threads, spinning }, { niceness, thread });
+    if (device !== 'auto' && device !== 'cpu') {
+      return Promise.reject(
+        new ModelError(
+          `OnnxModel runs on the CPU only (onnxruntime-node's CPU execution provider), not on ${device}: load it with device 'cpu', or run the TorchScript model with TorchModel on CUDA`,
+          'ERR_UNSUPPORTED_DEVICE',
+        ),
+      );
+    }
+    // A copy of the caller's bytes, taken now (as TorchModel does): the load reads them later.
+    // (new Uint8Array copies; a Buffer's slice() would not.)
+    const source = bytes ? { label: `<${bytes.length} bytes in memory>`, bytes: new Uint8Array(bytes) } : { label: path.resolve(file as string) };
+    return OnnxModel.#load(source, { threads, spinning }, { niceness, thread });
   }
 
-  static async #load(absolute: string, settings: SessionSettings, { niceness, thread }: { niceness: number; thread: 'worker' | 'main' }): Promise<OnnxModel> {
-    if (!existsSync(absolute)) throw new ModelError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
+  static async #load(
+    source: { label: string; bytes?: Uint8Array },
+    settings: SessionSettings,
+    { niceness, thread }: { niceness: number; thread: 'worker' | 'main' },
+  ): Promise<OnnxModel> {
+    const absolute = source.label;
+    if (!source.bytes && !existsSync(absolute)) throw new ModelError(`No such model file: ${absolute}`, 'ERR_MODEL_NOT_FOUND');
 
-    const runner = thread === 'worker' ? await WorkerRunner.start(absolute, settings, niceness) : await MainThreadRunner.start(absolute, settings);
+    const runner = thread === 'worker' ? await WorkerRunner.start(source, settings, niceness) : await MainThreadRunner.start(source, settings);
     return new OnnxModel(
       {
         path: absolute,
@@ -92,8 +136,10 @@ export class OnnxModel implements InferenceModel {
         threads: settings.threads,
         thread,
         spinning: settings.spinning,
-        inputNames: runner.inputNames,
-        outputNames: runner.outputNames,
+        inputNames: Object.freeze(runner.inputs.map((i) => i.name)),
+        outputNames: Object.freeze(runner.outputs.map((o) => o.name)),
+        inputs: Object.freeze(runner.inputs.map(publicInfo)),
+        outputs: Object.freeze(runner.outputs.map(publicInfo)),
         onnxruntimeVersion: ort.env.versions.common,
       },
       runner,
@@ -112,15 +158,51 @@ export class OnnxModel implements InferenceModel {
     return { backend: 'onnx', version: this.#info.onnxruntimeVersion, threads: this.#info.threads };
   }
 
+  get inputNames(): readonly string[] {
+    return this.#info.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.#info.outputNames;
+  }
+
+  get inputs(): readonly ValueInfo[] {
+    return this.#info.inputs;
+  }
+
+  get outputs(): readonly ValueInfo[] {
+    return this.#info.outputs;
+  }
+
   /**
-   * Runs the model on positional inputs (in the order of the graph's inputs); its outputs in the graph's order.
-   * The inputs are copied to the worker as the call is made: the caller may reuse its arrays at once.
+   * Runs the model on `inputs`: in the order of the graph's inputs, or an object by input name (`inputNames`).
+   * Resolves to the outputs in the graph's order, each named. The count, dtypes and shapes are checked against
+   * the graph first (TypeError/RangeError, ERR_INVALID_ARGUMENT, thrown at once: the same messages as
+   * TorchModel's). The inputs are copied to the worker as the call is made: the caller may reuse its arrays at
+   * once (`thread: 'main'` reads them as the forward runs).
    */
-  forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  forward(inputs: Inputs): Promise<Tensor[]> {
     // Argument mistakes throw here, synchronously, before anything is queued (as TorchModel's).
-    if (!Array.isArray(inputs) || inputs.some((t) => !(t instanceof Tensor))) throw invalid('an array of Tensor', 'inputs', inputs);
+    const tensors = this.#check(inputs);
     if (this.#disposed) return Promise.reject(new ModelError(`The model ${this.#info.path} has been disposed`, 'ERR_MODEL_DISPOSED'));
-    return this.#runner.run(inputs).then((outputs) => outputs.map(toTensor));
+    return this.#runner.run(tensors).then((outputs) => outputs.map(toTensor));
+  }
+
+  /** forward(), its outputs by name (the graph's output names). */
+  forwardNamed(inputs: Inputs): Promise<Record<string, Tensor>> {
+    return this.forward(inputs).then((outputs) => Object.fromEntries(outputs.map((t) => [t.name as string, t])));
+  }
+
+  #check(inputs: Inputs): Tensor[] {
+    const runner = this.#runner;
+    const slots = runner.inputs.map((i) => ({ name: i.name, required: true }));
+    const values = positionalInputs<InputValue>(inputs, slots);
+    return values.map((value, i) => {
+      const where = inputLabel(slots, i);
+      if (!(value instanceof Tensor)) return invalid('a Tensor (Tensor.float32(data, shape), ...)', where, value);
+      checkAgainst(runner.inputs[i], value, where);
+      return value;
+    });
   }
 
   /** Frees the session once the forwards already called have finished; later calls reject. */
@@ -130,9 +212,34 @@ export class OnnxModel implements InferenceModel {
   }
 }
 
+/** An input's metadata checked: its dtype, its rank and fixed dimensions (named ones take any size). */
+function checkAgainst(info: OnnxValueInfo, tensor: Tensor, where: string): void {
+  if (info.elementType && !info.dtype) {
+    throw argumentError(`${where} has the element type ${info.elementType}, which the library's Tensor does not hold`);
+  }
+  if (info.dtype && tensor.dtype !== info.dtype) {
+    throw argumentError(`Expected a ${info.dtype} tensor for ${where} but received a ${tensor.dtype} tensor`);
+  }
+  const shape = info.shape;
+  if (!shape) return;
+  const wanted = `[${shape.join(', ')}]`;
+  if (tensor.shape.length !== shape.length) {
+    throw argumentError(`Expected ${shape.length} dimensions ${wanted} for ${where} but received shape [${tensor.shape.join(', ')}]`, 'range');
+  }
+  shape.forEach((d, k) => {
+    if (typeof d === 'number' && tensor.shape[k] !== d) {
+      throw argumentError(`Expected shape ${wanted} for ${where} but received shape [${tensor.shape.join(', ')}] (dimension ${k})`, 'range');
+    }
+  });
+}
+
+function publicInfo({ elementType: _elementType, ...info }: OnnxValueInfo): ValueInfo {
+  return Object.freeze(info);
+}
+
 interface Runner {
-  inputNames: string[];
-  outputNames: string[];
+  inputs: OnnxValueInfo[];
+  outputs: OnnxValueInfo[];
   run(inputs: readonly Tensor[]): Promise<WireTensor[]>;
   dispose(): Promise<void>;
 }
@@ -149,20 +256,22 @@ class MainThreadRunner implements Runner {
 
   private constructor(readonly session: ort.InferenceSession) {}
 
-  static async start(file: string, settings: SessionSettings): Promise<MainThreadRunner> {
+  static async start(source: { label: string; bytes?: Uint8Array }, settings: SessionSettings): Promise<MainThreadRunner> {
     try {
-      return new MainThreadRunner(await ort.InferenceSession.create(file, sessionOptions(settings)));
+      const options = sessionOptions(settings);
+      const session = source.bytes ? await ort.InferenceSession.create(source.bytes, options) : await ort.InferenceSession.create(source.label, options);
+      return new MainThreadRunner(session);
     } catch (err) {
-      throw new ModelError(`Cannot load ${file} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
+      throw new ModelError(`Cannot load ${source.label} with ONNX Runtime: ${(err as Error).message}`, 'ERR_MODEL_LOAD');
     }
   }
 
-  get inputNames(): string[] {
-    return [...this.session.inputNames];
+  get inputs(): OnnxValueInfo[] {
+    return valueInfos(this.session.inputNames, this.session.inputMetadata);
   }
 
-  get outputNames(): string[] {
-    return [...this.session.outputNames];
+  get outputs(): OnnxValueInfo[] {
+    return valueInfos(this.session.outputNames, this.session.outputMetadata);
   }
 
   run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
@@ -191,8 +300,8 @@ class WorkerRunner implements Runner {
   #disposing = false;
   /** Set when the worker failed or stopped: every later call rejects with it at once. */
   #dead: ModelError | undefined;
-  inputNames: string[] = [];
-  outputNames: string[] = [];
+  inputs: OnnxValueInfo[] = [];
+  outputs: OnnxValueInfo[] = [];
 
   private constructor(worker: Worker) {
     this.#worker = worker;
@@ -202,20 +311,21 @@ class WorkerRunner implements Runner {
     worker.once('exit', () => this.#die(new ModelError('The ONNX Runtime worker has stopped', 'ERR_MODEL_DISPOSED')));
   }
 
-  static async start(file: string, settings: SessionSettings, niceness: number): Promise<WorkerRunner> {
+  static async start(source: { label: string; bytes?: Uint8Array }, settings: SessionSettings, niceness: number): Promise<WorkerRunner> {
+    const file = source.label;
     const runner = new WorkerRunner(sessionWorker());
     const loaded = await new Promise<Reply>((resolve, reject) => {
       runner.#worker.once('message', resolve);
       runner.#worker.once('error', reject);
-      runner.#post({ type: 'load', file, settings, niceness });
+      runner.#post({ type: 'load', file, bytes: source.bytes, settings, niceness });
     }).catch((err: Error) => ({ type: 'error', message: err.message, code: 'ERR_MODEL_LOAD' }) as Reply);
     if (loaded.type !== 'loaded') {
       await runner.#worker.terminate();
       const message = loaded.type === 'error' ? loaded.message : `unexpected reply ${loaded.type}`;
       throw new ModelError(`Cannot load ${file} with ONNX Runtime: ${message}`, 'ERR_MODEL_LOAD');
     }
-    runner.inputNames = loaded.inputNames;
-    runner.outputNames = loaded.outputNames;
+    runner.inputs = loaded.inputs;
+    runner.outputs = loaded.outputs;
     // An idle model must not keep the process alive (it is ref'd while forwards are pending).
     runner.#worker.unref();
     return runner;

@@ -2,8 +2,9 @@
 // library's Tensor and ONNX Runtime's tensor, used on both sides.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 
-import { ModelError } from '../model.js';
+import { ModelError, type ValueInfo } from '../model.js';
 import { Tensor, type DType, type DTypeArray } from '../torch/tensor.js';
+import { argumentError, takes } from '../torch/validate.js';
 
 /** A tensor as it crosses to the worker (structured clone copies the typed array) and back (transferred). */
 export interface WireTensor {
@@ -14,20 +15,26 @@ export interface WireTensor {
 }
 
 export type Request =
-  | { type: 'load'; file: string; settings: SessionSettings; niceness: number }
+  | { type: 'load'; file: string; bytes?: Uint8Array; settings: SessionSettings; niceness: number }
   | { type: 'run'; id: number; inputs: WireTensor[] }
   | { type: 'dispose' };
 
 export type Reply =
-  | { type: 'loaded'; inputNames: string[]; outputNames: string[] }
+  | { type: 'loaded'; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[] }
   | { type: 'result'; id: number; outputs: WireTensor[] }
   | { type: 'error'; id?: number; message: string; code: string }
   | { type: 'disposed' };
 
-/** ONNX Runtime's element type for each of the library's dtypes (bool: one byte per element either way). */
+/**
+ * ONNX Runtime's element type for each of the library's dtypes (bool: one byte per element either way;
+ * float16: its bits in a Uint16Array, as onnxruntime-node takes and gives them where there is no Float16Array).
+ */
 const ORT_TYPE: Record<DType, OrtTensor.Type> = {
   float32: 'float32',
   float64: 'float64',
+  float16: 'float16',
+  int8: 'int8',
+  int16: 'int16',
   int32: 'int32',
   int64: 'int64',
   uint8: 'uint8',
@@ -64,7 +71,26 @@ export function toOrt(ort: typeof import('onnxruntime-node'), tensor: WireTensor
 export function fromOrt(tensor: OrtTensor, name: string): WireTensor {
   const dtype = DTYPE_OF[tensor.type];
   if (!dtype) throw new ModelError(`Output ${name} has element type ${tensor.type}, which the library's Tensor does not hold`, 'ERR_UNSUPPORTED_OUTPUT');
-  return { dtype, shape: [...tensor.dims], data: tensor.data as DTypeArray[DType], name };
+  let data = tensor.data as ArrayBufferView;
+  // Where Node has a Float16Array, onnxruntime may give one: the library's float16 is the bits.
+  if (dtype === 'float16' && !(data instanceof Uint16Array)) data = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+  return { dtype, shape: [...tensor.dims], data: data as DTypeArray[DType], name };
+}
+
+/** An input's or output's metadata, and ONNX Runtime's own element type (which may be one the library lacks). */
+export interface OnnxValueInfo extends ValueInfo {
+  elementType: string | null;
+}
+
+/** The session's metadata as the library's ValueInfo (an empty shape is unknown: ONNX Runtime says so too). */
+export function valueInfos(names: readonly string[], metadata: readonly InferenceSession.ValueMetadata[] | undefined): OnnxValueInfo[] {
+  return names.map((name, i) => {
+    const m = metadata?.[i];
+    if (!m) return { name, type: 'Tensor', dtype: null, shape: null, optional: false, elementType: null };
+    if (!m.isTensor) return { name, type: 'non-tensor', dtype: null, shape: null, optional: false, elementType: null };
+    const shape = m.shape.length > 0 ? m.shape.map((d) => (typeof d === 'number' && d < 0 ? '?' : d)) : null;
+    return { name, type: 'Tensor', dtype: DTYPE_OF[m.type] ?? null, shape, optional: false, elementType: m.type };
+  });
 }
 
 export function toTensor(wire: WireTensor): Tensor {
@@ -78,7 +104,9 @@ export async function runSession(
   inputs: readonly (WireTensor | Tensor)[],
 ): Promise<WireTensor[]> {
   if (inputs.length !== session.inputNames.length) {
-    throw new ModelError(`The model takes ${session.inputNames.length} inputs (${session.inputNames.join(', ')}) but received ${inputs.length}`, 'ERR_FORWARD');
+    // OnnxModel checks first; this holds for whatever reaches the worker.
+    const slots = session.inputNames.map((name) => ({ name, required: true }));
+    throw argumentError(`The model takes ${takes(slots)} but received ${inputs.length}`, 'range');
   }
   const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, toOrt(ort, inputs[i])]));
   let results: InferenceSession.OnnxValueMapType;

@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 import { lowerThisThread } from '../thread-priority.js';
-import { runSession, sessionOptions, type Reply, type Request } from './protocol.js';
+import { runSession, sessionOptions, valueInfos, type Reply, type Request } from './protocol.js';
 
 const port = parentPort!;
 let session: ort.InferenceSession | undefined;
@@ -28,8 +28,13 @@ async function handle(request: Request): Promise<void> {
         // The threads ONNX Runtime starts for the session inherit this one's priority: lowered, the forwards
         // yield the cores to the event loop whenever it has work.
         lowerThisThread(request.niceness);
-        session = await ort.InferenceSession.create(request.file, sessionOptions(request.settings));
-        reply({ type: 'loaded', inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
+        const options = sessionOptions(request.settings);
+        session = request.bytes ? await ort.InferenceSession.create(request.bytes, options) : await ort.InferenceSession.create(request.file, options);
+        reply({
+          type: 'loaded',
+          inputs: valueInfos(session.inputNames, session.inputMetadata),
+          outputs: valueInfos(session.outputNames, session.outputMetadata),
+        });
       } catch (err) {
         reply({ ...failure(err), code: 'ERR_MODEL_LOAD' } as Reply);
       }

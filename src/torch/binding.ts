@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { chooseBlasKernel, type BlasChoice } from './blas-kernel.js';
 import { TorchError } from './errors.js';
+import type { NativeArgument } from './forward-args.js';
 import type { DType } from './tensor.js';
 
 export interface NativeTensor {
@@ -29,11 +30,18 @@ export interface NativeModelInfo {
   inferenceThread: 'own' | 'shared';
   forwardSchema: string;
   inputNames: string[];
+  /** forward's arguments without self: name, TorchScript type, default (native/forward_args.cc). */
+  inputs: NativeArgument[];
+  /** forward's return type, as TorchScript writes it: `Tensor`, `Dict[str, Tensor]`, ... */
+  outputType: string;
+  /** The dtypes of the model's parameters and buffers, read before freezing (for dtype errors' messages). */
+  weightDtypes: string[];
   disposed: boolean;
 }
 
 export interface NativeModel {
-  forward(inputs: readonly NativeTensor[]): Promise<NativeResult>;
+  /** Tensors (NativeTensor-shaped objects) and plain values for non-tensor arguments, in forward's order. */
+  forward(inputs: readonly unknown[]): Promise<NativeResult>;
   info(): NativeModelInfo;
   dispose(): Promise<void>;
 }
@@ -72,7 +80,7 @@ interface NativeBinding {
   runtimeInfo(): NativeRuntimeInfo;
   load(
     path: string,
-    options: { device: string; threads: number; optimize?: boolean; inferenceThread?: 'own' | 'shared' },
+    options: { device: string; threads: number; optimize?: boolean; inferenceThread?: 'own' | 'shared'; bytes?: Uint8Array },
   ): Promise<NativeModel>;
   /** Waits up to timeoutMs for the running forward; past it, leaves the process at once with exitCode. */
   stopForExit(timeoutMs: number, exitCode: number): void;

@@ -1,9 +1,11 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
-import type { InferenceModel, ModelRuntime } from '../model.js';
+import type { InferenceModel, Inputs, ModelRuntime, ValueInfo } from '../model.js';
 import { binding, type NativeModel, type NativeResult } from './binding.js';
+import type { NativeArgument } from './forward-args.js';
 import { TorchError } from './errors.js';
+import { explainDtypeError, forwardArgs, inputInfos } from './forward-args.js';
 import { Tensor, type DType, type DTypeArray } from './tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from './validate.js';
 
@@ -54,6 +56,12 @@ export interface ModelInfo {
   forwardSchema: string;
   /** The names of forward's arguments, in order: `['image', 'input_ids', 'attention_mask']`. */
   inputNames: readonly string[];
+  /** forward's arguments: name, TorchScript type (`Tensor`, `int`, ...), whether it has a default. */
+  inputs: readonly ValueInfo[];
+  /** forward's return type, as TorchScript writes it: `Tensor`, `Tuple[Tensor, Tensor]`, `Dict[str, Tensor]`. */
+  outputType: string;
+  /** The dtypes of the model's parameters and buffers (`float32`, ...), as loaded. */
+  weightDtypes: readonly string[];
   libtorchVersion: string;
 }
 
@@ -76,16 +84,25 @@ const DEVICE = /^(auto|cpu|cuda(:\d{1,3})?)$/;
 export class TorchModel implements InferenceModel {
   readonly #native: NativeModel;
   readonly #info: ModelInfo;
+  readonly #args: readonly NativeArgument[];
 
   private constructor(native: NativeModel, libtorchVersion: string) {
     this.#native = native;
-    const { disposed: _disposed, ...info } = native.info();
-    this.#info = Object.freeze({ ...info, libtorchVersion });
+    const { disposed: _disposed, inputs, ...info } = native.info();
+    this.#args = Object.freeze(inputs);
+    this.#info = Object.freeze({ ...info, inputs: Object.freeze(inputInfos(inputs)), libtorchVersion });
   }
 
-  /** Loads a TorchScript file (saved with `torch.jit.save`). Rejects with a TorchError that says why not. */
-  static load(file: string, options: LoadOptions = {}): Promise<TorchModel> {
-    if (typeof file !== 'string' || file.length === 0) invalid('a non-empty string', 'the model path', file);
+  /**
+   * Loads a TorchScript file (saved with `torch.jit.save`), or one held in memory: a Buffer or Uint8Array of a
+   * file's contents (copied as load() is called; `info.path` then reads `<N bytes in memory>`). Rejects with a
+   * TorchError that says why not.
+   */
+  static load(file: string | Uint8Array, options: LoadOptions = {}): Promise<TorchModel> {
+    const bytes = file instanceof Uint8Array ? file : undefined;
+    if (!bytes && (typeof file !== 'string' || file.length === 0)) {
+      invalid('a non-empty string or a Uint8Array (a Buffer)', 'the model path', file);
+    }
     if (!isObject(options as unknown)) invalid('an object', 'options', options);
     checkKeys(options as Record<string, unknown>, LOAD_OPTIONS, 'the load options');
     const device = options.device ?? 'auto';
@@ -103,12 +120,13 @@ export class TorchModel implements InferenceModel {
     const thread = inferenceThread === 'auto' ? (threads < availableParallelism() ? 'own' : 'shared') : inferenceThread;
     const warmup = checkWarmup(options.warmup);
     // Everything above throws at once; what follows is asynchronous.
-    return TorchModel.#load(path.resolve(file), { device, threads, optimize: options.optimize, inferenceThread: thread }, warmup);
+    const where = bytes ? `<${bytes.length} bytes in memory>` : path.resolve(file as string);
+    return TorchModel.#load(where, { device, threads, optimize: options.optimize, inferenceThread: thread, bytes }, warmup);
   }
 
   static async #load(
     file: string,
-    options: { device: string; threads: number; optimize?: boolean; inferenceThread: 'own' | 'shared' },
+    options: { device: string; threads: number; optimize?: boolean; inferenceThread: 'own' | 'shared'; bytes?: Uint8Array },
     warmup: { inputs: readonly Tensor[]; runs: number },
   ): Promise<TorchModel> {
     const { binding: native } = binding();
@@ -137,16 +155,41 @@ export class TorchModel implements InferenceModel {
     return { backend: 'torch', version: this.#info.libtorchVersion, threads: this.#info.threads };
   }
 
+  get inputNames(): readonly string[] {
+    return this.#info.inputNames;
+  }
+
+  /** Always []: a TorchScript schema names no outputs. A dict output's keys name its tensors (forwardNamed). */
+  get outputNames(): readonly string[] {
+    return [];
+  }
+
+  get inputs(): readonly ValueInfo[] {
+    return this.#info.inputs;
+  }
+
+  /** Always [] (see outputNames); `info.outputType` is forward's return type. */
+  get outputs(): readonly ValueInfo[] {
+    return [];
+  }
+
   /**
-   * Runs the model's forward. Resolves to its outputs as a list: a single tensor gives `[tensor]`, a tuple or
-   * list gives its elements in order, a dict gives its values in order, each with its key as `name`.
+   * Runs the model's forward on `inputs`: in forward's order, or an object by argument name (`inputNames`;
+   * arguments with a default may be left out). Tensors for `Tensor` arguments; numbers, bigints, booleans,
+   * strings, arrays and null for `int`, `float`, `bool`, `str`, `List[...]` and `Optional[...]` ones. The
+   * count and kinds are checked first (TypeError/RangeError, ERR_INVALID_ARGUMENT, thrown at once); the data is
+   * copied as forward() is called. Resolves to the outputs as a list: a single tensor gives `[tensor]`, a tuple
+   * or list gives its elements in order, a dict gives its values in order, each with its key as `name`.
    */
-  forward(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  forward(inputs: Inputs): Promise<Tensor[]> {
     return this.#run(inputs).then(toTensors);
   }
 
-  /** Runs a model whose forward returns a dict of string to tensor, and resolves to that dict. */
-  forwardNamed(inputs: readonly Tensor[]): Promise<Record<string, Tensor>> {
+  /**
+   * Runs a model whose forward returns a dict of string to tensor, and resolves to that dict (TorchScript
+   * names no other outputs: other models reject with ERR_UNSUPPORTED_OUTPUT). Inputs as for forward().
+   */
+  forwardNamed(inputs: Inputs): Promise<Record<string, Tensor>> {
     return this.#run(inputs).then((result) => {
       if (result.kind !== 'dict') {
         throw new TorchError(
@@ -171,9 +214,11 @@ export class TorchModel implements InferenceModel {
   }
 
   /** Argument mistakes throw here, synchronously, before anything is queued. */
-  #run(inputs: readonly Tensor[]): Promise<NativeResult> {
-    checkInputs(inputs);
-    return this.#native.forward(inputs);
+  #run(inputs: Inputs): Promise<NativeResult> {
+    const args = forwardArgs(inputs, this.#args);
+    return this.#native.forward(args).catch((err: unknown) => {
+      throw explainDtypeError(err, args, this.#args, this.#info.weightDtypes);
+    });
   }
 }
 
@@ -193,5 +238,6 @@ function checkWarmup(warmup: LoadOptions['warmup']): { inputs: readonly Tensor[]
 }
 
 function toTensors(result: NativeResult): Tensor[] {
-  return result.tensors.map((t) => new Tensor(t.dtype, t.data as DTypeArray[DType], t.shape, t.name));
+  // The addon pairs each dtype with its typed array (native/js_tensors.cc): the union type cannot see that.
+  return result.tensors.map((t) => new Tensor(t.dtype, t.data as DTypeArray[DType], t.shape, t.name) as Tensor);
 }

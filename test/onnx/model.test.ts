@@ -98,14 +98,20 @@ describe.each(['worker', 'main'] as const)('OnnxModel, thread: %s', (thread) => 
     expect(absDiff((logits.data as Float32Array).subarray(21, 24), one.data as Float32Array).max).toBeLessThan(1e-4);
   });
 
-  it('wrong inputs reject with a ModelError (not a TorchError) and the model keeps working', async () => {
-    await expect(onnx.forward(inputs[0].slice(0, 2))).rejects.toMatchObject({ name: 'ModelError', code: 'ERR_FORWARD', message: /takes 3 inputs/ });
+  it("inputs the graph's metadata rules out are refused at once; a forward that fails rejects with a ModelError (not a TorchError); the model keeps working", async () => {
+    expect(() => onnx.forward(inputs[0].slice(0, 2))).toThrow(new RangeError('The model takes 3 inputs (image, input_ids, attention_mask) but received 2'));
     const wrongShape = [Tensor.float32(new Float32Array(3 * 100 * 100), [1, 3, 100, 100]), inputs[0][1], inputs[0][2]];
-    const err = await onnx.forward(wrongShape).catch((e: unknown) => e);
+    expect(() => onnx.forward(wrongShape)).toThrow(
+      /^Expected shape \[.*, 3, 224, 224\] for inputs\[0\] \(image\) but received shape \[1, 3, 100, 100\] \(dimension 2\)$/,
+    );
+    const wrongType = [inputs[0][0], Tensor.int32(new Int32Array(128), [1, 128]), inputs[0][2]];
+    expect(() => onnx.forward(wrongType)).toThrow(new TypeError('Expected a int64 tensor for inputs[1] (input_ids) but received a int32 tensor'));
+    // two images and one text: each input is right on its own, the graph fails
+    const mismatched = [Tensor.float32(new Float32Array(2 * 3 * 224 * 224), [2, 3, 224, 224]), inputs[0][1], inputs[0][2]];
+    const err = await onnx.forward(mismatched).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
     expect(err).not.toBeInstanceOf(TorchError);
-    const wrongType = [inputs[0][0], Tensor.int32(new Int32Array(128), [1, 128]), inputs[0][2]];
-    await expect(onnx.forward(wrongType)).rejects.toMatchObject({ code: 'ERR_FORWARD' });
+    expect(err).toMatchObject({ code: 'ERR_FORWARD' });
     expect((await onnx.forward(inputs[0]))[0].shape).toEqual([1, 3]);
   });
 
@@ -124,7 +130,8 @@ describe('OnnxModel.load and dispose', () => {
     // argument mistakes throw at once, as TorchModel.load's (test/model-contract.test.ts)
     expect(() => OnnxModel.load(ONNX, { threads: 0 })).toThrow(RangeError);
     expect(() => OnnxModel.load(ONNX, { thread: 'gpu' as never })).toThrow(TypeError);
-    expect(() => OnnxModel.load(ONNX, { device: 'cpu' } as never)).toThrow(/device/);
+    expect(() => OnnxModel.load(ONNX, { device: 'gpu' } as never)).toThrow(/device/);
+    expect(() => OnnxModel.load(ONNX, { colour: 'red' } as never)).toThrow(/colour/);
     expect(() => OnnxModel.load(ONNX, { spinning: 'no' } as never)).toThrow("Expected a boolean for spinning but received 'no' of type string");
   });
 

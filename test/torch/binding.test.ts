@@ -30,20 +30,24 @@ function detached(n: number): Float32Array {
 
 // [what, inputs, error class, message]
 const malformed: [string, unknown, typeof TypeError | typeof RangeError, string | RegExp][] = [
-  ['inputs that are not an array', 5, TypeError, 'Expected an array of tensors for inputs but received number 5'],
-  ['an input that is null', [null], TypeError, 'Expected an object {dtype, shape, data} for inputs[0] but received null'],
-  ['an input that is an array', [[1, 2]], TypeError, 'Expected an object {dtype, shape, data} for inputs[0] but received array'],
+  ['inputs that are not an array', 5, TypeError, 'Expected an array of inputs but received number 5'],
   [
     'an unknown dtype',
-    [{ dtype: 'float16', shape: [3], data: f32(3) }],
+    [{ dtype: 'complex64', shape: [3], data: f32(3) }],
     TypeError,
-    "Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received string 'float16'",
+    "Expected one of float32, float64, float16, int8, int16, int32, int64, uint8, bool for inputs[0].dtype but received string 'complex64'",
   ],
   [
     'a missing dtype',
     [{ shape: [3], data: f32(3) }],
     TypeError,
-    'Expected one of float32, float64, int32, int64, uint8, bool for inputs[0].dtype but received undefined',
+    'Expected one of float32, float64, float16, int8, int16, int32, int64, uint8, bool for inputs[0].dtype but received undefined',
+  ],
+  [
+    'float16 data that is not its bits (a Uint16Array)',
+    [{ dtype: 'float16', shape: [3], data: f32(3) }],
+    TypeError,
+    'Expected a Uint16Array for inputs[0].data (dtype float16) but received typed array',
   ],
   [
     'a shape that is not an array',
@@ -176,6 +180,17 @@ describe('native forward refuses malformed inputs synchronously', () => {
     }).toThrow(ErrorClass);
     expect(result).toBeUndefined();
     expect(() => model.forward(inputs as never)).toThrow(message);
+  });
+
+  // null and arrays are arguments of their own (None, lists) for models whose schema takes them: checked
+  // against the schema on the inference thread (native/forward_args.cc), so they reject.
+  it.each([
+    ['null', [null, good()], 'Expected Tensor for inputs[0] (a) but received null'],
+    ['an array', [[1, 2], good()], 'Expected Tensor for inputs[0] (a) but received an array'],
+    ['a number', [good(), 3], 'Expected Tensor for inputs[1] (b) but received the number 3'],
+    ['one input too many', [good(), good(), good()], 'The model takes 2 inputs (a, b) but received 3'],
+  ])('an input that is %s rejects with ERR_INVALID_ARGUMENT', async (_what, inputs, message) => {
+    await expect(model.forward(inputs as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message });
   });
 
   it('an exception thrown by a getter of the input propagates as it is', () => {

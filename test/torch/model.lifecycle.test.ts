@@ -152,7 +152,7 @@ describe('the event loop keeps turning during a slow forward', () => {
       }
     };
     // caught by the library (TypeScript)
-    record('not a Tensor', () => addMul.forward([new Float32Array(3) as never]));
+    record('not a Tensor', () => addMul.forward([new Float32Array(3), new Float32Array(3)] as never));
     record('not an array', () => addMul.forward(Tensor.float32([1]) as never));
     // caught by the addon: a bool tensor whose data was changed after it was checked
     const bool = Tensor.bool([0, 1]);
@@ -164,12 +164,18 @@ describe('the event loop keeps turning during a slow forward', () => {
   });
 
   it('argument mistakes have precise messages', () => {
-    expect(() => addMul.forward([new Float32Array(3) as never])).toThrow(
-      new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] but received a Float32Array'),
+    expect(() => addMul.forward([new Float32Array(3), new Float32Array(3)] as never)).toThrow(
+      new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] (a) but received a Float32Array'),
     );
-    expect(() => addMul.forward('x' as never)).toThrow(new TypeError("Expected an array of Tensor for inputs but received 'x' of type string"));
-    expect(() => addMul.forwardNamed([{ dtype: 'float32', shape: [1], data: new Float32Array(1) } as never])).toThrow(
-      /^Expected a Tensor .* for inputs\[0\] but received an object of type Object$/,
+    expect(() => addMul.forward('x' as never)).toThrow(
+      new TypeError("Expected an array of inputs, or an object of inputs by name for inputs but received 'x' of type string"),
+    );
+    expect(() => addMul.forward(Tensor.float32([1]) as never)).toThrow(
+      new TypeError('Expected an array of inputs, or an object of inputs by name for inputs but received an object of type Tensor'),
+    );
+    const tensorLike = { dtype: 'float32', shape: [1], data: new Float32Array(1) };
+    expect(() => addMul.forwardNamed([tensorLike, tensorLike] as never)).toThrow(
+      /^Expected a Tensor .* for inputs\[0\] \(a\) but received an object of type Object$/,
     );
     const bool = Tensor.bool([1, 0, 1]);
     bool.data[2] = 2;

@@ -26,7 +26,12 @@ describe('load options are checked at once, before anything is loaded (a synchro
   const file = () => modelPath('add_mul');
 
   it.each([
-    ['an unknown option key', { devcie: 'cpu' }, TypeError, "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, inferenceThread, warmup"],
+    [
+      'an unknown option key',
+      { devcie: 'cpu' },
+      TypeError,
+      "Unknown option 'devcie' in the load options; expected one of device, threads, optimize, inferenceThread, warmup",
+    ],
     ['threads 0', { threads: 0 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 0 of type number'],
     ['threads 1.5', { threads: 1.5 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 1.5 of type number'],
     ['threads 2000', { threads: 2000 }, RangeError, 'Expected an integer between 1 and 1024 for threads but received 2000 of type number'],
@@ -66,7 +71,9 @@ describe('load options are checked at once, before anything is loaded (a synchro
   });
 
   it('throws on an empty path or a path that is not a string', () => {
-    expect(() => TorchModel.load('')).toThrow(new TypeError("Expected a non-empty string for the model path but received '' of type string"));
+    expect(() => TorchModel.load('')).toThrow(
+      new TypeError("Expected a non-empty string or a Uint8Array (a Buffer) for the model path but received '' of type string"),
+    );
     expect(() => TorchModel.load(42 as never)).toThrow(TypeError);
   });
 });
@@ -83,6 +90,12 @@ describe('info', () => {
         inferenceThread: availableParallelism() > 1 ? 'own' : 'shared', // 1 thread, below the cores: its own
         forwardSchema: 'forward(Tensor a, Tensor b) -> (Tensor, Tensor)',
         inputNames: ['a', 'b'],
+        inputs: [
+          { name: 'a', type: 'Tensor', dtype: null, shape: null, optional: false },
+          { name: 'b', type: 'Tensor', dtype: null, shape: null, optional: false },
+        ],
+        outputType: 'Tuple[Tensor, Tensor]',
+        weightDtypes: [],
         libtorchVersion: LIBTORCH,
       });
       expect(m.device).toBe('cpu');

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { DTYPES, Tensor } from '../../src/index.js';
 
 describe('DTYPES', () => {
-  it('lists the six dtypes the addon converts', () => {
-    expect(DTYPES).toEqual(['float32', 'float64', 'int32', 'int64', 'uint8', 'bool']);
+  it('lists the nine dtypes the addon converts: every one a typed array holds', () => {
+    expect(DTYPES).toEqual(['float32', 'float64', 'float16', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool']);
   });
 });
 
@@ -60,8 +60,8 @@ describe('making tensors', () => {
 
 describe('mistakes are refused with precise TypeError/RangeError', () => {
   it('an unknown dtype', () => {
-    expect(() => new Tensor('float16' as never, new Float32Array(1) as never, [1])).toThrow(
-      new TypeError("Expected one of float32, float64, int32, int64, uint8, bool for dtype but received 'float16' of type string"),
+    expect(() => new Tensor('complex64' as never, new Float32Array(1) as never, [1])).toThrow(
+      new TypeError("Expected one of float32, float64, float16, int8, int16, int32, int64, uint8, bool for dtype but received 'complex64' of type string"),
     );
   });
 
