@@ -24,12 +24,15 @@ const ADVICE = [
   '`pip install torch` then `TORCH_PYTHON=/path/to/that/python npm rebuild torchscript-node`',
 ];
 
-/** A consumer's environment: none of this repository's settings (its addon, a LibTorch it points at, npm's variables). */
+/**
+ * A consumer's environment: none of this repository's settings (its addon, a LibTorch it points at), nor what an
+ * outer `npm test` says of its own package or would change in what npm shows; npm's cache and registry stay.
+ */
 function consumerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(npm_|TORCH_NODE_ADDON$|LIBTORCH_DIR$|TORCH_PYTHON$|OPENBLAS_CORETYPE$)/i.test(k)) env[k] = v;
-  }
+  const dropped =
+    /^(TORCH_NODE_ADDON|LIBTORCH_DIR|TORCH_PYTHON|npm_lifecycle_.*|npm_package_.*|npm_config_(foreground_scripts|loglevel|ignore_scripts|silent|progress))$/i;
+  for (const [k, v] of Object.entries(process.env)) if (!dropped.test(k)) env[k] = v;
   return { ...env, ...extra };
 }
 
