@@ -30,7 +30,7 @@ const buildDir = path.join(root, 'build', 'cmake');
 const statusFile = path.join(root, 'build', 'addon-status.json');
 const NAME = 'torchscript-node';
 
-/** One line for the user: on stderr, and on the terminal where npm would hide stderr. */
+/** One line for the user, from a script that succeeds: on stderr, and on the terminal where npm would hide stderr. */
 function say(line) {
   process.stderr.write(`${line}\n`);
   const underNpm = (process.env.npm_config_user_agent ?? '').startsWith('npm/');
@@ -83,7 +83,8 @@ if (missing.length > 0) {
   const what = [why, tools.length ? `${list(tools)} not found` : ''].filter(Boolean).join('; ') || `${list(missing)} not found`;
   const advice = installAdvice(missing);
   if (IN_CHECKOUT) {
-    say(`${NAME}: cannot build the addon: ${what}. To get it: ${advice}.`);
+    // A failing script's output npm shows itself.
+    process.stderr.write(`${NAME}: cannot build the addon: ${what}. To get it: ${advice}.\n`);
     process.exit(1);
   }
   mkdirSync(path.dirname(statusFile), { recursive: true });
