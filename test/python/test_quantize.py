@@ -114,6 +114,14 @@ def test_the_variant_is_written_beside_the_fp32_files_and_described_in_model_jso
 
     ops = {n.op_type for n in onnx.load(str(out / "head.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # every convolution runs in int8: once ONNX Runtime has fused the QDQ pairs, no fp32 Conv is left (a Conv
+    # whose bias came through an Identity node stayed fp32 before the head was pre-processed)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(out.parent / "head.int8.optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(out / "head.int8.onnx"), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert "Conv" not in fused and fused.count("QLinearConv") > 0, sorted(set(fused))
     lines = result.stdout.splitlines()
     for n in range(1, 6):
         assert any(line.startswith(f"[int8 {n}/5] ") for line in lines), n
