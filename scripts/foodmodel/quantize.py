@@ -478,7 +478,10 @@ def make_int8_variant(
                 "head": {
                     "kind": "static",
                     "format": "QDQ",
-                    "preprocessed": "onnxruntime.quantization.shape_inference.quant_pre_process (shared weights' Identity nodes folded, so that every Conv fuses)",
+                    "preprocessed": (
+                        "onnxruntime.quantization.shape_inference.quant_pre_process (shared weights' Identity nodes "
+                        "folded, so that every Conv fuses)"
+                    ),
                     "ops": list(head_ops),
                     "weights": "int8, symmetric, per channel",
                     "activations": "uint8, calibrated ranges",
