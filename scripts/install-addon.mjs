@@ -80,7 +80,8 @@ const { missing, libtorch, why } = prerequisites();
 if (missing.length > 0) {
   const tools = missing.filter((m) => m !== 'LibTorch');
   // The search's own reason when it names something (LIBTORCH_DIR=... holds no LibTorch); else what is missing.
-  const what = [why, tools.length ? `${list(tools)} not found` : ''].filter(Boolean).join('; ') || `${list(missing)} not found`;
+  const named = why && why !== 'LibTorch not found';
+  const what = named ? [why, tools.length ? `${list(tools)} not found` : ''].filter(Boolean).join('; ') : `${list(missing)} not found`;
   const advice = installAdvice(missing);
   if (IN_CHECKOUT) {
     // A failing script's output npm shows itself.
