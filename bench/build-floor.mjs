@@ -28,7 +28,7 @@ const floorFiles = (ext) =>
     .sort()
     .map((f) => path.join(floorDir, f));
 /** The addon's LibTorch side (no N-API in it): what floor.cc runs the model with. */
-const LIBTORCH_SIDE = ['script_model', 'runtime', 'tensor_types', 'torch_dtypes', 'torch_errors', 'torchscript_archive'];
+const LIBTORCH_SIDE = ['script_model', 'forward_args', 'torch_log', 'runtime', 'tensor_types', 'torch_dtypes', 'torch_errors', 'torchscript_archive'];
 const sources = [...floorFiles('.cc'), ...LIBTORCH_SIDE.map((name) => path.join(root, 'native', `${name}.cc`))];
 const headers = [...floorFiles('.h'), ...[...LIBTORCH_SIDE, 'error'].map((name) => path.join(root, 'native', `${name}.h`))];
 const inputsOfBuild = [...sources, ...headers, fileURLToPath(import.meta.url)];
