@@ -29,7 +29,7 @@ export const IN_CHECKOUT = existsSync(path.join(path.dirname(fileURLToPath(impor
  * its own scripts, in an installed package `npm rebuild torchscript-node`. `missing` names what is absent:
  * 'LibTorch', 'cmake', 'a C++ compiler'.
  */
-export function installAdvice(missing = ['LibTorch'], checkout = IN_CHECKOUT) {
+export function installAdvice(missing = ['LibTorch'], checkout = IN_CHECKOUT, env = process.env) {
   const needsTorch = missing.includes('LibTorch');
   const tools = [missing.includes('cmake') && 'cmake', missing.includes('a C++ compiler') && 'g++'].filter(Boolean);
   const debs = [needsTorch && 'libtorch-dev', ...tools].filter(Boolean).join(' ');
@@ -40,10 +40,14 @@ export function installAdvice(missing = ['LibTorch'], checkout = IN_CHECKOUT) {
       `or TORCH_PYTHON at a Python with pip's torch and run \`${rebuild}\`${tools.length ? ` (${tools.join(' and ')} needed too)` : ''}`
     );
   }
-  const apt = `\`apt-get install ${debs}\` (Debian/Ubuntu) then \`${rebuild}\``;
+  // A LIBTORCH_DIR or TORCH_PYTHON that names no LibTorch is searched first again by the rebuild: say to unset it.
+  const overrides = needsTorch ? ['LIBTORCH_DIR', 'TORCH_PYTHON'].filter((v) => env[v]) : [];
+  const unset = (vars) => (vars.length ? ` (with ${vars.join(' and ')} unset)` : '');
+  const apt = `\`apt-get install ${debs}\` (Debian/Ubuntu) then \`${rebuild}\`${unset(overrides)}`;
   if (!needsTorch) return apt;
   const withTools = tools.length ? ` (with ${tools.join(' and ')})` : '';
-  return `${apt}, or \`pip install torch\`${withTools} then \`TORCH_PYTHON=/path/to/that/python ${rebuild}\``;
+  const pip = `\`TORCH_PYTHON=/path/to/that/python ${rebuild}\`${unset(overrides.filter((v) => v === 'LIBTORCH_DIR'))}`;
+  return `${apt}, or \`pip install torch\`${withTools} then ${pip}`;
 }
 
 const API_INCLUDE = path.join('torch', 'csrc', 'api', 'include');
