@@ -11,7 +11,8 @@ import type { DType, Tensor } from './torch/tensor.js';
 
 /**
  * A model that could not be loaded or run, by either backend. `code` is stable, for programs to switch on:
- * ERR_MODEL_NOT_FOUND, ERR_MODEL_LOAD, ERR_FORWARD, ERR_UNSUPPORTED_OUTPUT, ERR_MODEL_DISPOSED, ... (see
+ * ERR_MODEL_NOT_FOUND, ERR_MODEL_LOAD, ERR_FORWARD, ERR_UNSUPPORTED_OUTPUT, ERR_MODEL_DISPOSED,
+ * ERR_UNSUPPORTED_DEVICE (OnnxModel on CUDA), ... (see
  * TorchError for LibTorch's full list); `details` is the backend's full message where there is one.
  */
 export class ModelError extends Error {

@@ -254,7 +254,10 @@ function asModelError(err: unknown, fallback: string): ModelError {
 class MainThreadRunner implements Runner {
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly session: ort.InferenceSession) {}
+  private constructor(readonly session: ort.InferenceSession) {
+    this.inputs = valueInfos(session.inputNames, session.inputMetadata);
+    this.outputs = valueInfos(session.outputNames, session.outputMetadata);
+  }
 
   static async start(source: { label: string; bytes?: Uint8Array }, settings: SessionSettings): Promise<MainThreadRunner> {
     try {
@@ -266,13 +269,8 @@ class MainThreadRunner implements Runner {
     }
   }
 
-  get inputs(): OnnxValueInfo[] {
-    return valueInfos(this.session.inputNames, this.session.inputMetadata);
-  }
-
-  get outputs(): OnnxValueInfo[] {
-    return valueInfos(this.session.outputNames, this.session.outputMetadata);
-  }
+  readonly inputs: OnnxValueInfo[];
+  readonly outputs: OnnxValueInfo[];
 
   run(inputs: readonly Tensor[]): Promise<WireTensor[]> {
     const result = this.#queue

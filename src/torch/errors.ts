@@ -8,7 +8,10 @@ import { ModelError } from '../model.js';
  * - ERR_MODEL_NOT_FOUND, ERR_NOT_TORCHSCRIPT, ERR_MODEL_CORRUPT, ERR_LIBTORCH_TOO_OLD, ERR_MODEL_LOAD,
  *   ERR_MODEL_OPTIMIZE: loading failed (the message says why and what to do);
  * - ERR_INVALID_DEVICE, ERR_CUDA_UNAVAILABLE: the device asked for is not there;
- * - ERR_FORWARD: the model raised (wrong shapes, a dtype it does not take, its own checks);
+ * - ERR_INVALID_ARGUMENT: the addon's own check of a forward's arguments against the model's schema refused them
+ *   (what the library's TypeScript checks let through; those throw a TypeError/RangeError with this code first);
+ * - ERR_FORWARD: the model raised (wrong shapes, a dtype it does not take: named, with the weights' dtype, its
+ *   own checks);
  * - ERR_UNSUPPORTED_OUTPUT: the model returned something other than tensors;
  * - ERR_MODEL_DISPOSED: the model was disposed;
  * - ERR_OUTPUT_CONVERSION: the outputs could not be handed to JavaScript (out of memory);

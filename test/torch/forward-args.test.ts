@@ -95,6 +95,26 @@ describe('non-tensor arguments, from the schema', () => {
     expect((thrown as { code?: string }).code).toBe('ERR_INVALID_ARGUMENT');
   });
 
+  it('List[Tensor] takes an array of tensors; an Optional without a default takes null, and must be given', async () => {
+    const model = await TorchModel.load(reachPath('list_args'), { device: 'cpu', threads: 1 });
+    try {
+      expect(model.inputs.map((i) => [i.type, i.optional])).toEqual([
+        ['List[Tensor]', false],
+        ['Optional[int]', false],
+      ]);
+      const xs = [Tensor.float32([1, 2]), Tensor.float32([10, 20]), Tensor.float32([100, 200])];
+      expect((await model.forward([xs, null]))[0].toArray()).toEqual([111, 222]);
+      expect((await model.forward({ xs, k: 2 }))[0].toArray()).toEqual([222, 444]);
+      expect(() => model.forward([xs])).toThrow(new RangeError('The model takes 2 inputs (xs, k) but received 1'));
+      expect(() => model.forward([[xs[0], 3], null])).toThrow(
+        new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[0] (xs)[1] but received 3 of type number'),
+      );
+      expect(() => model.forward([xs, 1.5])).toThrow(RangeError);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it('by name: an unknown name, or a required input left out, is refused at once', () => {
     expect(() => args.forward({ x: x(), n: 2, dims: [1], size: 3 })).toThrow(
       new TypeError("Unknown input 'size': the model takes 3 to 7 inputs (x, n, dims, scale, flag, mode, bias)"),
