@@ -1,5 +1,7 @@
 #include "inference_thread.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -58,7 +60,10 @@ std::atomic<bool> g_stopping{false};  // Registry::stopping, for the loops to re
 
 // The thread's loop: one job at a time, in order. Returns once Finish() was called and the queue is empty,
 // unless the process is exiting: then it starts nothing and never returns (see StopAll...).
-void Run(const std::shared_ptr<InferenceThread::State>& state) {
+void Run(const std::shared_ptr<InferenceThread::State>& state, bool shared) {
+  // Named, so that top -H and /proc/PID/task/*/comm tell them apart; the OpenMP threads a team starts from here
+  // inherit the name.
+  pthread_setname_np(pthread_self(), shared ? "torch-shared" : "torch-own");
   on_inference_thread = true;
   state->id = std::this_thread::get_id();
   for (;;) {
@@ -98,7 +103,7 @@ std::shared_ptr<InferenceThread::State> Launch(bool shared) {
   Registry& registry = Registry::Get();
   std::lock_guard<std::mutex> lock(registry.mutex);
   registry.JoinEnded();
-  std::thread thread([state] { Run(state); });
+  std::thread thread([state, shared] { Run(state, shared); });
   if (shared) thread.detach();  // never joined: it waits for work until the process ends
   registry.entries.push_back({state, std::move(thread), false});
   ++registry.live;
