@@ -38,7 +38,7 @@ export interface LoadOptions {
    * Forwards to run before `load` resolves, so that the first real request does not pay for LibTorch's
    * lazy initialisation and the JIT's profiling runs (the first forward is several times slower).
    */
-  warmup?: { inputs: readonly Tensor[]; runs?: number };
+  warmup?: { inputs: Inputs; runs?: number };
 }
 
 export type InferenceThreadChoice = 'auto' | 'own' | 'shared';
@@ -127,7 +127,7 @@ export class TorchModel implements InferenceModel {
   static async #load(
     file: string,
     options: { device: string; threads: number; optimize?: boolean; inferenceThread: 'own' | 'shared'; bytes?: Uint8Array },
-    warmup: { inputs: readonly Tensor[]; runs: number },
+    warmup: { inputs: Inputs; runs: number },
   ): Promise<TorchModel> {
     const { binding: native } = binding();
     const model = new TorchModel(await native.load(file, options), native.runtimeInfo().libtorchVersion);
@@ -222,14 +222,27 @@ export class TorchModel implements InferenceModel {
   }
 }
 
-function checkInputs(inputs: unknown): asserts inputs is readonly Tensor[] {
-  if (!Array.isArray(inputs)) invalid('an array of Tensor', 'inputs', inputs);
-  inputs.forEach((t, i) => {
-    if (!(t instanceof Tensor)) invalid('a Tensor (Tensor.float32(data, shape), ...)', `inputs[${i}]`, t);
-  });
+/**
+ * Warm-up inputs, before the model (and so its schema) is there: an array or an object by name, of tensors and
+ * plain values. The forwards check them against the schema as they run; a mistake there rejects the load.
+ */
+function checkInputs(inputs: unknown): asserts inputs is Inputs {
+  if (!Array.isArray(inputs) && !isObject(inputs)) invalid('an array of inputs, or an object of inputs by name', 'inputs', inputs);
+  const check = (value: unknown, where: string, depth = 0): void => {
+    if (Array.isArray(value)) {
+      // as deep as the addon takes lists (native/js_tensors.cc); an array that contains itself ends here too
+      if (depth >= 4) invalid('at most 4 levels of arrays', where, value, 'range');
+      value.forEach((v, i) => {
+        check(v, `${where}[${i}]`, depth + 1);
+      });
+    } else if (typeof value === 'object' && value !== null && !(value instanceof Tensor)) {
+      invalid('a Tensor (Tensor.float32(data, shape), ...)', where, value);
+    }
+  };
+  for (const [key, value] of Object.entries(inputs)) check(value, Array.isArray(inputs) ? `inputs[${key}]` : `inputs.${key}`);
 }
 
-function checkWarmup(warmup: LoadOptions['warmup']): { inputs: readonly Tensor[]; runs: number } {
+function checkWarmup(warmup: LoadOptions['warmup']): { inputs: Inputs; runs: number } {
   if (warmup === undefined) return { inputs: [], runs: 0 };
   if (!isObject(warmup)) invalid('an object {inputs, runs}', 'warmup', warmup);
   checkKeys(warmup, ['inputs', 'runs'], 'warmup');

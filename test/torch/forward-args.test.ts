@@ -125,6 +125,20 @@ describe('non-tensor arguments, from the schema', () => {
   });
 });
 
+describe('warm-up forwards take the same inputs', () => {
+  it('non-tensor arguments and names; a warm-up that breaks the schema rejects the load with its error', async () => {
+    const warmed = await TorchModel.load(reachPath('args'), { device: 'cpu', threads: 1, warmup: { inputs: { x: x(), n: 2, dims: [1] }, runs: 2 } });
+    await warmed.dispose();
+    await expect(TorchModel.load(reachPath('args'), { device: 'cpu', threads: 1, warmup: { inputs: [x(), 2] } })).rejects.toThrow(
+      new RangeError('The model takes 3 to 7 inputs (x, n, dims, scale, flag, mode, bias) but received 2'),
+    );
+    // what can never be an input is refused at once, before the model loads
+    expect(() => TorchModel.load(reachPath('args'), { warmup: { inputs: [x(), 2, [new Float32Array(1) as never]] } })).toThrow(
+      new TypeError('Expected a Tensor (Tensor.float32(data, shape), ...) for inputs[2][0] but received a Float32Array'),
+    );
+  });
+});
+
 describe('the addon checks the same again (what reaches it without the TypeScript checks)', () => {
   let native: Awaited<ReturnType<ReturnType<typeof binding>['binding']['load']>>;
   beforeAll(async () => {
