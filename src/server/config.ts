@@ -9,6 +9,7 @@ import type { Device } from '../index.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_DELAY_MS, DEFAULT_TEXT_FEATURE_CACHE_SIZE } from '../classifier/classifier.js';
 import { INT8_PARTS, type Backend, type Precision } from '../classifier/model-folder.js';
 import { MAX_PIXELS } from '../classifier/preprocess.js';
+import { bf16Refusal } from './bf16-support.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -379,7 +380,7 @@ function precision(value: string | undefined): Precision | 'auto' {
   if (value === undefined) return 'fp32';
   const lower = value.toLowerCase();
   if (lower === 'fp32' || lower === 'int8' || lower === 'auto') return lower;
-  if (lower === 'bf16') throw new ConfigError('PRECISION=bf16 is not offered yet: use fp32, int8 or auto');
+  if (lower === 'bf16') throw new ConfigError(bf16Refusal());
   throw new ConfigError(`Expected fp32, int8 or auto for PRECISION ${received(value)}`);
 }
 

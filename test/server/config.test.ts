@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { bf16Instructions, bf16Refusal } from '../../src/server/bf16-support.js';
 import { ConfigError, VARIABLES, describeVariables, loadConfig } from '../../src/server/config.js';
 
 const cwd = mkdtempSync(path.join(os.tmpdir(), 'config-test-'));
@@ -169,7 +170,6 @@ describe('loadConfig', () => {
       [{ REDIS_URL: 'http://user:secret@host' }, 'Expected a URL like redis://host:6379 (or rediss:// for TLS) for REDIS_URL but received something else'],
       [{ WORKERS: '0' }, "Expected an integer from 1 to 64 for WORKERS but received '0'"],
       [{ PRECISION: 'fp16' }, "Expected fp32, int8 or auto for PRECISION but received 'fp16'"],
-      [{ PRECISION: 'bf16' }, 'PRECISION=bf16 is not offered yet: use fp32, int8 or auto'],
       [
         { PRECISION: 'int8', BACKEND: 'torch' },
         "PRECISION=int8 runs the int8 variant (text_encoder.int8.onnx + head.int8.onnx) with ONNX Runtime, but BACKEND is 'torch': use BACKEND=onnx or auto, or PRECISION=fp32 for LibTorch",
@@ -186,6 +186,19 @@ describe('loadConfig', () => {
     for (const [env, message] of cases) {
       expect(() => loadConfig(env, cwd)).toThrow(new ConfigError(message));
     }
+  });
+
+  it('PRECISION=bf16 is refused with the reason for this CPU: no bf16 instructions, or not measured where there are', () => {
+    expect(() => loadConfig({ PRECISION: 'bf16' }, cwd)).toThrow(/^PRECISION=bf16 is not offered.*use int8 or fp32$/);
+    const avx2 = 'processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx2 fma\n';
+    const amx = 'processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n';
+    expect(bf16Instructions(avx2)).toEqual({ cpu: 'AMD EPYC 7B13', flags: [] });
+    expect(bf16Instructions(amx)).toEqual({ cpu: 'Intel(R) Xeon(R) Platinum 8481C', flags: ['avx512_bf16', 'amx_bf16'] });
+    expect(bf16Refusal(avx2)).toBe(
+      'PRECISION=bf16 is not offered: AMD EPYC 7B13 has no bf16 instructions (avx512_bf16 or amx_bf16), so bf16 would be emulated and ' +
+        'slower than fp32 (npm run bench:bf16 measures it); use int8 or fp32',
+    );
+    expect(bf16Refusal(amx)).toMatch(/^PRECISION=bf16 is not offered yet: Intel\(R\) Xeon\(R\) Platinum 8481C has avx512_bf16 and amx_bf16, but/);
   });
 
   it('a .env file in the working folder is read; the environment wins over it', () => {
