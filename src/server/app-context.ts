@@ -9,12 +9,15 @@ import type { ServiceMetrics } from './metrics.js';
 import type { ModelManager } from './model-manager.js';
 import type { PredictionCache } from './prediction-cache.js';
 import type { AccessGuards } from './security.js';
+import type { UploadSlots } from './upload-slots.js';
 
 export interface AppContext {
   config: ServiceConfig;
   models: ModelManager;
   cache: PredictionCache;
   admission: Admission;
+  /** The uploads /predict reads at once (MAX_CONCURRENT_UPLOADS). */
+  uploads: UploadSlots;
   metrics: ServiceMetrics;
   logger: Logger;
   /** Where RATE_LIMIT's counters live; default: this process's memory. */

@@ -61,6 +61,8 @@ export interface ServiceConfig {
   /** Large images (see classifier's decode lanes) decoded at once. */
   maxLargeDecodes: number;
   /** Milliseconds a request (headers and body) may take to arrive; slower: 408 and the connection closed. */
+  /** Uploads to /predict read at once (MAX_CONCURRENT_UPLOADS); the others wait, unread. */
+  maxConcurrentUploads: number;
   uploadTimeoutMs: number;
   /** API keys for every endpoint but /health and the pages; empty: no authentication. Never logged. */
   apiKeys: string[];
@@ -135,6 +137,11 @@ export const VARIABLES: readonly Variable[] = [
   { name: 'MAX_IMAGE_PIXELS', default: String(MAX_PIXELS), help: 'largest image, width x height (larger: 400)' },
   { name: 'MAX_DECODE_MB', default: '256', help: 'most memory one image may need to decode, in MiB (more: 400)' },
   { name: 'MAX_LARGE_DECODES', default: '1', help: 'large images (over 16 megapixels, or 64 MiB to decode) decoded at once' },
+  {
+    name: 'MAX_CONCURRENT_UPLOADS',
+    default: '4',
+    help: 'uploads to /predict read at once; more wait unread (each read costs the event loop, which /health shares)',
+  },
   { name: 'UPLOAD_TIMEOUT', default: '60', help: 'seconds a request (headers and upload) may take to arrive (slower: 408)' },
   { name: 'API_KEYS', default: 'none', help: 'comma-separated keys (16+ characters): every endpoint but /health and the pages needs one' },
   { name: 'ADMIN_API_KEYS', default: 'none', help: 'comma-separated keys that alone may POST /reload_model' },
@@ -213,6 +220,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxImagePixels: integer(get('MAX_IMAGE_PIXELS'), 'MAX_IMAGE_PIXELS', 1, 2 ** 40) ?? MAX_PIXELS,
     maxDecodeBytes: Math.round((number(get('MAX_DECODE_MB'), 'MAX_DECODE_MB', 1, 65536) ?? 256) * 1024 * 1024),
     maxLargeDecodes: integer(get('MAX_LARGE_DECODES'), 'MAX_LARGE_DECODES', 1, 64) ?? 1,
+    maxConcurrentUploads: integer(get('MAX_CONCURRENT_UPLOADS'), 'MAX_CONCURRENT_UPLOADS', 1, 100_000) ?? 4,
     uploadTimeoutMs: (integer(get('UPLOAD_TIMEOUT'), 'UPLOAD_TIMEOUT', 1, 3600) ?? 60) * 1000,
     ...keys(get('API_KEYS'), get('ADMIN_API_KEYS')),
     allowedHosts: hosts(get('ALLOWED_HOSTS'), get('HOST') ?? '127.0.0.1'),

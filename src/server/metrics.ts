@@ -22,6 +22,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 import type { BatchRecord } from '../classifier/batch-scheduler.js';
 import type { Admission } from './admission.js';
+import type { UploadSlots } from './upload-slots.js';
 import type { ModelManager } from './model-manager.js';
 import type { PredictionCache } from './prediction-cache.js';
 
@@ -34,6 +35,7 @@ export interface MetricsSources {
   models: ModelManager;
   cache: PredictionCache;
   admission: Admission;
+  uploads: UploadSlots;
 }
 
 export class ServiceMetrics {
@@ -99,7 +101,23 @@ export class ServiceMetrics {
     });
     for (const reason of ['queue_full', 'timeout']) this.#rejected.inc({ reason }, 0);
 
-    const { models, cache, admission } = sources;
+    const { models, cache, admission, uploads } = sources;
+    new Gauge({
+      name: 'predict_uploads_reading',
+      help: 'Uploads to /predict being read now (MAX_CONCURRENT_UPLOADS bounds it)',
+      registers,
+      collect() {
+        this.set(uploads.reading);
+      },
+    });
+    new Gauge({
+      name: 'predict_uploads_waiting',
+      help: 'Uploads to /predict waiting, unread, for one of the MAX_CONCURRENT_UPLOADS being read to end',
+      registers,
+      collect() {
+        this.set(uploads.waiting);
+      },
+    });
     new Gauge({
       name: 'predict_queue_waiting',
       help: 'Admitted /predict requests waiting for their forward (MAX_QUEUE bounds it)',

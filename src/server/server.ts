@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 
 import { Admission } from './admission.js';
+import { UploadSlots } from './upload-slots.js';
 import { createApp } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { ServiceMetrics } from './metrics.js';
@@ -60,9 +61,10 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     logger.warn({ wait_ms: REDIS_STARTUP_WAIT_MS }, 'Redis is not reachable at start-up: serving without the shared cache and counters until it is');
   }
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
-  metrics = new ServiceMetrics({ models, cache, admission });
+  const uploads = new UploadSlots(config.maxConcurrentUploads);
+  metrics = new ServiceMetrics({ models, cache, admission, uploads });
   const rateLimitStore = cache instanceof RedisPredictionCache ? redisRateLimitStore(cache.redis) : undefined;
-  const app = createApp({ config, models, cache, admission, metrics, logger, rateLimitStore });
+  const app = createApp({ config, models, cache, admission, uploads, metrics, logger, rateLimitStore });
   // Node checks the request timeouts below every connectionsCheckingInterval (30 s by default): often enough
   // that UPLOAD_TIMEOUT means what it says.
   const checking = { connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) };

@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Admission } from '../../src/server/admission.js';
+import { UploadSlots } from '../../src/server/upload-slots.js';
 import { createApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
 import { ServiceMetrics } from '../../src/server/metrics.js';
@@ -56,8 +57,9 @@ beforeAll(async () => {
   const logger = pino({ level: 'silent' });
   models = await ModelManager.load(config, logger);
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
-  const metrics = new ServiceMetrics({ models, cache, admission });
-  server = createApp({ config, models, cache, admission, metrics, logger }).listen(0, '127.0.0.1');
+  const uploads = new UploadSlots(config.maxConcurrentUploads);
+  const metrics = new ServiceMetrics({ models, cache, admission, uploads });
+  server = createApp({ config, models, cache, admission, uploads, metrics, logger }).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

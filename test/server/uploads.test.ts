@@ -8,7 +8,7 @@ import { getPriority } from 'node:os';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { chunkedPost } from '../helpers/http.js';
+import { chunkedPost, stalledUpload } from '../helpers/http.js';
 import { getJson, logsSoFar, predict, SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
 
 const servers: TestServer[] = [];
@@ -219,6 +219,39 @@ describe('costly images', () => {
     expect(maxRunning).toBe(1);
     expect(maxWaiting).toBeGreaterThanOrEqual(1);
   }, 120_000);
+
+  it('at most MAX_CONCURRENT_UPLOADS uploads are read at once: the next waits, unread, then is read and answered', async () => {
+    const one = await server({ MAX_CONCURRENT_UPLOADS: '1' });
+    const photo = (i: number) =>
+      sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 40 * i } } })
+        .jpeg()
+        .toBuffer();
+    /** The gauge's value in /metrics. */
+    const gauge = async (name: string) => {
+      const line = (await (await fetch(`${one.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
+      if (!line) throw new Error(`no ${name} in /metrics`);
+      return Number(line.slice(name.length + 1));
+    };
+    // No event of the slots reaches the test: their gauges are polled until they say what is awaited.
+    const until = async (what: () => Promise<boolean>) => {
+      while (!(await what())) await new Promise((r) => setTimeout(r, 10));
+    };
+    const first = stalledUpload(one.url, await photo(1), 'the first upload');
+    await first.started;
+    first.sendHalf();
+    await until(async () => (await gauge('predict_uploads_reading')) === 1);
+    // The second is sent whole, and waits for the first's slot: not read, not answered.
+    const second = stalledUpload(one.url, await photo(2), 'the second upload');
+    await second.started;
+    second.sendHalf();
+    second.finish();
+    await until(async () => (await gauge('predict_uploads_waiting')) === 1);
+    expect(await gauge('predict_uploads_reading')).toBe(1);
+    first.finish();
+    expect((await first.response).status).toBe(200);
+    expect((await second.response).status).toBe(200);
+    await until(async () => (await gauge('predict_uploads_reading')) === 0 && (await gauge('predict_uploads_waiting')) === 0);
+  }, 60_000);
 
   it('an upload sent chunked (no Content-Length) is kept whole: the same answer, from the cache, as sent with one', async () => {
     const photo = await sharp({ create: { width: 1600, height: 1200, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 50 } } } as never)

@@ -1,7 +1,8 @@
 // POST /predict: a photo (multipart field `image`) and an optional text -> the top 5 classes, as the workshop
 // answered them, from the prediction cache when the same image and text were seen by the same model.
 // Computed answers go through the bounded queue (admission.ts): 503 with Retry-After when it is full, or when
-// the request waited longer than REQUEST_TIMEOUT_MS.
+// the request waited longer than REQUEST_TIMEOUT_MS. At most MAX_CONCURRENT_UPLOADS uploads are read at once
+// (upload-slots.ts).
 import type { RequestHandler, Response, Router } from 'express';
 import multer from 'multer';
 
@@ -42,7 +43,7 @@ function refuseWhenFull(admission: Admission, onRefused: () => void): RequestHan
   };
 }
 
-export function predictRoutes({ config, models, cache, admission, metrics, access }: RouteContext): Router {
+export function predictRoutes({ config, models, cache, admission, uploads, metrics, access }: RouteContext): Router {
   const upload = multer({
     storage: hashingMemoryStorage(config.maxUploadBytes),
     // One file; a few small fields (text is the only one read, up to MAX_TEXT_BYTES: more than 128 tokens need).
@@ -122,6 +123,7 @@ export function predictRoutes({ config, models, cache, admission, metrics, acces
     access.user,
     limitUploadBytes(config.maxUploadBytes),
     refuseWhenFull(admission, () => metrics.rejected('queue_full')),
+    uploads.middleware(),
     upload.single('image'),
     handle,
   );
