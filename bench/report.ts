@@ -1,6 +1,8 @@
-// `npm run bench`'s results for people: a Markdown report, an SVG chart of latency per backend, and the
-// README's block between <!-- bench:start --> and <!-- bench:end --> (a full run rewrites it).
-import { readFileSync, writeFileSync } from 'node:fs';
+// `npm run bench`'s results for people: a Markdown report, an SVG chart of latency per backend, and the blocks
+// between <!-- bench:start --> and <!-- bench:end --> of README.md (the figures that matter) and docs/benchmark.md
+// (the chart and the tables); a full run, or --render, rewrites both.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import type { BenchResults, LatencyRow } from './results.js';
 import { workshopMarkdown } from './workshop-report.js';
@@ -158,25 +160,62 @@ export function renderSvg(results: BenchResults): string {
   return svgDocument(width, height, parts);
 }
 
-/** Rewrites the README's block between the bench markers with the headline table, the chart and the service. */
-export function updateReadme(readmePath: string, results: BenchResults, svgPath: string, workshopSvgPath?: string): void {
-  const readme = readFileSync(readmePath, 'utf8');
-  const start = '<!-- bench:start -->';
-  const end = '<!-- bench:end -->';
-  const i = readme.indexOf(start);
-  const j = readme.indexOf(end);
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+
+/** Replaces what lies between the bench markers of a Markdown file (a file without them is left alone). */
+function rewriteBlock(file: string, lines: string[]): void {
+  const text = readFileSync(file, 'utf8');
+  const i = text.indexOf(START);
+  const j = text.indexOf(END);
   if (i < 0 || j < i) return;
-  const block = [
-    start,
-    `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores) by \`${results.command}\`; full report: \`bench/results/latest.md\`.`,
+  writeFileSync(file, text.slice(0, i) + [START, ...lines, END].join('\n') + text.slice(j + END.length));
+}
+
+/** The README's figures: the service on the full-size model against the workshop's app, at concurrency 4. */
+export function serviceHeadline(results: BenchResults): string | undefined {
+  const w = results.workshop_service;
+  const base = w?.baseline.at(-1);
+  const rows = w?.runs.filter((x) => (x.workers ?? 1) === 1 && x.concurrency === 4) ?? [];
+  if (!w || !base || rows.length === 0) return undefined;
+  const lines = [
+    `| the service on the ${w.model}, concurrency 4, every answer computed | req/s | × the workshop's app (${base.threads} threads: ${base.requests_per_s.toFixed(2)} req/s) | p50 ms |`,
+    '|---|---|---|---|',
+  ];
+  for (const x of rows) {
+    const text = x.text === 'same' ? 'the same text' : 'a new text every request';
+    lines.push(
+      `| ${x.precision ?? 'fp32'}, ${text} | **${x.requests_per_s.toFixed(1)}** | ${(x.requests_per_s / base.requests_per_s).toFixed(2)}× | ${x.p50_ms.toFixed(0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Rewrites the bench blocks of a full run: the README's (`readmePath`: the figures that matter, with links to the
+ * rest) and docs/benchmark.md's beside it (the chart, the full-size model's study, the headline table and the service).
+ * `svgPath` and `workshopSvgPath` are relative to the repository's root.
+ */
+export function updateReadme(readmePath: string, results: BenchResults, svgPath: string, workshopSvgPath?: string): void {
+  const measured = `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores) by \`${results.command}\``;
+  const service = serviceHeadline(results);
+  rewriteBlock(readmePath, [
+    `${measured}; every figure: [bench/results/latest.md](bench/results/latest.md); how and what else was measured: [docs/benchmark.md](docs/benchmark.md).`,
     '',
-    ...(results.workshop_service ? [workshopMarkdown(results.workshop_service, workshopSvgPath, 4), ''] : []),
-    `![latency per backend](${svgPath})`,
+    ...(service ? [service, ''] : []),
+    headlineTable(results),
+  ]);
+  const doc = path.join(path.dirname(readmePath), 'docs', 'benchmark.md');
+  if (!existsSync(doc)) return;
+  const fromDocs = (p: string) => `../${p}`;
+  rewriteBlock(doc, [
+    `${measured}; full report: [bench/results/latest.md](../bench/results/latest.md).`,
+    '',
+    ...(results.workshop_service ? [workshopMarkdown(results.workshop_service, workshopSvgPath && fromDocs(workshopSvgPath), 3), ''] : []),
+    `![latency per backend](${fromDocs(svgPath)})`,
     '',
     headlineTable(results),
     '',
     serviceTable(results),
-    end,
-  ].join('\n');
-  writeFileSync(readmePath, readme.slice(0, i) + block + readme.slice(j + end.length));
+  ]);
 }

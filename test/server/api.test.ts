@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FoodClassifier } from '../../src/classifier/classifier.js';
 import { readModelFolder } from '../../src/classifier/model-folder.js';
+import { curlLines, docs } from '../helpers/docs.js';
 import { DEFAULT_CLASSES as CLASSES, expectPredictionBody } from '../helpers/http.js';
 import { pngBomb } from '../helpers/images.js';
 import { DEFAULT_MODEL_DIR, REPO, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
@@ -353,14 +354,6 @@ describe('100 predictions at once', () => {
   }, 180_000);
 });
 
-/** curl blocks of a Markdown file (```sh ... ```), joined across their backslash continuations. */
-function curlLines(markdown: string): string[] {
-  return [...markdown.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)]
-    .flatMap((m) => m[1].replace(/\\\n\s*/g, ' ').split('\n'))
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('curl '));
-}
-
 async function runCurl(line: string): Promise<any> {
   const port = new URL(server.url).port;
   const command = line.replaceAll('localhost:8000', `localhost:${port}`);
@@ -388,10 +381,13 @@ describe.skipIf(!existsSync(SEED) || !existsSync(SEED_PHOTO))(
   },
 );
 
-describe.skipIf(!existsSync(SEED_PHOTO))("the README's curl lines, run as written (they use ../shared/data's photo; skipped when absent)", () => {
-  it('each answers as the contract says', async () => {
-    const lines = curlLines(readFileSync(path.join(REPO, 'README.md'), 'utf8'));
-    expect(lines.length).toBeGreaterThanOrEqual(5);
-    for (const line of lines) checkCurlAnswer(line, await runCurl(line));
-  });
-});
+describe.skipIf(!existsSync(SEED_PHOTO))(
+  "the curl lines of README.md and docs/*.md, run as written (they use ../shared/data's photo; skipped when absent)",
+  () => {
+    it('each answers as the contract says', async () => {
+      const lines = docs().flatMap((d) => curlLines(d.text));
+      expect(lines.length).toBeGreaterThanOrEqual(5);
+      for (const line of lines) checkCurlAnswer(line, await runCurl(line));
+    });
+  },
+);
