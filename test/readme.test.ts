@@ -3,13 +3,15 @@
 // inline code) names an npm script, or a file of this repository, that exists, with options that its sources
 // define; every relative link points at a file that exists and, with #anchor, at one of its headings; the blocks
 // that `npm run bench` rewrites are there; the README stays short. The curl lines are run by
-// test/server/api.test.ts, and the configuration table is checked against the code by test/server/config.test.ts.
+// test/server/api.test.ts; the configuration table is checked against src/server/config.ts here (defaults) and
+// in test/server/config.test.ts (names).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { VARIABLES } from '../src/server/config.js';
 import { anchors, codeBlocks, curlLines, type Doc, docs, inlineCode, relativeLinks, shellLines } from './helpers/docs.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -182,6 +184,25 @@ describe('README and docs/', () => {
         expect(text, `${d.file}: the link ${link} has an anchor into a file that is not Markdown`).toBeDefined();
         expect([...anchors(text!)], `${d.file}: the link ${link}: no heading of ${file} has the anchor #${anchor}`).toContain(anchor);
       }
+    }
+  });
+
+  it("docs/configuration.md gives every variable's default as src/server/config.ts has it", () => {
+    const rows = DOCS.find((d) => d.file === 'docs/configuration.md')!
+      .text.split('\n')
+      .filter((l) => l.startsWith('| `'))
+      .map((l) => l.split(' | '));
+    for (const v of VARIABLES) {
+      const row = rows.find((cells) => cells[0].split(', ').some((c) => c.replace(/^\| /, '') === `\`${v.name}\``));
+      expect(row, `a row for ${v.name}`).toBeDefined();
+      const shown = v.default.startsWith('$MODEL_DIR/')
+        ? 'in `MODEL_DIR`'
+        : v.default === 'none'
+          ? 'none'
+          : v.name === 'THREADS'
+            ? 'the available CPUs'
+            : `\`${v.default}\``;
+      expect(row![1], v.name).toBe(shown);
     }
   });
 
