@@ -8,6 +8,8 @@
 //   - the built library (dist/index.js and what it imports, dist/onnx/ and its worker), found by following the
 //     imports from its two entry points, so that nothing of the service comes along;
 //   - the addon's sources and build files (its install script compiles it against the LibTorch it finds);
+//   - docs/library.md as its README.md, its links into the repository's other docs turned into plain text (they
+//     are not in the package);
 //   - a package.json made from this one: the same name, version, exports and install script, as dependencies
 //     only the packages the packed code imports, and onnxruntime-node as an optional peer dependency (only the
 //     `torchscript-node/onnx` entry needs it: install it beside to use that entry).
@@ -26,7 +28,9 @@ const stage = path.join(out, 'package');
 /** The library's entry points (the modules they start as worker threads are found by their startWorker calls). */
 const ENTRIES = ['dist/index.js', 'dist/onnx/index.js'];
 /** What the addon's install script needs to build it. */
-const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/install-addon.mjs', 'README.md'];
+const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/install-addon.mjs'];
+/** The package's README: the library's own doc, not the repository's (the service's) README. */
+const README = 'docs/library.md';
 /** Needed by the install script (cmake-js) and the addon's build (node-addon-api), though no JavaScript imports them. */
 const BUILD_DEPENDENCIES = ['cmake-js', 'node-addon-api'];
 /** Packages that only an optional entry imports: peers the user installs to use that entry. */
@@ -103,6 +107,15 @@ function manifest(rootManifest, packages) {
   };
 }
 
+/**
+ * The library's doc as the package's README: a relative link (to another doc of the repository, which the package
+ * does not hold) becomes its text; links within the page (#anchor) and absolute ones stay.
+ */
+function packageReadme(markdown) {
+  const parts = markdown.split(/(^```[\s\S]*?^```)/m);
+  return parts.map((part, i) => (i % 2 === 1 ? part : part.replace(/(?<!!)\[([^\]]*)\]\((?![a-z][a-z0-9+.-]*:|#)[^)\s]+\)/gi, '$1'))).join('');
+}
+
 const rootManifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const { files, packages } = closure();
 rmSync(out, { recursive: true, force: true });
@@ -114,6 +127,7 @@ for (const file of files) {
   }
 }
 for (const entry of BUILD_FILES) cpSync(path.join(root, entry), path.join(stage, entry), { recursive: true });
+writeFileSync(path.join(stage, 'README.md'), packageReadme(readFileSync(path.join(root, README), 'utf8')));
 const pkg = manifest(rootManifest, packages);
 writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 

@@ -4,7 +4,7 @@
 // entry asks for onnxruntime-node, and works once it is installed beside. Packages come from npm's cache when
 // they are there (the repository's own `npm ci` put them there).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -69,6 +69,21 @@ describe.skipIf(!BUILT)('the packed library, installed into an empty project (pa
     expect(existsSync(path.join(lib, 'dist', 'server'))).toBe(false);
     expect(existsSync(path.join(lib, 'dist', 'classifier'))).toBe(false);
     console.log(`[pack] ${path.basename(tarball)}: node_modules ${sizeMb(project).toFixed(1)} MB, ${names.length} packages`);
+  });
+
+  it('has docs/library.md as its README, with the example as examples/library.mjs has it and no link out of the package', () => {
+    const readme = readFileSync(path.join(project, 'node_modules', 'torchscript-node', 'README.md'), 'utf8');
+    expect(readme).toMatch(/^# torchscript-node: /);
+    const block = /<!-- example:library -->\n```js\n([\s\S]*?)```/.exec(readme);
+    expect(block?.[1]).toBe(readFileSync(path.join(REPO, 'examples', 'library.mjs'), 'utf8'));
+    for (const heading of ['## Install', '## Errors', '## Threads and devices', '## ONNX Runtime', '## Compared with onnxruntime-node alone']) {
+      expect(readme).toContain(`\n${heading}\n`);
+    }
+    const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]);
+    expect(
+      links.filter((l) => !l.startsWith('#') && !/^[a-z]+:/.test(l)),
+      'relative links out of the package',
+    ).toEqual([]);
   });
 
   it("runs the README's library example (examples/library.mjs)", () => {
