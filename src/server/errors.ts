@@ -9,6 +9,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
 
 import { ImageError } from '../classifier/image-error.js';
+import type { ErrorBody, ValidationError } from './api-schema.js';
 import { textTooLong, uploadTooLarge } from './messages.js';
 import { closeAfterAnswer, mayDrainUnreadBody } from './request-body.js';
 
@@ -18,10 +19,10 @@ export class HttpError extends Error {
   /** Response headers that go with it (e.g. Retry-After). */
   readonly headers: Readonly<Record<string, string>>;
 
-  /** `detail` goes to the client as is; `cause` only to the log. */
+  /** `detail` goes to the client as is (a message, or a 422's complaints); `cause` only to the log. */
   constructor(
     readonly status: number,
-    readonly detail: unknown,
+    readonly detail: ErrorBody['detail'],
     options?: { cause?: unknown; headers?: Record<string, string> },
   ) {
     super(typeof detail === 'string' ? detail : JSON.stringify(detail), options);
@@ -35,7 +36,7 @@ export function busy(detail: string, retryAfterSeconds: number, cause?: unknown)
 }
 
 /** FastAPI's request validation error (422), e.g. for a missing form field. */
-export function validationError(type: string, loc: (string | number)[], msg: string, input: unknown = null): HttpError {
+export function validationError(type: string, loc: ValidationError['loc'], msg: string, input: unknown = null): HttpError {
   return new HttpError(422, [{ type, loc, msg, input }]);
 }
 
@@ -82,11 +83,11 @@ export function errorHandler(options: { maxUploadBytes: number }): ErrorRequestH
     if (status >= 500 && status !== 503) (res as { err?: unknown }).err = (err as Error).cause ?? err;
     else res.locals.log = { ...res.locals.log, detail, code: (err as { code?: unknown }).code };
     if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-    res.status(status).json({ detail });
+    res.status(status).json({ detail } satisfies ErrorBody);
   };
 }
 
-function toResponse(err: unknown, maxUploadBytes: number): { status: number; detail: unknown } {
+function toResponse(err: unknown, maxUploadBytes: number): { status: number; detail: ErrorBody['detail'] } {
   if (err instanceof HttpError) return { status: err.status, detail: err.detail };
   if (err instanceof ImageError) return { status: 400, detail: err.message };
   if (err instanceof multer.MulterError) {

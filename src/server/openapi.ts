@@ -1,12 +1,13 @@
 // The OpenAPI document of the workshop's API, as FastAPI would have generated it (served at /openapi.json, and
-// read by the interactive docs at /docs). Written by hand: Express knows nothing of the schemas.
+// read by the interactive docs at /docs). The bodies' schemas are api-schema.ts's, the same constants that type
+// the routes' answers; this file adds the paths, which answer each operation gives, and the examples (the
+// service's own messages, messages.ts). A named schema is written once, in components.schemas, and referred to.
 import { readFileSync } from 'node:fs';
 
+import { Body_predict, Classes, Health, HTTPError, HTTPValidationError, PredictionResponse, ReloadResponse, SCHEMAS, SystemStatus } from './api-schema.js';
 import {
   CLASSIFICATION_ERROR,
-  DEFAULT_TEXT,
   hostNotAllowed,
-  IMAGE_FORMATS,
   INVALID_API_KEY,
   NOT_AN_ADMIN_KEY,
   NOT_AN_IMAGE,
@@ -19,10 +20,22 @@ import { MAX_TEXT_BYTES } from './request-body.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const json = (schema: object, description = 'Successful Response') => ({ description, content: { 'application/json': { schema } } });
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const detail = (description: string, example: string) =>
-  json({ type: 'object', properties: { detail: { type: 'string' } }, required: ['detail'], example: { detail: example } }, description);
+const json = (schema: object, description = 'Successful Response', example?: object) => ({
+  description,
+  content: { 'application/json': { schema, ...(example ? { example } : {}) } },
+});
+const detail = (description: string, example: string) => json(HTTPError, description, { detail: example });
+
+/** The name of each of api-schema.ts's named schemas, by the object itself. */
+const NAMES = new Map<object, string>(Object.entries(SCHEMAS).map(([name, schema]) => [schema, name]));
+
+/** `value`, copied, with each named schema inside it (not `value` itself) replaced by a reference to its name. */
+function withRefs(value: unknown, isRoot = true): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (!isRoot && NAMES.has(value)) return { $ref: `#/components/schemas/${NAMES.get(value)}` };
+  if (Array.isArray(value)) return value.map((item) => withRefs(item, false));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withRefs(item, false)]));
+}
 
 export interface OpenApiOptions {
   /** API_KEYS (or ADMIN_API_KEYS) set: the protected operations say so, and Swagger UI offers a key field. */
@@ -69,12 +82,12 @@ export function openApiDocument(options: OpenApiOptions): object {
           summary: 'Classify a food photo',
           description: `The top ${TOP_K} classes (fewer when the model has fewer), most probable first. A repeated image and text is answered from the prediction cache (\`cache_hit\`).`,
           operationId: 'predict',
-          requestBody: { required: true, content: { 'multipart/form-data': { schema: ref('Body_predict') } } },
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: Body_predict } } },
           responses: {
-            200: json(ref('PredictionResponse')),
+            200: json(PredictionResponse),
             400: detail('The file is not a decodable image, or has too many pixels', NOT_AN_IMAGE),
             413: detail(`The upload is larger than MAX_UPLOAD_MB, or the text than ${MAX_TEXT_BYTES / 1024} KiB`, uploadTooLarge(options.maxUploadBytes)),
-            422: json(ref('HTTPValidationError'), 'Validation Error'),
+            422: json(HTTPValidationError, 'Validation Error', { detail: [{ type: 'missing', loc: ['body', 'image'], msg: 'Field required', input: null }] }),
             500: detail('The model failed', CLASSIFICATION_ERROR),
             503: {
               ...detail(
@@ -87,20 +100,26 @@ export function openApiDocument(options: OpenApiOptions): object {
         }),
       },
       '/health': {
-        get: { summary: 'Health check (never needs a key, never rate-limited)', operationId: 'health', responses: { 200: json(ref('Health')) } },
+        get: { summary: 'Health check (never needs a key, never rate-limited)', operationId: 'health', responses: { 200: json(Health) } },
       },
       '/classes': {
-        get: op({ summary: 'The class names, in index order', operationId: 'classes', responses: { 200: json(ref('Classes')) } }),
+        get: op({ summary: 'The class names, in index order', operationId: 'classes', responses: { 200: json(Classes) } }),
       },
       '/system_status': {
-        get: op({ summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(ref('SystemStatus')) } }),
+        get: op({ summary: 'Device, cache and model', operationId: 'systemStatus', responses: { 200: json(SystemStatus) } }),
       },
       '/metrics': {
         get: op({
           summary: 'Prometheus metrics',
           description: 'Requests, time in queue, preprocessing and forward, batch sizes, caches, reloads, event-loop delay, memory (text exposition format).',
           operationId: 'metrics',
-          responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+          responses: {
+            200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+            503: detail(
+              "With WORKERS above 1: the workers' figures could not be gathered (a worker or the primary process did not answer); Retry-After: 5",
+              "Metrics unavailable: the primary could not gather the workers' metrics: a worker did not answer within 5 s",
+            ),
+          },
         }),
       },
       '/reload_model': {
@@ -111,11 +130,15 @@ export function openApiDocument(options: OpenApiOptions): object {
             'With ADMIN_API_KEYS, only those keys may (403 for another key).',
           operationId: 'reloadModel',
           responses: {
-            200: json(ref('ReloadResponse')),
+            200: json(ReloadResponse),
             ...((options.auth ? { 403: detail('An API key that is not one of ADMIN_API_KEYS', NOT_AN_ADMIN_KEY) } : {}) as Record<number, object>),
             500: detail(
-              'The new model could not be loaded; the current one keeps serving',
+              'The new model could not be loaded (with WORKERS, in some worker, or one did not answer within RELOAD_TIMEOUT); the current one keeps serving',
               'Reload failed: best_model.pth is truncated or corrupt; the current model keeps serving',
+            ),
+            503: detail(
+              'With WORKERS above 1: the primary process did not answer within RELOAD_TIMEOUT and 10 s; the workers may still reload',
+              'Reload failed: the primary process did not answer within 130 s; the workers may still reload',
             ),
           },
         }),
@@ -130,96 +153,10 @@ export function openApiDocument(options: OpenApiOptions): object {
             },
           }
         : {}),
-      schemas: {
-        Body_predict: {
-          type: 'object',
-          title: 'Body_predict',
-          properties: {
-            image: { type: 'string', format: 'binary', title: 'Image', description: `A photo: ${IMAGE_FORMATS}` },
-            text: { type: 'string', title: 'Text', default: DEFAULT_TEXT, description: `At most ${MAX_TEXT_BYTES / 1024} KiB of UTF-8 (longer: 413)` },
-          },
-          required: ['image'],
-        },
-        Prediction: {
-          type: 'object',
-          properties: {
-            class_name: { type: 'string', description: 'The class, `_` replaced by a space', example: 'pizza' },
-            probability: { type: 'number', minimum: 0, maximum: 1, example: 0.9312 },
-            confidence: { type: 'string', description: 'probability x 100, two decimals', example: '93.12%' },
-          },
-          required: ['class_name', 'probability', 'confidence'],
-        },
-        PredictionResponse: {
-          type: 'object',
-          properties: { predictions: { type: 'array', items: ref('Prediction') }, cache_hit: { type: 'boolean' } },
-          required: ['predictions', 'cache_hit'],
-        },
-        Health: {
-          type: 'object',
-          properties: { status: { type: 'string', const: 'healthy' }, device: { type: 'string', enum: ['cpu', 'cuda'] } },
-          required: ['status', 'device'],
-        },
-        Classes: {
-          type: 'object',
-          properties: { classes: { type: 'array', items: { type: 'string' }, example: ['pizza', 'steak', 'sushi'] } },
-          required: ['classes'],
-        },
-        SystemStatus: {
-          type: 'object',
-          properties: {
-            device: { type: 'string', enum: ['cpu', 'cuda'] },
-            cache_size: { type: 'integer', description: 'Predictions in the cache' },
-            model: { type: 'string', const: 'FoodClassifier' },
-            num_classes: { type: 'integer' },
-            backend: { type: 'string', enum: ['torch', 'onnx'] },
-            precision: {
-              type: 'string',
-              enum: ['fp32', 'int8'],
-              description: "fp32: the exported model; int8: the folder's int8 variant (PRECISION=int8, or auto where it passed and is faster)",
-            },
-            layout: { type: 'string', enum: ['parts', 'whole'], description: 'parts: text encoder (once per distinct text) + head; whole: best_model' },
-            model_files: { type: 'array', items: { type: 'string' }, example: ['text_encoder.onnx', 'head.onnx'] },
-            threads: { type: 'integer', description: 'Intra-op threads of the forwards' },
-            libtorch: {
-              type: ['object', 'null'],
-              description: 'LibTorch, and the BLAS kernel its matrix products run on (null with ONNX Runtime)',
-              properties: { version: { type: 'string' }, blas: { type: 'object' } },
-            },
-            onnxruntime: { type: ['object', 'null'], properties: { version: { type: 'string' } } },
-            device_name: { type: 'string', example: 'cpu' },
-            model_generation: { type: 'integer', description: '1 at start, +1 on every successful reload' },
-            prediction_cache: { type: 'object' },
-            token_cache: { type: 'object' },
-            text_feature_cache: { type: ['object', 'null'], description: "The text encoder's outputs kept per distinct text (layout parts)" },
-            batching: { type: 'object', properties: { max_batch: { type: 'integer' }, max_batch_delay_ms: { type: 'number' } } },
-            queue: { type: 'object', description: 'Requests waiting for the model now, the bound, and the 503s so far' },
-            libtorch_version: { type: ['string', 'null'] },
-            uptime_s: { type: 'integer' },
-          },
-          required: ['device', 'cache_size', 'model', 'num_classes'],
-        },
-        ReloadResponse: {
-          type: 'object',
-          properties: { status: { type: 'string', const: 'model reloaded' }, model_generation: { type: 'integer' } },
-          required: ['status'],
-        },
-        ValidationError: {
-          type: 'object',
-          title: 'ValidationError',
-          properties: {
-            loc: { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'integer' }] } },
-            msg: { type: 'string' },
-            type: { type: 'string' },
-          },
-          required: ['loc', 'msg', 'type'],
-        },
-        HTTPValidationError: {
-          type: 'object',
-          title: 'HTTPValidationError',
-          properties: { detail: { type: 'array', items: ref('ValidationError') } },
-        },
-      },
+      // api-schema.ts's, each with its named parts referred to by name
+      schemas: Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => [name, withRefs(schema)])),
     },
   };
-  return document;
+  // The paths' schemas: references to the named ones
+  return withRefs(document) as object;
 }

@@ -11,6 +11,7 @@ import type { Classification, FoodClassifier, Prediction } from '../../classifie
 import { ImageError } from '../../classifier/preprocess.js';
 import { significantText } from '../../classifier/tokenizer.js';
 import type { Admission } from '../admission.js';
+import type { PredictionResponse } from '../api-schema.js';
 import type { RouteContext } from '../app-context.js';
 import { busy, HttpError, methodNotAllowed, missingField, validationError } from '../errors.js';
 import { CLASSIFICATION_ERROR, DEFAULT_TEXT, QUEUE_FULL, TOP_K, WAITED_TOO_LONG } from '../messages.js';
@@ -79,7 +80,7 @@ export function predictRoutes({ config, models, cache, admission, uploads, metri
     const cached = await cache.get(key, classifier.folder.classNames);
     res.locals.log = { cache_hit: Boolean(cached), image_bytes: image.size, generation };
     if (cached) {
-      res.json({ predictions: cached, cache_hit: true });
+      res.json({ predictions: cached, cache_hit: true } satisfies PredictionResponse);
       return;
     }
     const ticket = admission.enter();
@@ -115,7 +116,7 @@ export function predictRoutes({ config, models, cache, admission, uploads, metri
     const predictions = result.predictions.map(toWorkshopPrediction);
     // An answer computed by a model that has been replaced meanwhile is returned, but not cached.
     if (models.generation === generation) void cache.set(key, predictions);
-    res.json({ predictions, cache_hit: false });
+    res.json({ predictions, cache_hit: false } satisfies PredictionResponse);
   };
   const router = strictRouter();
   router.post(

@@ -5,6 +5,7 @@
 // RELOAD_TIMEOUT counts as failed, and a primary that does not answer at all is a 503.
 import type { Router } from 'express';
 
+import { MODEL_RELOADED, type ReloadResponse } from '../api-schema.js';
 import type { RouteContext } from '../app-context.js';
 import { inWorker, RELOAD_TIMED_OUT, reloadEveryWorker, type WorkerReload } from '../cluster.js';
 import { HttpError, methodNotAllowed } from '../errors.js';
@@ -29,7 +30,7 @@ export function reloadRoutes({ config, models, cache, access }: RouteContext): R
       );
       if (failed.length > 0) throw new HttpError(500, workersFailure(results, config.reloadTimeoutMs), { cause: failed[0].error });
       const own = results.find((r) => r.pid === process.pid);
-      res.json({ status: 'model reloaded', model_generation: own?.generation ?? models.generation, workers: results.length });
+      res.json({ status: MODEL_RELOADED, model_generation: own?.generation ?? models.generation, workers: results.length } satisfies ReloadResponse);
       return;
     }
     let generation: number;
@@ -41,7 +42,7 @@ export function reloadRoutes({ config, models, cache, access }: RouteContext): R
     }
     cache.clear();
     req.log.info({ generation, load_ms: Math.round(loadMs) }, 'model reloaded');
-    res.json({ status: 'model reloaded', model_generation: generation });
+    res.json({ status: MODEL_RELOADED, model_generation: generation } satisfies ReloadResponse);
   });
   router.all('/reload_model', methodNotAllowed('POST'));
   return router;

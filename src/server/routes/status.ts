@@ -1,6 +1,7 @@
 // GET /health, GET /classes and GET /system_status: what monitoring and clients read about the running model.
 import type { Router } from 'express';
 
+import { type Classes, HEALTHY, type Health, MODEL_NAME, type SystemStatus } from '../api-schema.js';
 import type { RouteContext } from '../app-context.js';
 import { methodNotAllowed } from '../errors.js';
 import { describeRuntime } from '../runtime-description.js';
@@ -8,14 +9,14 @@ import { strictRouter } from './router.js';
 
 export function statusRoutes({ config, models, cache, admission, access }: RouteContext): Router {
   const router = strictRouter();
-  const device = (): string => (models.classifier.device.startsWith('cuda') ? 'cuda' : 'cpu');
+  const device = (): Health['device'] => (models.classifier.device.startsWith('cuda') ? 'cuda' : 'cpu');
 
   router.get('/health', (_req, res) => {
-    res.json({ status: 'healthy', device: device() });
+    res.json({ status: HEALTHY, device: device() } satisfies Health);
   });
 
   router.get('/classes', access.user, (_req, res) => {
-    res.json({ classes: models.classifier.folder.classNames });
+    res.json({ classes: models.classifier.folder.classNames } satisfies Classes);
   });
 
   router.get('/system_status', access.user, (_req, res) => {
@@ -25,7 +26,7 @@ export function statusRoutes({ config, models, cache, admission, access }: Route
     res.json({
       device: device(),
       cache_size: cache.size,
-      model: 'FoodClassifier',
+      model: MODEL_NAME,
       num_classes: classifier.numClasses,
       // beyond the workshop's fields
       ...runtime,
@@ -49,7 +50,7 @@ export function statusRoutes({ config, models, cache, admission, access }: Route
       worker: process.pid,
       workers: config.workers,
       uptime_s: Math.round(process.uptime()),
-    });
+    } satisfies SystemStatus);
   });
 
   for (const path of ['/health', '/classes', '/system_status']) router.all(path, methodNotAllowed('GET'));
