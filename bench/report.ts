@@ -193,7 +193,7 @@ export function serviceHeadline(results: BenchResults): string | undefined {
 
 /**
  * Rewrites the bench blocks of a full run: the README's (`readmePath`: the figures that matter, with links to the
- * rest) and docs/benchmark.md's beside it (the chart, the full-size model's study, the headline table and the service).
+ * rest) and docs/benchmark.md's beside it (the full-size model's study, the chart, the service on the demo model).
  * `svgPath` and `workshopSvgPath` are relative to the repository's root.
  */
 export function updateReadme(readmePath: string, results: BenchResults, svgPath: string, workshopSvgPath?: string): void {
@@ -214,7 +214,7 @@ export function updateReadme(readmePath: string, results: BenchResults, svgPath:
     ...(results.workshop_service ? [workshopMarkdown(results.workshop_service, workshopSvgPath && fromDocs(workshopSvgPath), 3), ''] : []),
     `![latency per backend](${fromDocs(svgPath)})`,
     '',
-    headlineTable(results),
+    "The headline table (batch 1, every runner, both models) is the README's [figures](../README.md#figures).",
     '',
     serviceTable(results),
   ]);
