@@ -84,7 +84,7 @@ export interface ServiceConfig {
   envFile: string | undefined;
 }
 
-/** One variable: its name, what it means and its default, for `--help`, the README and the parser. */
+/** One variable: its name, what it means and its default, for `--help`, docs/configuration.md and the parser. */
 interface Variable {
   name: string;
   help: string;

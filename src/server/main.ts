@@ -105,7 +105,7 @@ async function serve(config: ServiceConfig): Promise<void> {
       version,
       env_file: config.envFile ?? null,
       startup_ms: Math.round(performance.now() - started),
-      // The command line's (npm start's --v8-pool-size=1 among them; README, "The service"), not NODE_OPTIONS'.
+      // The command line's (npm start's --v8-pool-size=1 among them; docs/service.md, "How a prediction is computed"), not NODE_OPTIONS'.
       node_flags: process.execArgv,
       ...(lowered > 0 ? { background_niceness: BACKGROUND_NICENESS } : {}),
       ...(cluster.isWorker ? { worker: process.pid } : {}),
