@@ -1,7 +1,6 @@
-// The README and docs/*.md as a newcomer reads them, checked: the library example shown is the file
-// examples/library.mjs, word for word, and it runs as written; every command they give (in ```sh blocks and in
-// inline code) names an npm script, or a file of this repository, that exists, with options that its sources
-// define; every relative link points at a file that exists and, with #anchor, at one of its headings; the blocks
+// The README and docs/*.md as a newcomer reads them, checked: each example shown is its file in examples/, word
+// for word, and runs as written; every command they give (in ```sh blocks and in inline code) names an npm
+// script, or a file of this repository, that exists, with options that its sources define; every relative link points at a file that exists and, with #anchor, at one of its headings; the blocks
 // that `npm run bench` rewrites are there; the README stays short. The curl lines are run by
 // test/server/api.test.ts; the configuration table is checked against src/server/config.ts here (defaults) and
 // in test/server/config.test.ts (names).
@@ -112,12 +111,20 @@ describe('README and docs/', () => {
     for (const d of DOCS.filter((x) => x.file.startsWith('docs/'))) expect(linked, `the README links to ${d.file}`).toContain(d.file);
   });
 
-  it('shows examples/library.mjs exactly, after <!-- example:library --> (in docs/library.md, the library package README)', () => {
-    const shown = DOCS.filter((d) => d.text.includes('<!-- example:library -->'));
-    expect(shown.map((d) => d.file)).toEqual(['docs/library.md']);
-    const block = /<!-- example:library -->\n```js\n([\s\S]*?)```/.exec(shown[0].text);
-    expect(block, 'a ```js block right after <!-- example:library -->').not.toBeNull();
-    expect(block![1]).toBe(readFileSync(path.join(root, 'examples', 'library.mjs'), 'utf8'));
+  it('shows each example of examples/ exactly, after <!-- example:NAME --> (in docs/library.md, the library package README)', () => {
+    const examples = readdirSync(path.join(root, 'examples')).filter((f) => f.endsWith('.mjs'));
+    expect(examples).toEqual(expect.arrayContaining(['library.mjs', 'onnx.mjs']));
+    for (const example of examples) {
+      const marker = `<!-- example:${example.replace(/\.mjs$/, '')} -->`;
+      const shown = DOCS.filter((d) => d.text.includes(marker));
+      expect(
+        shown.map((d) => d.file),
+        marker,
+      ).toEqual(['docs/library.md']);
+      const block = new RegExp(`${marker}\\n\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(shown[0].text);
+      expect(block, `a \`\`\`js block right after ${marker}`).not.toBeNull();
+      expect(block![1], example).toBe(readFileSync(path.join(root, 'examples', example), 'utf8'));
+    }
   });
 
   it('runs the library example as written', () => {
@@ -127,6 +134,12 @@ describe('README and docs/', () => {
     });
     expect(out).toContain('forward(Tensor input) -> Tensor');
     expect(out).toMatch(/float32 \[ 1, 2 \] Float32Array\(2\) \[ -?\d/);
+  });
+
+  it('runs the ONNX example as written, on the demo model', () => {
+    const out = execFileSync(process.execPath, [path.join(root, 'examples', 'onnx.mjs')], { cwd: root, encoding: 'utf8' });
+    expect(out).toContain("'image: float32 [batch,3,224,224]'");
+    expect(out).toContain('logits float32 [ 1, 3 ]');
   });
 
   it('every command of a sh block is ours and checked, or a curl line (run by test/server/api.test.ts)', () => {
