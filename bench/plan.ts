@@ -12,7 +12,8 @@ export const USAGE = `Usage: npm run bench [-- options]
 
   --quick            a few minutes: the default model, batch 1, 2 threads, Debian's LibTorch, the service at
                      concurrency 4, and the service on the full-size model at concurrency 4 (writes
-                     bench/results/quick.*; a full run writes bench/results/latest.* and the README's table)
+                     bench/results/quick.*; a full run writes bench/results/latest.* and the figures of
+                     README.md and docs/benchmark.md)
   --no-full-model    skip the full-size workshop architecture (its latency and its service)
   --no-torch2        skip the pip torch 2.x (TORCH2_PYTHON names its python; default the one of
                      npm run test:libtorch2, ~/.cache/torchscript-node/torch-2.15.0/bin/python)
@@ -24,8 +25,8 @@ export const USAGE = `Usage: npm run bench [-- options]
                      machine's speed drifts by minutes (a shared VM), and interleaving spreads it evenly
   --duration S       seconds of each autocannon run (default 10; quick 3)
   --out DIR          where the results go (default bench/results)
-  --render           measure nothing: write latest.md, latest.svg and the README's table again from
-                     latest.json (after a change to the report's format)`;
+  --render           measure nothing: write latest.md, the charts and the figures of README.md and
+                     docs/benchmark.md again from latest.json (after a change to the report's format)`;
 
 /** Where the run finds its tools and inputs. */
 export interface BenchPaths {

@@ -1,5 +1,5 @@
 // The end of a run: the results written (<name>.json, .md, .svg, <name>-service.svg, and from a full run into
-// bench/results the README's table), and the headline figures that go out as the last line of stdout.
+// bench/results the figures of README.md and docs/benchmark.md), and the headline figures that go out as the last line of stdout.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -8,7 +8,7 @@ import type { BenchResults } from './results.js';
 import { workshopSvg } from './workshop-report.js';
 import { workshopHeadlines } from './workshop-service.js';
 
-/** Writes <name>.svg, <name>-service.svg (with the full-size model's study), <name>.md and the README's table. */
+/** Writes <name>.svg, <name>-service.svg (with the full-size model's study), <name>.md and the figures of README.md and docs/benchmark.md. */
 function writeReports(outDir: string, name: string, results: BenchResults, readme: string | undefined): void {
   writeFileSync(path.join(outDir, `${name}.svg`), renderSvg(results));
   const serviceSvg = results.workshop_service ? `${name}-service.svg` : undefined;
