@@ -165,6 +165,16 @@ describe('the schemas refuse drift', () => {
     expect(onnx.check('/system_status', 'GET', 200, { ...status, queue: { ...status.queue, extra: 1 } }).errors).not.toEqual([]);
   });
 
+  it("fields in another order than the schema's fail (the workshop's clients get them in one order)", async () => {
+    const { body } = await answer(onnx, 'POST', '/predict', form(jpeg));
+    const [first] = body.predictions;
+    const swapped = { ...body, predictions: [{ probability: first.probability, class_name: first.class_name, confidence: first.confidence }] };
+    expect(onnx.check('/predict', 'POST', 200, swapped).errors).toEqual([
+      '(body).predictions[0] fields in the order probability, class_name, confidence; the schema lists class_name, probability, confidence',
+    ]);
+    expect(onnx.check('/predict', 'POST', 200, { cache_hit: body.cache_hit, predictions: body.predictions }).errors).not.toEqual([]);
+  });
+
   it('with WORKERS, the reload also says how many workers reloaded (routes/reload-model.ts)', () => {
     expect(onnx.check('/reload_model', 'POST', 200, { status: 'model reloaded', model_generation: 2, workers: 2 }).errors).toEqual([]);
   });
