@@ -5,6 +5,7 @@
 // it answers). What becomes of the bodies no route reads: request-body.ts.
 import type { RequestHandler } from 'express';
 
+import type { HTTPError } from './api-schema.js';
 import { HttpError } from './errors.js';
 import { closeAfterAnswer, uploadBound } from './request-body.js';
 
@@ -31,7 +32,7 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
       res.locals.log = { ...res.locals.log, cut_at_bytes: received };
       res.status(413);
       closeAfterAnswer(req, res);
-      res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` });
+      res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` } satisfies HTTPError);
     };
     req.on('data', count);
     next();

@@ -2,12 +2,16 @@
 // configuration's limits in them, and each is valid against the schema it illustrates; its schemas are
 // api-schema.ts's, named once in components.schemas, and every object a client reads in them is closed (a
 // field the service would add without declaring it fails test/server/api-schema.test.ts and schemathesis).
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { HEALTHY, MODEL_NAME, MODEL_RELOADED, SCHEMAS } from '../../src/server/api-schema.js';
 import { DEFAULT_TEXT, INVALID_API_KEY, NOT_AN_IMAGE, QUEUE_FULL, TOP_K } from '../../src/server/messages.js';
 import { openApiDocument } from '../../src/server/openapi.js';
 import { type OpenApiDocument, openApiValidator } from '../helpers/openapi.js';
+import { REPO } from '../helpers/server.js';
 
 type Responses = Record<string, { content: { 'application/json': { schema: object; example?: { detail: string } } } }>;
 
@@ -87,5 +91,40 @@ describe('openApiDocument', () => {
       .filter(([, s]) => s.additionalProperties !== false)
       .map(([where]) => where);
     expect(open).toEqual([]);
+  });
+});
+
+/** The argument of every `.json(...)` call in `source` (parentheses balanced). */
+function jsonArguments(source: string): string[] {
+  const found: string[] = [];
+  for (const match of source.matchAll(/\.json\(/g)) {
+    let depth = 1;
+    let end = match.index + match[0].length;
+    for (; end < source.length && depth > 0; end++) depth += source[end] === '(' ? 1 : source[end] === ')' ? -1 : 0;
+    found.push(source.slice(match.index + match[0].length, end - 1).trim());
+  }
+  return found;
+}
+
+describe("the service's JSON answers", () => {
+  it("each is typed with its schema (satisfies one of api-schema.ts's types), /openapi.json's own document aside", () => {
+    const SERVER = path.join(REPO, 'src', 'server');
+    const files = [
+      ...readdirSync(SERVER).map((f) => path.join(SERVER, f)),
+      ...readdirSync(path.join(SERVER, 'routes')).map((f) => path.join(SERVER, 'routes', f)),
+    ];
+    const untyped: string[] = [];
+    let typed = 0;
+    for (const file of files.filter((f) => f.endsWith('.ts'))) {
+      // comments out (api-schema.ts's header shows the pattern)
+      const code = readFileSync(file, 'utf8').replace(/^\s*\/\/.*$/gm, '');
+      for (const argument of jsonArguments(code)) {
+        if (argument === '' || argument === 'document') continue;
+        if (/ satisfies [A-Z]\w*$/.test(argument)) typed++;
+        else untyped.push(`${path.relative(REPO, file)}: .json(${argument.slice(0, 80)})`);
+      }
+    }
+    expect(untyped).toEqual([]);
+    expect(typed).toBeGreaterThanOrEqual(9);
   });
 });
