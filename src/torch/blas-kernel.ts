@@ -26,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir, tmpdir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 
 /** Where the kernel in use comes from. */
@@ -219,10 +219,28 @@ function cacheDir(): string | undefined {
   return base ? path.join(base, 'torchscript-node') : undefined;
 }
 
+/**
+ * Where the choice for `key` is kept: the user's cache folder only. Never a shared temporary folder: anyone on
+ * the machine could plant an entry there (the key is computed from public facts), and a kernel the CPU cannot
+ * run kills every process that loads the addon (SIGILL). Without a home, only the copy beside the addon is kept.
+ */
 function sharedFiles(key: string): string[] {
-  const name = `blas-kernel-${key.slice(0, 16)}.json`;
   const dir = cacheDir();
-  return [...(dir ? [path.join(dir, name)] : []), path.join(tmpdir(), `torchscript-node-${name}`)];
+  return dir ? [path.join(dir, `blas-kernel-${key.slice(0, 16)}.json`)] : [];
+}
+
+/** This CPU's flags, from /proc/cpuinfo ('' where there is none). */
+function cpuFlags(): string {
+  return /^flags\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '';
+}
+
+/**
+ * Whether a kept entry may be applied: its choice is none, or a kernel this CPU can run (one of the candidates for
+ * its flags) whose own trial computed correct results. A file edited by hand or gone stale is measured again.
+ */
+export function applicable(entry: Pick<CacheEntry, 'choice' | 'trials'>, flags: string): boolean {
+  if (entry.choice === null || entry.choice === undefined) return true;
+  return candidateKernels(flags).includes(entry.choice) && entry.trials.some((t) => t.kernel === entry.choice && t.correct === true);
 }
 
 function readJson<T>(file: string): T | undefined {
@@ -236,7 +254,7 @@ function readJson<T>(file: string): T | undefined {
 function readCache(files: string[], key: string): { entry: CacheEntry; file: string } | undefined {
   for (const file of files) {
     const entry = readJson<CacheEntry>(file);
-    if (entry?.version === CHECK_VERSION && entry.key === key) return { entry, file };
+    if (entry?.version === CHECK_VERSION && entry.key === key && Array.isArray(entry.trials) && applicable(entry, cpuFlags())) return { entry, file };
   }
   return undefined;
 }
@@ -259,7 +277,7 @@ function writeCache(files: string[], entry: CacheEntry): string | undefined {
 
 function measure(addonPath: string, key: string): CacheEntry {
   const threads = availableParallelism();
-  const flags = /^flags\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '';
+  const flags = cpuFlags();
   const trials: (KernelTrial & { library: string | null })[] = [];
   for (const kernel of candidateKernels(flags)) {
     const result = trial(addonPath, kernel, threads);
@@ -314,7 +332,13 @@ function cachedOrMeasured(addonPath: string, addonStamp: string): { entry: Cache
   const material = (libraries: readonly string[] | null | undefined) => (libraries ? fingerprint(libraries) : `addon ${addonStamp}`);
   const localFile = path.join(path.dirname(addonPath), 'blas-kernel.json');
   const local = readJson<LocalEntry>(localFile);
-  if (local?.version === CHECK_VERSION && local.addon === addonStamp && local.libraries !== undefined) {
+  if (
+    local?.version === CHECK_VERSION &&
+    local.addon === addonStamp &&
+    local.libraries !== undefined &&
+    Array.isArray(local.trials) &&
+    applicable(local, cpuFlags())
+  ) {
     const libraries = material(local.libraries);
     if (libraries !== undefined && keyOf(context, libraries) === local.key) return { entry: local, cacheFile: localFile };
   }
