@@ -8,7 +8,9 @@
 //     TorchScript entry's TorchModel.load then rejects with ERR_ADDON_NOT_BUILT and the same advice, read from
 //     build/addon-status.json, which this script writes;
 //   - in this repository's checkout (scripts/setup.sh is there) it fails, with the same line: the service
-//     and the tests need the addon, and scripts/setup.sh installs LibTorch.
+//     and the tests need the addon, and scripts/setup.sh installs LibTorch;
+//   - so it does where LIBTORCH_DIR or TORCH_PYTHON is set but names no LibTorch: that LibTorch was asked for.
+// A CXX the user set is not checked beforehand (it may carry arguments: "ccache g++"): the build tells.
 // With everything there, a build that fails fails the install (exit 1), loudly: the compiler's last lines
 // and the path of the full log. Whoever has LibTorch wants the addon; an install that ended well with a broken
 // build would only fail later, further from its cause. (`npm install --ignore-scripts` skips the build.)
@@ -64,9 +66,9 @@ function prerequisites() {
     why = err.message.replace(/\.$/, '');
   }
   if (!runs('cmake')) missing.push('cmake');
-  // CMake takes $CXX, else the first of c++, g++, clang++ it finds.
-  const compilers = process.env.CXX ? [process.env.CXX] : ['c++', 'g++', 'clang++'];
-  if (!compilers.some((c) => runs(c))) missing.push('a C++ compiler');
+  // CMake takes $CXX (which may carry arguments: "ccache g++"), else the first of c++, g++, clang++ it finds.
+  // A CXX the user set is theirs to get right: the build says so, loudly, if it is wrong.
+  if (!process.env.CXX && !['c++', 'g++', 'clang++'].some((c) => runs(c))) missing.push('a C++ compiler');
   return { missing, libtorch, why };
 }
 
@@ -83,7 +85,10 @@ if (missing.length > 0) {
   const named = why && why !== 'LibTorch not found';
   const what = named ? [why, tools.length ? `${list(tools)} not found` : ''].filter(Boolean).join('; ') : `${list(missing)} not found`;
   const advice = installAdvice(missing);
-  if (IN_CHECKOUT) {
+  // LIBTORCH_DIR or TORCH_PYTHON set: the user asked for the addon, built against that LibTorch. Not finding it
+  // is their mistake to see (a typo), not a reason to install without the addon: the install fails.
+  const asked = ['LIBTORCH_DIR', 'TORCH_PYTHON'].filter((name) => process.env[name]);
+  if (IN_CHECKOUT || (missing.includes('LibTorch') && asked.length > 0)) {
     // A failing script's output npm shows itself.
     process.stderr.write(`${NAME}: cannot build the addon: ${what}. To get it: ${advice}.\n`);
     process.exit(1);

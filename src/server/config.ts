@@ -60,9 +60,9 @@ export interface ServiceConfig {
   maxDecodeBytes: number;
   /** Large images (see classifier's decode lanes) decoded at once. */
   maxLargeDecodes: number;
-  /** Milliseconds a request (headers and body) may take to arrive; slower: 408 and the connection closed. */
   /** Uploads to /predict read at once (MAX_CONCURRENT_UPLOADS); the others wait, unread. */
   maxConcurrentUploads: number;
+  /** Milliseconds a request (headers and body) may take to arrive; slower: 408 and the connection closed. */
   uploadTimeoutMs: number;
   /** API keys for every endpoint but /health and the pages; empty: no authentication. Never logged. */
   apiKeys: string[];

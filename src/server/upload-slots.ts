@@ -3,8 +3,9 @@
 // event loop its HTTP parsing, busboy's boundary search and a buffer to collect, and a loop iteration handles
 // every socket that has data. With 64 clients pushing uploads at once, an iteration took tens of
 // milliseconds, and /health waited behind it (p99 32-40 ms with 64 texts of 1 MiB). A bounded number of
-// uploads in flight bounds an iteration's work; the rest wait in the kernel's socket buffers, at no cost, for
-// UPLOAD_TIMEOUT at most (then 408, like any slow upload).
+// uploads in flight bounds an iteration's work; the rest wait in the kernel's socket buffers, at no cost, in
+// turn. A slot is held UPLOAD_TIMEOUT at most (an upload still arriving then gets 408 and frees it), so each
+// wait is bounded; one that is still arriving meanwhile gets its own 408 at UPLOAD_TIMEOUT.
 import type { RequestHandler } from 'express';
 
 export class UploadSlots {

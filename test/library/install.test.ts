@@ -10,7 +10,7 @@
 // (npm 7+ shows nothing a dependency's successful install script prints on stderr: the line goes to the terminal).
 // Skipped, saying why, where dist/ is not built or no mount ns can be made.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -215,5 +215,21 @@ describe.skipIf(!BUILT || !LIBTORCH_HERE)(`a build that fails where LibTorch is 
     const log = summary![1];
     expect(readFileSync(log, 'utf8')).toContain('failing-c++: fails on purpose');
     rmSync(log, { force: true });
+  }, 300_000);
+
+  it('LIBTORCH_DIR naming no LibTorch fails the install (the user asked for that LibTorch), saying so', () => {
+    const project = emptyProject('library-wrong-libtorch-dir-');
+    const empty = path.join(project, 'no-libtorch-here');
+    mkdirSync(empty);
+    const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: consumerEnv({ LIBTORCH_DIR: empty }),
+      timeout: 300_000,
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(r.status, out).not.toBe(0);
+    expect(out).toContain(`LIBTORCH_DIR=${empty}`);
+    rmSync(project, { recursive: true, force: true });
   }, 300_000);
 });
