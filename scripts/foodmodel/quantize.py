@@ -364,7 +364,10 @@ def make_int8_variant(
         head_nodes = [n.name for n in onnx.load(str(head_input)).graph.node]
         unknown = [n for n in exclude_nodes if not any(h == n or h.startswith(n) for h in head_nodes)]
         if unknown:
-            raise ExportError(f"no node of head.onnx is named (or begins with) {', '.join(unknown)}")
+            raise ExportError(
+                f"no node of head.onnx (as ONNX Runtime's pre-processing leaves it: the names --keep-fp32 takes) "
+                f"is named (or begins with) {', '.join(unknown)}"
+            )
         excluded = sorted({h for h in head_nodes for n in exclude_nodes if h == n or h.startswith(n)})
         with step(
             log,
