@@ -28,6 +28,20 @@ void ResolveWith(Napi::Env env, napi_deferred* deferred, const char* code, const
   }
 }
 
+// OnError's rejection: node-addon-api calls OnError instead of OnOK when Execute() threw (SetError), with an
+// Error made of what it threw. `error` is empty when even that could not be made.
+void RejectOnError(Napi::Env env, napi_deferred* deferred, const char* code, const char* what,
+                   const Napi::Error& error) noexcept {
+  if (*deferred == nullptr) return;
+  std::string message = what;
+  const std::optional<std::string> failure = FailureOf([&] {
+    if (!error.IsEmpty()) message += std::string(": ") + error.Message();
+  });
+  if (failure) message += ": " + *failure;
+  napi_value value = env.GetInstanceData<Addon>()->ErrorValue(env, Error(code, message));
+  SettlePromise(env, deferred, false, value);
+}
+
 }  // namespace
 
 LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options, bool own_thread)
@@ -35,15 +49,26 @@ LoadWorker::LoadWorker(Napi::Env env, std::string path, LoadOptions options, boo
       promise_(MakePromise(env, &deferred_)),
       path_(std::move(path)),
       options_(std::move(options)),
-      thread_(own_thread ? nullptr : InferenceThread::Shared()) {}
+      own_thread_(own_thread) {}
 
 void LoadWorker::Execute() {
-  if (!thread_) thread_ = InferenceThread::Start();  // here rather than on the JavaScript thread: it starts a thread
-  // The optimisation step runs LibTorch operators: on the model's inference thread, where its forwards will run.
-  options_.run_operators = [thread = thread_](std::function<void()> step) {
-    RunOnInferenceThread(*thread, std::move(step));
-  };
+  // The thread is found or started here, inside the catch: starting one throws std::system_error at a limit on
+  // threads (ulimit -u, a container's pids limit), and the load must then reject, not stay pending.
   try {
+    thread_ = own_thread_ ? InferenceThread::Start() : InferenceThread::Shared();
+  } catch (const std::exception& e) {
+    error_ = std::make_unique<Error>("ERR_MODEL_LOAD",
+                                     std::string("Cannot start an inference thread for the model: ") + e.what());
+    return;
+  } catch (...) {
+    error_ = std::make_unique<Error>("ERR_MODEL_LOAD", "Cannot start an inference thread for the model");
+    return;
+  }
+  try {
+    // The optimisation step runs LibTorch operators: on the model's inference thread, where its forwards will run.
+    options_.run_operators = [thread = thread_](std::function<void()> step) {
+      RunOnInferenceThread(*thread, std::move(step));
+    };
     model_ = ScriptModel::Load(path_, options_);
   } catch (const Error& e) {
     error_ = std::make_unique<Error>(e);
@@ -67,6 +92,11 @@ void LoadWorker::OnOK() {
     return addon->model_class.New({external});  // takes the model out of `loaded`
   });
   if (loaded.model) ReleaseModel(std::move(loaded));  // no NativeModel took it
+}
+
+void LoadWorker::OnError(const Napi::Error& error) {
+  // Execute() catches everything, so this runs only when something escaped it anyway: the promise still settles.
+  RejectOnError(Env(), &deferred_, "ERR_MODEL_LOAD", "The load failed", error);
 }
 
 LoadWorker::~LoadWorker() {
@@ -110,6 +140,10 @@ void BlasCheckWorker::OnOK() {
                 out.Set("gflops", result_.gflops);
                 return out;
               });
+}
+
+void BlasCheckWorker::OnError(const Napi::Error& error) {
+  RejectOnError(Env(), &deferred_, "ERR_BLAS_CHECK", "The BLAS check failed", error);
 }
 
 }  // namespace torchnode

@@ -1,6 +1,7 @@
 // The addon's work on libuv's pool: loading a model (seconds for a large one) and the BLAS check (about a
 // second). Options are copied into plain C++ on the JavaScript thread; Execute() touches no JavaScript; OnOK()
-// settles the promise whatever fails (the error class throws: a plain Error with the code).
+// settles the promise whatever fails (the error class throws: a plain Error with the code), and so does OnError(),
+// which node-addon-api calls instead when Execute() threw: every worker that holds a deferred overrides both.
 #pragma once
 
 #include <napi.h>
@@ -24,12 +25,14 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return promise_; }  // in the scope that made the worker
   void Execute() override;
   void OnOK() override;
+  void OnError(const Napi::Error& error) override;  // Execute() threw after all: the promise still settles
 
  private:
   napi_deferred deferred_ = nullptr;  // settled through js_promises.h: nothing in OnOK throws
   Napi::Promise promise_;
   std::string path_;
   LoadOptions options_;
+  bool own_thread_;
   std::shared_ptr<InferenceThread> thread_;  // where the model's optimisation step and forwards run
   std::unique_ptr<ScriptModel> model_;
   std::unique_ptr<Error> error_;
@@ -42,6 +45,7 @@ class BlasCheckWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return promise_; }  // in the scope that made the worker
   void Execute() override;
   void OnOK() override;
+  void OnError(const Napi::Error& error) override;  // Execute() threw after all: the promise still settles
 
  private:
   napi_deferred deferred_ = nullptr;  // settled through js_promises.h: nothing in OnOK throws

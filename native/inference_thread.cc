@@ -130,9 +130,16 @@ std::shared_ptr<InferenceThread::State> Launch(bool shared) {
   Registry& registry = Registry::Get();
   std::lock_guard<std::mutex> lock(registry.mutex);
   registry.JoinEnded();
-  std::thread thread([state, shared] { Run(state, shared); });
-  if (shared) thread.detach();  // never joined: it waits for work until the process ends
-  registry.entries.push_back({state, std::move(thread), false});
+  // The entry first, then the thread into it: creating the thread throws std::system_error at a limit on threads
+  // (ulimit -u, a pids cgroup), and then nothing is left behind; and no joinable std::thread is ever dropped.
+  registry.entries.push_back({state, std::thread(), false});
+  try {
+    registry.entries.back().thread = std::thread([state, shared] { Run(state, shared); });
+  } catch (...) {
+    registry.entries.pop_back();
+    throw;
+  }
+  if (shared) registry.entries.back().thread.detach();  // never joined: it waits for work until the process ends
   ++registry.live;
   return state;
 }

@@ -23,6 +23,7 @@ namespace torchnode {
 class InferenceThread {
  public:
   // The process's shared thread (started on first use, never ends: see StopAllInferenceThreadsForExit).
+  // Both throw std::system_error when no thread can be started (a limit on threads: ulimit -u, a pids cgroup).
   static std::shared_ptr<InferenceThread> Shared();
   // A new thread of its own for one model; it ends once Finish() was called and its queue is empty.
   static std::shared_ptr<InferenceThread> Start();
