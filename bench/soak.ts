@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import { SHARED_DATA } from '../test/helpers/torchvision.js';
-import { startServer } from '../test/helpers/server.js';
+import { startServer } from '../scripts/lib/service.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -23,7 +23,8 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import { MAX_TEXT_BYTES } from '../src/server/request-body.js';
-import { SERVICE_NODE_FLAGS, startServer } from '../test/helpers/server.js';
+import { parseMetrics } from '../scripts/lib/metrics.js';
+import { SERVICE_NODE_FLAGS, startServer } from '../scripts/lib/service.js';
 import { peakRssMb } from './peak-rss.js';
 import { stats } from './results.js';
 
@@ -200,16 +201,9 @@ const probe = await health;
 const peak = peakRssMb(pid);
 const after = rssMb();
 // The service's own view, as bench:uploads reads it: the event loop's lag, and /health from its arrival to its answer.
-const metrics = await (await fetch(`${server.url}/metrics`)).text();
-const lag = metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m)?.[1];
-const bucket = (le: string) =>
-  Number(
-    metrics
-      .split('\n')
-      .find((l) => l.startsWith(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"} `))
-      ?.split(' ')
-      .at(-1) ?? NaN,
-  );
+const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+const lag = metrics.get('nodejs_eventloop_lag_p99_seconds');
+const bucket = (le: string) => metrics.get(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"}`) ?? NaN;
 await server.stop();
 
 const ms = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 100) / 100);
@@ -232,7 +226,7 @@ const result = {
   requests_per_s: Math.round((ok / elapsed) * 10) / 10,
   errors,
   health: { requests: probe.requests, errors: probe.errors, p50_ms: ms(probe.p50), p99_ms: ms(probe.p99) },
-  eventloop_lag_p99_ms: lag ? Math.round(Number(lag) * 1e5) / 100 : null,
+  eventloop_lag_p99_ms: lag !== undefined ? Math.round(lag * 1e5) / 100 : null,
   health_in_service_within_10_ms: bucket('0.01') / bucket('+Inf'),
   idle_rss_mb: Math.round(idleRss),
   peak_rss_mb: Math.round(peak),

@@ -22,7 +22,8 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { SERVICE_NODE_FLAGS, startServer } from '../test/helpers/server.js';
+import { parseMetrics } from '../scripts/lib/metrics.js';
+import { SERVICE_NODE_FLAGS, startServer } from '../scripts/lib/service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -134,13 +135,10 @@ const [worstResult, ordinary] = (await Promise.all([worstClient, ordinaryClient]
 const statuses = worstResult.statuses;
 if (Number(worstResult.cache_hits) > 0) throw new Error(`${String(worstResult.cache_hits)} worst uploads were answered from the cache`);
 const peak = peakRss();
-const metrics = await (await fetch(`${server.url}/metrics`)).text();
-const lag = metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m)?.[1];
+const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+const lag = metrics.get('nodejs_eventloop_lag_p99_seconds');
 // The service's own view of /health: the time from its arrival to the end of its answer (no client, no network).
-const healthBucket = (le: string) => {
-  const line = metrics.split('\n').find((l) => l.startsWith(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"} `));
-  return Number(line?.split(' ').at(-1) ?? NaN);
-};
+const healthBucket = (le: string) => metrics.get(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"}`) ?? NaN;
 const healthInService = { within_5_ms: healthBucket('0.005') / healthBucket('+Inf'), within_10_ms: healthBucket('0.01') / healthBucket('+Inf') };
 await server.stop();
 rmSync(work, { recursive: true, force: true });
@@ -155,7 +153,7 @@ const result = {
   health_p50_ms: health.p50,
   health_p99_ms: health.p99,
   health_errors: health.errors,
-  eventloop_lag_p99_ms: lag ? Number(lag) * 1000 : null,
+  eventloop_lag_p99_ms: lag !== undefined ? lag * 1000 : null,
   health_in_service: healthInService,
   idle_rss_mb: Math.round(idleRss),
   peak_rss_mb: Math.round(peak),

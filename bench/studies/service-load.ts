@@ -6,7 +6,8 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 
-import { multipartBody, startServer, type TestServer } from '../../test/helpers/server.js';
+import { multipartBody } from '../../scripts/lib/multipart.js';
+import { type ServiceProcess, startServer } from '../../scripts/lib/service.js';
 import { peakRssMb, resetPeakRss } from '../peak-rss.js';
 import type { BenchPlan } from '../plan.js';
 import type { ServiceRow } from '../results.js';
@@ -31,7 +32,7 @@ async function uploadBody(plan: BenchPlan): Promise<{ body: Buffer; contentType:
  * model, 2 threads, request logs included), with the backend and cache asked for, on Debian's LibTorch; its
  * build in dist/ when there is one, as `npm start` runs it.
  */
-function startService(plan: BenchPlan, backend: 'torch' | 'onnx', cache: boolean): Promise<TestServer> {
+function startService(plan: BenchPlan, backend: 'torch' | 'onnx', cache: boolean): Promise<ServiceProcess> {
   const { repo } = plan.paths;
   return startServer(
     { ...threadsEnv(2), DEVICE: 'cpu', BACKEND: backend, PREDICTION_CACHE_SIZE: cache ? '100' : '0', TORCH_NODE_ADDON: plan.paths.addon113 },
@@ -46,7 +47,7 @@ export async function serviceLoad(plan: BenchPlan): Promise<{ rows: ServiceRow[]
   const rows: ServiceRow[] = [];
   const services = (['torch', 'onnx'] as const).flatMap((backend) => [false, true].map((cache) => ({ backend, cache })));
   for (const [i, setup] of services.entries()) {
-    let service: TestServer;
+    let service: ServiceProcess;
     try {
       service = await startService(plan, setup.backend, setup.cache);
     } catch (err) {

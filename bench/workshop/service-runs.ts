@@ -1,7 +1,8 @@
 // The study's load runs (step 3 of bench/workshop-service.ts): the service as a user starts it, under
 // bench/load-client.ts at each concurrency while another client asks /health, and from /metrics where the
 // time went.
-import { startServer } from '../../test/helpers/server.js';
+import { parseMetrics } from '../../scripts/lib/metrics.js';
+import { startServer } from '../../scripts/lib/service.js';
 import { peakRssMb, resetPeakRss } from '../peak-rss.js';
 import type { Stats, WorkshopServiceResults, WorkshopServiceRow } from '../results.js';
 import type { WorkshopServicePlan } from './plan.js';
@@ -9,16 +10,14 @@ import { runJson } from './run-json.js';
 
 /** Sums and counts of /metrics' histograms, and the caches' hits, to difference before and after a run. */
 async function histogramTotals(url: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
   const totals: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m =
-      /^(inference_forward_seconds|inference_batch_size|predict_preprocess_seconds|predict_queue_seconds)_(sum|count)(\{model="(\w+)"\})? ([\d.e+-]+)$/.exec(
-        line,
-      );
-    if (m) totals[`${m[1]}${m[4] ? `:${m[4]}` : ''}_${m[2]}`] = Number(m[5]);
-    const hits = /^cache_hits_total\{cache="(\w+)"\} ([\d.e+-]+)$/.exec(line);
-    if (hits) totals[`cache_hits:${hits[1]}`] = Number(hits[2]);
+  for (const [sample, value] of parseMetrics(await (await fetch(`${url}/metrics`)).text())) {
+    const m = /^(inference_forward_seconds|inference_batch_size|predict_preprocess_seconds|predict_queue_seconds)_(sum|count)(\{model="(\w+)"\})?$/.exec(
+      sample,
+    );
+    if (m) totals[`${m[1]}${m[4] ? `:${m[4]}` : ''}_${m[2]}`] = value;
+    const hits = /^cache_hits_total\{cache="(\w+)"\}$/.exec(sample);
+    if (hits) totals[`cache_hits:${hits[1]}`] = value;
   }
   return totals;
 }

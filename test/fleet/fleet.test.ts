@@ -17,7 +17,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { Progress } from '../helpers/progress.js';
 import { freePort, HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
-import { DEFAULT_MODEL_DIR, multipartBody, rawRequest, REPO, startServer, type RawAnswer, type TestServer } from '../helpers/server.js';
+import { multipartBody } from '../helpers/http.js';
+import { type RawAnswer, rawRequest } from '../helpers/raw-http.js';
+import { DEFAULT_MODEL_DIR, REPO, startServer, type TestServer } from '../helpers/server.js';
 
 const HAVE_NGINX = spawnSync('nginx', ['-v'], { stdio: 'ignore' }).status === 0;
 const HAVE_OPENSSL = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;

@@ -1,199 +1,52 @@
-// A real service for the tests (and the benchmark): `src/server/main.ts` in its own Node process (as `npm start`
-// runs it, or its build in dist/), on a free port, with the real addon and a real model folder; and small HTTP
-// helpers to talk to it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The service for the tests: its launcher (scripts/lib/service.ts, which bench/ uses too), re-exported under the
+// tests' names, and small HTTP helpers to talk to it.
+import { afterAll, expect } from 'vitest';
 
-import { VARIABLES } from '../../src/server/config.js';
+import { type LogEntry, type ServiceProcess, startServer } from '../../scripts/lib/service.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEFAULT_MODEL_DIR = path.join(REPO, 'models');
-const MAIN = path.join(REPO, 'src', 'server', 'main.ts');
-const BUILT_MAIN = path.join(REPO, 'dist', 'server', 'main.js');
+export {
+  DEFAULT_MODEL_DIR,
+  type Exit,
+  type LogEntry,
+  REPO,
+  SERVICE_NODE_FLAGS,
+  type ServerOptions,
+  serverEnv,
+  spawnServer,
+  startServer,
+  type WaitForLogOptions,
+} from '../../scripts/lib/service.js';
 
-/**
- * The Node flags `npm start` gives the service (package.json's start script: `node <flags> dist/server/main.js`),
- * so that the tests and benchmarks run it as it is deployed; the Dockerfile's CMD is checked against the same
- * script (test/python/test_deploy.py).
- */
-export const SERVICE_NODE_FLAGS: string[] = (() => {
-  const { scripts } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  // Flags of the form --name or --name=value only: anything else fails here, loudly, at the first test.
-  const start = /\bnode((?: --[\w-]+(?:=\S+)?)*) dist\/server\/main\.js\b/.exec(scripts.start ?? '');
-  if (!start) throw new Error(`package.json's start script does not run "node [--flags] dist/server/main.js": ${scripts.start}`);
-  return start[1]!.trim().split(' ').filter(Boolean);
-})();
+/** A service process that a test started (scripts/lib/service.ts). */
+export type TestServer = ServiceProcess;
 
-export interface ServerOptions {
-  /** `source` (default): src/server/main.ts through tsx; `dist`: the build, as `npm start` runs it. */
-  entry?: 'source' | 'dist';
-  /** Drop the service's variables that the caller's environment holds (only `env` and the defaults apply). */
-  cleanEnv?: boolean;
-  cwd?: string;
-  /** Node flags in place of npm start's (SERVICE_NODE_FLAGS), for a benchmark's comparison. */
-  nodeFlags?: string[];
-}
-
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** One line of the service's log (pino's JSON, parsed; a line that is not JSON: `{ msg, notJson: true }`). */
-export type LogEntry = Record<string, unknown>;
-
-export interface WaitForLogOptions {
-  /** Only lines from this index of `logs` on (e.g. `logs.length` before the request whose line is awaited). */
-  since?: number;
-  /** Default 30 s: generous; the line normally arrives within milliseconds of the event that writes it. */
-  timeoutMs?: number;
-  /** What is awaited, for the error message. */
-  what?: string;
-}
-
-export interface TestServer {
-  url: string;
-  child: ChildProcess;
-  /** stdout's JSON log lines so far, parsed. */
-  logs: LogEntry[];
-  stderr(): string;
-  /**
-   * Resolves with the first log line that `match` accepts, among those logged so far or to come. The service
-   * writes a request's line as the response finishes, so a client can have the answer before the line has
-   * reached this process: a test awaits the line, never reads `logs` for it right after a response. Rejects,
-   * with the log and stderr so far, when stdout ends without such a line or after `timeoutMs`.
-   */
-  waitForLog(match: (entry: LogEntry) => boolean, options?: WaitForLogOptions): Promise<LogEntry>;
-  /** Resolves when the process has exited and its stdout and stderr have been read to their end (`logs` complete). */
-  exited: Promise<Exit>;
-  /** Sends `signal` (default SIGTERM) and waits for the exit (as `exited`). */
-  stop(signal?: NodeJS.Signals): Promise<Exit>;
-  /** True while the process runs. */
-  alive(): boolean;
+export interface UseServersOptions {
+  /** Variables every server of the file gets (a server's own `env` overrides them). */
+  env?: Record<string, string>;
+  /** afterAll expects each server to exit 0 (no signal) on its SIGTERM. */
+  expectCleanExit?: boolean;
 }
 
 /**
- * The process's environment for a server: PORT 0 (a free one), the default model, 2 threads, and an empty
- * ENV_FILE, so that a developer's own .env in the repository never reaches a test server; `env` overrides.
+ * The servers of a test file, started when a test asks and stopped (SIGTERM, awaited) by an afterAll that this
+ * call registers: call it at the file's top level. vitest runs afterAll hooks last registered first, so a
+ * resource the servers use (a Redis, say) is released by an afterAll registered before this call.
+ *   const server = useServers();
+ *   const s = await server({ RATE_LIMIT: '3' });
  */
-export function serverEnv(env: Record<string, string | undefined> = {}, cleanEnv = false): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  if (cleanEnv) for (const v of VARIABLES) delete base[v.name];
-  return { ...base, PORT: '0', MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '2', LOG_LEVEL: 'info', ENV_FILE: '/dev/null', ...env };
-}
-
-/** Spawns the service with `args`; does not wait for it to listen. */
-export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = [], cwd = REPO, options: ServerOptions = {}): ChildProcess {
-  const entry = options.entry === 'dist' ? [BUILT_MAIN] : ['--import', 'tsx', MAIN];
-  return spawn(process.execPath, [...(options.nodeFlags ?? SERVICE_NODE_FLAGS), ...entry, ...args], {
-    cwd,
-    env: serverEnv(env, options.cleanEnv),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-/** Starts the service and resolves once it listens (its 'listening' log line); rejects with its stderr if it exits. */
-export function startServer(env: Record<string, string | undefined> = {}, cwd = REPO, options: ServerOptions = {}): Promise<TestServer> {
-  const child = spawnServer(env, [], options.cwd ?? cwd, options);
-  const logs: LogEntry[] = [];
-  /** Called with each new log line, and with undefined once stdout has ended. */
-  const listeners = new Set<(entry: LogEntry | undefined) => void>();
-  let stdoutEnded = false;
-  let stderr = '';
-  let pending = '';
-  let running = true;
-  // 'exit' can come before the last of stdout has been read: `exited` waits for 'close' (both pipes at their
-  // end), so that the lines a process writes just before it exits are in `logs` once a test has awaited it. A
-  // process of its own that holds the pipes open (none should) delays it by 10 s at most.
-  const exited = new Promise<Exit>((resolve) =>
-    child.once('exit', (code, signal) => {
-      running = false;
-      const late = setTimeout(() => resolve({ code, signal }), 10_000);
-      late.unref();
-      child.once('close', () => {
-        clearTimeout(late);
-        resolve({ code, signal });
-      });
-    }),
-  );
-  const state = (): string => (running ? 'running' : `exited (${child.exitCode ?? child.signalCode})`);
-  const waitForLog = (match: (entry: LogEntry) => boolean, { since = 0, timeoutMs = 30_000, what = 'the awaited log line' }: WaitForLogOptions = {}) =>
-    new Promise<LogEntry>((resolve, reject) => {
-      const settle = (outcome: () => void): void => {
-        clearTimeout(timer);
-        listeners.delete(listener);
-        outcome();
-      };
-      const fail = (why: string): void => {
-        const lines = logs.map((l) => JSON.stringify(l)).join('\n');
-        settle(() => reject(new Error(`${what}: ${why} (the server: ${state()}). Its log:\n${lines}\nstderr:\n${stderr}`)));
-      };
-      const listener = (entry: LogEntry | undefined): void => {
-        if (entry === undefined) {
-          fail("the server's stdout ended without it");
-          return;
-        }
-        try {
-          if (match(entry)) settle(() => resolve(entry));
-        } catch (err) {
-          settle(() => reject(err as Error));
-        }
-      };
-      const timer = setTimeout(() => fail(`not logged within ${timeoutMs} ms`), timeoutMs);
-      listeners.add(listener);
-      for (const entry of logs.slice(since)) {
-        if (!listeners.has(listener)) return;
-        listener(entry);
-      }
-      if (stdoutEnded && listeners.has(listener)) listener(undefined);
-    });
-  const addLine = (line: string): void => {
-    if (!line.trim()) return;
-    let entry: LogEntry;
-    try {
-      entry = JSON.parse(line) as LogEntry;
-    } catch {
-      entry = { msg: line, notJson: true };
+export function useServers(options: UseServersOptions = {}): (env?: Record<string, string>) => Promise<TestServer> {
+  const servers: TestServer[] = [];
+  afterAll(async () => {
+    for (const s of servers) {
+      const exit = await s.stop();
+      if (options.expectCleanExit) expect(exit).toEqual({ code: 0, signal: null });
     }
-    logs.push(entry);
-    for (const listener of [...listeners]) listener(entry);
-  };
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) addLine(line);
   });
-  child.stdout!.on('end', () => {
-    addLine(pending);
-    pending = '';
-    stdoutEnded = true;
-    for (const listener of [...listeners]) listener(undefined);
-  });
-  const server: TestServer = {
-    url: '',
-    child,
-    logs,
-    stderr: () => stderr,
-    waitForLog,
-    exited,
-    alive: () => running,
-    stop: (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (running) child.kill(signal);
-      return exited;
-    },
+  return async (env = {}) => {
+    const s = await startServer({ ...options.env, ...env });
+    servers.push(s);
+    return s;
   };
-  return waitForLog((l) => l.msg === 'listening', { timeoutMs: 60_000, what: "The server's 'listening' line" }).then(
-    (listening) => ({ ...server, url: listening.url as string }),
-    (err: Error) => {
-      child.kill('SIGKILL');
-      throw err;
-    },
-  );
 }
 
 /**
@@ -228,46 +81,4 @@ export async function predict(url: string, image: Uint8Array | undefined, text?:
 export async function getJson(url: string, pathname: string, init?: RequestInit): Promise<{ status: number; body: any }> {
   const res = await fetch(`${url}${pathname}`, init);
   return { status: res.status, body: await res.json() };
-}
-
-export interface RawAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/**
- * A request with headers fetch() refuses to set (Host, Origin, Sec-Fetch-Site) or a body of any shape, over
- * node:http (or https, certificates not checked: the tests' own).
- */
-export async function rawRequest(
-  url: string,
-  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
-): Promise<RawAnswer> {
-  const target = new URL(options.path, url);
-  const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = request(target, { method: options.method ?? 'GET', headers: options.headers, rejectUnauthorized: false } as never, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-/** A multipart/form-data body as curl -F builds it: an `image` file part (when given) and a `text` field. */
-export function multipartBody(image: Uint8Array | undefined, text?: string, filename = 'photo.jpg'): { body: Buffer; contentType: string } {
-  const boundary = `----torchscript-node-${Math.random().toString(36).slice(2)}`;
-  const parts: Buffer[] = [];
-  if (image) {
-    parts.push(
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
-    );
-    parts.push(Buffer.from(image), Buffer.from('\r\n'));
-  }
-  if (text !== undefined) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n${text}\r\n`));
-  parts.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }

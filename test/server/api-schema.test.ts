@@ -18,7 +18,9 @@ import { ModelManager } from '../../src/server/model-manager.js';
 import { MemoryPredictionCache } from '../../src/server/prediction-cache.js';
 import { UploadSlots } from '../../src/server/upload-slots.js';
 import { type OpenApiDocument, openApiValidator } from '../helpers/openapi.js';
-import { DEFAULT_MODEL_DIR, multipartBody, REPO, rawRequest } from '../helpers/server.js';
+import { multipartBody } from '../helpers/http.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 
 const KEY = 'schema-test-key-0123456789';
 const ADMIN_KEY = `${KEY}-admin`;

@@ -14,19 +14,16 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { REPO, startServer, type TestServer } from '../helpers/server.js';
+import { REPO, useServers } from '../helpers/server.js';
 
 const SCHEMATHESIS = path.join(REPO, '.venv', 'bin', 'schemathesis');
 const HAVE = existsSync(SCHEMATHESIS);
 if (!HAVE) console.warn(`[fuzz.test] ${SCHEMATHESIS} is missing (scripts/setup.sh installs it): the API is not fuzzed`);
 
-const servers: TestServer[] = [];
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'fuzz-'));
 
-afterAll(async () => {
-  rmSync(workDir, { recursive: true, force: true });
-  for (const s of servers) expect(await s.stop()).toEqual({ code: 0, signal: null });
-});
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+const server = useServers({ expectCleanExit: true });
 
 function schemathesis(url: string, extra: string[]): { status: number | null; output: string } {
   const run = spawnSync(
@@ -54,8 +51,7 @@ function schemathesis(url: string, extra: string[]): { status: number | null; ou
 
 describe.skipIf(!HAVE)('the API under schemathesis', () => {
   it('without keys: no 5xx, and every answer as /openapi.json describes it', async () => {
-    const s = await startServer({ LOG_LEVEL: 'info' });
-    servers.push(s);
+    const s = await server({ LOG_LEVEL: 'info' });
     const { status, output } = schemathesis(s.url, []);
     console.log(`[fuzz.test] ${output.match(/\d+ generated[^\n]*/)?.[0] ?? ''}`);
     expect(status, output.slice(-4000)).toBe(0);
@@ -64,8 +60,7 @@ describe.skipIf(!HAVE)('the API under schemathesis', () => {
 
   it('with API keys: the same, and no protected endpoint answers without its key', async () => {
     const key = 'fuzz-key-0123456789abcdef';
-    const s = await startServer({ API_KEYS: key, ADMIN_API_KEYS: `${key}-admin` });
-    servers.push(s);
+    const s = await server({ API_KEYS: key, ADMIN_API_KEYS: `${key}-admin` });
     const { status, output } = schemathesis(s.url, ['-H', `Authorization: Bearer ${key}`, '--max-examples', '30']);
     console.log(`[fuzz.test] ${output.match(/\d+ generated[^\n]*/)?.[0] ?? ''}`);
     expect(status, output.slice(-4000)).toBe(0);

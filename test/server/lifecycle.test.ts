@@ -9,10 +9,11 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { DEFAULT_CLASSES as CLASSES, expectPredictionBody, expectSameAnswer, multipart, rawGet, reload, stalledUpload, status } from '../helpers/http.js';
+import { DEFAULT_CLASSES as CLASSES, expectPredictionBody, expectSameAnswer, multipartBody, reload, status } from '../helpers/http.js';
 import { largePhoto, smallPhotos, withComment } from '../helpers/photos.js';
 import { MODEL_FILES, portOf, shutdown, trackProcesses, tryConnect } from '../helpers/processes.js';
 import { Progress } from '../helpers/progress.js';
+import { rawGet, stalledUpload } from '../helpers/raw-http.js';
 import { DEFAULT_MODEL_DIR, getJson, logsSoFar, predict, spawnServer, type TestServer } from '../helpers/server.js';
 
 // Every child started here is killed at the end, whatever a test did.
@@ -487,7 +488,7 @@ describe('graceful shutdown', () => {
     const [server, [image]] = await Promise.all([serve(), smallPhotos(1)]);
     try {
       const { host, hostname } = new URL(server.url);
-      const { body, contentType } = multipart(image, 'in flight while /health comes');
+      const { body, contentType } = multipartBody(image, 'in flight while /health comes');
       const half = Math.floor(body.length / 2);
       const socket = net.connect(portOf(server.url), hostname);
       let received = Buffer.alloc(0);

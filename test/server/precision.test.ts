@@ -8,7 +8,7 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { reload, status } from '../helpers/http.js';
+import { metric, reload, sampleOf, status } from '../helpers/http.js';
 import { smallPhotos } from '../helpers/photos.js';
 import { HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
 import { DEFAULT_MODEL_DIR, predict, startServer, type TestServer } from '../helpers/server.js';
@@ -55,8 +55,8 @@ describe('PRECISION=int8 on models/', () => {
     expect(await status(fp32.url)).toMatchObject({ precision: 'fp32', backend: 'onnx', layout: 'parts', model_files: ['text_encoder.onnx', 'head.onnx'] });
     const metrics = await (await fetch(`${int8.url}/metrics`)).text();
     expect(metrics).toMatch(/^# TYPE model_info gauge$/m);
-    expect(metrics).toMatch(/^model_info\{backend="onnx",layout="parts",precision="int8"\} 1$/m);
-    expect(await (await fetch(`${fp32.url}/metrics`)).text()).toMatch(/^model_info\{backend="onnx",layout="parts",precision="fp32"\} 1$/m);
+    expect(sampleOf(metrics, 'model_info{backend="onnx",layout="parts",precision="int8"}')).toBe(1);
+    expect(await metric(fp32.url, 'model_info{backend="onnx",layout="parts",precision="fp32"}')).toBe(1);
     const listening = await int8.waitForLog((l) => l.msg === 'listening', { what: "the 'listening' line" });
     expect(listening).toMatchObject({ precision: 'int8', model_files: INT8_FILES });
     expect(await fp32.waitForLog((l) => l.msg === 'listening')).toMatchObject({ precision: 'fp32' });
@@ -101,8 +101,7 @@ describe('PRECISION=int8 on models/', () => {
     }
     const [image] = await smallPhotos(1);
     expect((await predict(int8.url, image, 'after the reload')).status).toBe(200);
-    const metrics = await (await fetch(`${int8.url}/metrics`)).text();
-    expect(metrics).toMatch(/^model_info\{backend="onnx",layout="parts",precision="int8"\} 1$/m);
+    expect(await metric(int8.url, 'model_info{backend="onnx",layout="parts",precision="int8"}')).toBe(1);
   });
 });
 

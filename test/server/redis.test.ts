@@ -14,22 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { modelContentId } from '../../src/classifier/model-id.js';
 import { imageDigest, predictionKey, RedisPredictionCache } from '../../src/server/prediction-cache.js';
-import { DEFAULT_CLASSES, expectPredictionBody } from '../helpers/http.js';
+import { DEFAULT_CLASSES, expectPredictionBody, metric } from '../helpers/http.js';
 import { waitForLog } from '../helpers/processes.js';
 import { freePort, HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
-import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer, useServers } from '../helpers/server.js';
 
 if (!HAVE_REDIS) console.warn('[redis.test] redis-server is not installed (scripts/setup.sh installs it): these tests are skipped');
 
 /** The secret the test instances share (CACHE_SECRET is required with REDIS_URL). */
 const SECRET = 'redis-test-secret-0123456789abcdef0123456789abcdef';
-
-const servers: TestServer[] = [];
-async function server(env: Record<string, string>): Promise<TestServer> {
-  const s = await startServer({ CACHE_SECRET: SECRET, ...env });
-  servers.push(s);
-  return s;
-}
 
 let redis: TestRedis;
 let photo: (seed: number) => Promise<Buffer>;
@@ -42,9 +35,10 @@ beforeAll(async () => {
       .toBuffer();
 });
 afterAll(async () => {
-  for (const s of servers) await s.stop();
   await redis?.kill();
 });
+// Registered after Redis' afterAll, so run before it: the servers stop, then Redis.
+const server = useServers({ env: { CACHE_SECRET: SECRET } });
 
 /** A client of the test's Redis that knows SECRET (it computes the service's keys and signs), connected. */
 async function secretHolder(): Promise<RedisPredictionCache> {
@@ -52,11 +46,6 @@ async function secretHolder(): Promise<RedisPredictionCache> {
   const cache = new RedisPredictionCache({ url: redis.url, ttlSeconds: 600, logger, secret: SECRET, classNames: () => DEFAULT_CLASSES, timeoutMs: 30_000 });
   expect(await cache.ready(10_000)).toBe(true);
   return cache;
-}
-
-async function metric(url: string, sample: string): Promise<number> {
-  const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${sample} `));
-  return Number(line?.split(' ').at(-1));
 }
 
 describe.skipIf(!HAVE_REDIS)('REDIS_URL', () => {

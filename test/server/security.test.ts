@@ -7,23 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { rawGet } from '../helpers/http.js';
-import { getJson, logsSoFar, multipartBody, predict, rawRequest, startServer, type TestServer } from '../helpers/server.js';
+import { multipartBody } from '../helpers/http.js';
+import { rawGet, rawRequest } from '../helpers/raw-http.js';
+import { getJson, logsSoFar, predict, type TestServer, useServers } from '../helpers/server.js';
 
 const KEY = 'user-key-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
 
-const servers: TestServer[] = [];
-async function server(env: Record<string, string> = {}): Promise<TestServer> {
-  const s = await startServer(env);
-  servers.push(s);
-  return s;
-}
-afterAll(async () => {
-  for (const s of servers) await s.stop();
-});
+const server = useServers();
 
 let jpeg: Buffer;
 beforeAll(async () => {

@@ -7,20 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import sharp from 'sharp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { metric } from '../helpers/http.js';
+import { DEFAULT_MODEL_DIR, getJson, predict, useServers } from '../helpers/server.js';
 
-const servers: TestServer[] = [];
-async function server(env: Record<string, string> = {}): Promise<TestServer> {
-  const s = await startServer(env);
-  servers.push(s);
-  return s;
-}
-
-afterAll(async () => {
-  for (const s of servers) expect(await s.stop()).toEqual({ code: 0, signal: null });
-});
+const server = useServers({ expectCleanExit: true });
 
 /** Distinct small JPEGs: a colour gradient and a pattern that depend on `seed`. */
 async function photo(seed: number, width = 320, height = 240): Promise<Buffer> {
@@ -36,14 +28,6 @@ async function photo(seed: number, width = 320, height = 240): Promise<Buffer> {
   return sharp(pixels, { raw: { width, height, channels: 3 } })
     .jpeg({ quality: 90 })
     .toBuffer();
-}
-
-/** The metric's value (the first sample whose line starts with `name{labels}` or `name `). */
-async function metric(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  if (!line) throw new Error(`no ${sample} in /metrics`);
-  return Number(line.slice(sample.length + 1));
 }
 
 type Answer = { class_name: string; probability: number }[];

@@ -6,57 +6,13 @@ import { connect } from 'node:net';
 import { getPriority } from 'node:os';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { chunkedPost, stalledUpload } from '../helpers/http.js';
-import { getJson, logsSoFar, predict, SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
+import { chunkedPost, metric } from '../helpers/http.js';
+import { rawUpload, stalledUpload } from '../helpers/raw-http.js';
+import { getJson, logsSoFar, predict, SERVICE_NODE_FLAGS, type TestServer, useServers } from '../helpers/server.js';
 
-const servers: TestServer[] = [];
-async function server(env: Record<string, string> = {}): Promise<TestServer> {
-  const s = await startServer(env);
-  servers.push(s);
-  return s;
-}
-afterAll(async () => {
-  for (const s of servers) await s.stop();
-});
-
-/**
- * Sends `head` on a raw connection, then `body` chunks (until the server answers or closes); what came back once
- * the server has closed the connection, or 30 s after the last chunk (closed: false).
- */
-function rawUpload(url: string, head: string, chunks: () => Buffer | undefined): Promise<{ response: string; sent: number; closed: boolean }> {
-  const { port, hostname } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname);
-    let response = '';
-    let sent = 0;
-    let done = false;
-    let watchdog: NodeJS.Timeout | undefined;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(watchdog);
-      socket.destroy();
-      resolve({ response, sent, closed });
-    };
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (response += d));
-    socket.on('close', () => finish(true));
-    socket.on('error', () => finish(true));
-    socket.on('connect', async () => {
-      socket.write(head);
-      for (;;) {
-        const chunk = chunks();
-        if (!chunk || socket.destroyed || response.length > 0) break;
-        sent += chunk.length;
-        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
-      }
-      // the answer comes with the close (every case here ends with one); the bound only for a server that never closes
-      if (!done) watchdog = setTimeout(() => finish(false), 30_000);
-    });
-  });
-}
+const server = useServers();
 
 describe('upload limits', () => {
   let s: TestServer;
@@ -227,11 +183,7 @@ describe('costly images', () => {
         .jpeg()
         .toBuffer();
     /** The gauge's value in /metrics. */
-    const gauge = async (name: string) => {
-      const line = (await (await fetch(`${one.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
-      if (!line) throw new Error(`no ${name} in /metrics`);
-      return Number(line.slice(name.length + 1));
-    };
+    const gauge = (name: string) => metric(one.url, name);
     // No event of the slots reaches the test: their gauges are polled until they say what is awaited.
     const until = async (what: () => Promise<boolean>) => {
       while (!(await what())) await new Promise((r) => setTimeout(r, 10));
