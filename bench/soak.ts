@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { SHARED_DATA } from '../test/helpers/torchvision.js';
+import { SHARED_DATA } from '../scripts/lib/shared-data.js';
 import { startServer } from '../scripts/lib/service.js';
 
 const { values: args } = parseArgs({

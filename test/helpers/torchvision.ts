@@ -7,16 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { SHARED_DATA } from '../../scripts/lib/shared-data.js';
+
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = path.join(REPO, 'test', 'classifier', 'torchvision_preprocess.py');
 /** Debian's torch and torchvision are installed for the system Python (as in test/global-setup.ts). */
 const PYTHON = process.env.TORCH_NODE_TEST_PYTHON || '/usr/bin/python3';
 
-/**
- * ../shared/data: photos that tests may read but the repository never holds (see its SOURCES.md);
- * TORCH_NODE_SHARED_DATA points elsewhere (or, set to a missing folder, checks that the tests skip cleanly).
- */
-export const SHARED_DATA = path.resolve(REPO, process.env.TORCH_NODE_SHARED_DATA || path.join('..', 'shared', 'data'));
+export { SHARED_DATA };
 
 /** The sample photos (5 large JPEGs) and the Food-101 validation photos (75), sorted; [] without ../shared/data. */
 export function sharedPhotos(): { samples: string[]; val: string[] } {
