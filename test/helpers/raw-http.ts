@@ -2,6 +2,9 @@
 //   rawRequest:     any method, headers fetch() refuses (Host, Origin, Sec-Fetch-Site), any body; node:http(s)
 //   rawGet:         a keep-alive GET over a raw TCP connection, the socket left open
 //   rawUpload:      a head, then body chunks, over a raw TCP connection, until the server answers or closes
+//   rawFlood:       a head, then up to N bytes of body, over a raw TCP connection, until the server closes it
+//   rawExchange:    bytes sent whole over a raw TCP connection, all that comes back until the server closes
+//   rawFirstLine:   a head over a raw TCP connection, the first line of the first bytes that come back
 //   stalledUpload:  a POST /predict whose body is sent in parts, when the test says (Expect: 100-continue)
 import http from 'node:http';
 import net from 'node:net';
@@ -124,6 +127,70 @@ export function rawUpload(url: string, head: string, chunks: () => Buffer | unde
       // the answer comes with the close (every case here ends with one); the bound only for a server that never closes
       if (!done) watchdog = setTimeout(() => finish(false), 30_000);
     });
+  });
+}
+
+/**
+ * Sends `head` then up to `bytes` of body in 64 KiB writes over a raw connection, until the server closes it;
+ * resolves with the answer's status line and how much of the body the server let through before closing.
+ */
+export function rawFlood(url: string, head: string, bytes: number): Promise<{ statusLine: string; sent: number; closed: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    let answer = '';
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve({ statusLine: answer.split('\r\n')[0], sent, closed });
+    };
+    const pump = (): void => {
+      while (!done && !socket.destroyed && sent < bytes) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+      // Everything sent and the connection still open: the server read it all.
+      if (sent >= bytes && !done) socket.end();
+    };
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(answer !== '' && sent < bytes));
+    socket.once('connect', () => {
+      socket.write(head);
+      pump();
+    });
+    socket.setTimeout(50_000, () => reject(new Error(`no answer nor close after ${sent} bytes`)));
+  });
+}
+
+/** Sends `request` (whole, the connection then half-closed) over a raw TCP connection; resolves with all the server sent, once it has closed. */
+export function rawExchange(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise<string>((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.end(request));
+    let answer = '';
+    socket.setEncoding('latin1').on('data', (d: string) => (answer += d));
+    socket.once('close', () => resolve(answer));
+    socket.once('error', reject);
+  });
+}
+
+/** Sends `head` over a raw TCP connection; resolves with the first line of the first bytes the server sends (the connection then destroyed). */
+export function rawFirstLine(url: string, head: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.write(head));
+    socket.setEncoding('latin1');
+    socket.once('data', (d: string) => {
+      socket.destroy();
+      resolve(d.split('\r\n')[0]);
+    });
+    socket.once('error', reject);
   });
 }
 

@@ -1,7 +1,6 @@
 // Who may call the service and from where, against real servers: API keys and admin keys, the Host and
 // Origin checks without keys, rate limits, security headers, Swagger UI's files only, HTTPS.
 import { execFileSync } from 'node:child_process';
-import net from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { multipartBody } from '../helpers/http.js';
-import { rawGet, rawRequest } from '../helpers/raw-http.js';
+import { rawExchange, rawFirstLine, rawFlood, rawGet, rawRequest } from '../helpers/raw-http.js';
 import { getJson, logsSoFar, predict, type TestServer, useServers } from '../helpers/server.js';
 
 const KEY = 'user-key-0123456789abcdef';
@@ -186,44 +185,6 @@ describe('requests the service does not read', () => {
     s = await server();
   });
 
-  /**
-   * Sends `head` then up to `bytes` of body in 64 KiB writes over a raw connection, until the server closes it;
-   * resolves with the answer's status line and how much of the body the server let through before closing.
-   */
-  function endlessBody(head: string, bytes: number): Promise<{ statusLine: string; sent: number; closed: boolean }> {
-    const { hostname, port } = new URL(s.url);
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(Number(port), hostname);
-      const chunk = Buffer.alloc(64 * 1024, 0x61);
-      let sent = 0;
-      let answer = '';
-      let done = false;
-      const finish = (closed: boolean): void => {
-        if (done) return;
-        done = true;
-        socket.destroy();
-        resolve({ statusLine: answer.split('\r\n')[0], sent, closed });
-      };
-      const pump = (): void => {
-        while (!done && !socket.destroyed && sent < bytes) {
-          sent += chunk.length;
-          if (!socket.write(chunk)) return void socket.once('drain', pump);
-        }
-        // Everything sent and the connection still open: the server read it all.
-        if (sent >= bytes && !done) socket.end();
-      };
-      socket.setEncoding('latin1');
-      socket.on('data', (d: string) => (answer += d));
-      socket.on('error', () => finish(true));
-      socket.on('close', () => finish(answer !== '' && sent < bytes));
-      socket.once('connect', () => {
-        socket.write(head);
-        pump();
-      });
-      socket.setTimeout(50_000, () => reject(new Error(`no answer nor close after ${sent} bytes`)));
-    });
-  }
-
   it('a body sent to an unknown path or with a wrong method is not read: the answer, then the connection closes', async () => {
     const total = 256 * 1024 * 1024;
     const host = new URL(s.url).host;
@@ -232,33 +193,24 @@ describe('requests the service does not read', () => {
       ['PUT', '/predict', '405'],
       ['POST', '/health', '405'],
     ] as const) {
-      const r = await endlessBody(`${method} ${p} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${total}\r\n\r\n`, total);
+      const r = await rawFlood(s.url, `${method} ${p} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${total}\r\n\r\n`, total);
       expect(r.statusLine, `${method} ${p}`).toBe(`HTTP/1.1 ${status} ${status === '404' ? 'Not Found' : 'Method Not Allowed'}`);
       // nothing is read after the answer: the client gets as far as the kernel's buffers take (a few MiB)
       expect(r.closed, `${method} ${p}`).toBe(true);
       expect(r.sent, `${method} ${p}`).toBeLessThan(32 * 1024 * 1024);
     }
-    const chunked = await endlessBody(`POST /nowhere HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n`, total);
+    const chunked = await rawFlood(s.url, `POST /nowhere HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n`, total);
     expect(chunked.statusLine).toBe('HTTP/1.1 404 Not Found');
     expect(chunked.closed).toBe(true);
   });
 
   it("Expect: 100-continue over the upload bound gets the 413 without '100 Continue'; within it, 100 first; other paths: no 100", async () => {
-    const { hostname, port, host } = new URL(s.url);
+    const { host } = new URL(s.url);
     const firstLine = (length: number, target = 'POST /predict'): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const socket = net.connect(Number(port), hostname, () =>
-          socket.write(
-            `${target} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`,
-          ),
-        );
-        socket.setEncoding('latin1');
-        socket.once('data', (d: string) => {
-          socket.destroy();
-          resolve(d.split('\r\n')[0]);
-        });
-        socket.once('error', reject);
-      });
+      rawFirstLine(
+        s.url,
+        `${target} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`,
+      );
     expect(await firstLine(500 * 1024 * 1024)).toBe('HTTP/1.1 413 Payload Too Large');
     expect(await firstLine(1000)).toBe('HTTP/1.1 100 Continue');
     // no other route reads a body: answered without being sent one
@@ -267,16 +219,8 @@ describe('requests the service does not read', () => {
   });
 
   it('two Host headers: 400; a path that would redirect to another host: no redirect', async () => {
-    const { hostname, port, host } = new URL(s.url);
-    const twoHosts = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(Number(port), hostname, () =>
-        socket.end(`GET /classes HTTP/1.1\r\nHost: ${host}\r\nHost: attacker.example\r\nConnection: close\r\n\r\n`),
-      );
-      let answer = '';
-      socket.setEncoding('latin1').on('data', (d: string) => (answer += d));
-      socket.once('close', () => resolve(answer));
-      socket.once('error', reject);
-    });
+    const { host } = new URL(s.url);
+    const twoHosts = await rawExchange(s.url, `GET /classes HTTP/1.1\r\nHost: ${host}\r\nHost: attacker.example\r\nConnection: close\r\n\r\n`);
     expect(twoHosts.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(JSON.parse(twoHosts.slice(twoHosts.indexOf('\r\n\r\n') + 4))).toEqual({ detail: 'The request has more than one Host header' });
     for (const p of ['/\\evil.example/%2e%2e', '/%5Cevil.example/%2e%2e', '/\\evil.example/']) {
