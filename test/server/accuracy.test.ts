@@ -4,21 +4,19 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { predict, startServer, type TestServer } from '../helpers/server.js';
+import { predict, type TestServer, useServers } from '../helpers/server.js';
 import { SHARED_DATA } from '../helpers/torchvision.js';
 
 const VAL = path.join(SHARED_DATA, 'food', 'val');
 const HAVE_VAL = existsSync(VAL);
 if (!HAVE_VAL) console.warn(`[accuracy.test] ${VAL} is absent: the demo model's accuracy over HTTP is not measured`);
 
+const start = useServers();
 let server: TestServer;
 beforeAll(async () => {
-  if (HAVE_VAL) server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
+  if (HAVE_VAL) server = await start();
 });
 
 describe.skipIf(!HAVE_VAL)('the demo model through the service', () => {

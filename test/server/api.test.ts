@@ -8,14 +8,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 import { FoodClassifier } from '../../src/classifier/classifier.js';
 import { readModelFolder } from '../../src/classifier/model-folder.js';
 import { curlLines, docs } from '../helpers/docs.js';
 import { DEFAULT_CLASSES as CLASSES, expectPredictionBody } from '../helpers/http.js';
 import { pngBomb } from '../helpers/images.js';
-import { DEFAULT_MODEL_DIR, REPO, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { DEFAULT_MODEL_DIR, REPO, getJson, predict, type TestServer, useServers } from '../helpers/server.js';
 import { SHARED_DATA, sharedPhotos } from '../helpers/torchvision.js';
 
 const run = promisify(execFile);
@@ -36,18 +36,14 @@ async function aJpeg(seed = 0): Promise<Buffer> {
     .toBuffer();
 }
 
+// every test below leaves the service running; it must still stop cleanly
+const start = useServers({ expectCleanExit: true });
 let server: TestServer;
 let jpeg: Buffer;
 
 beforeAll(async () => {
   // MAX_QUEUE above the 100 requests sent at once below (test/server/serving.test.ts tests the bound)
-  [server, jpeg] = await Promise.all([startServer({ MAX_QUEUE: '128' }), aJpeg()]);
-});
-
-afterAll(async () => {
-  const exit = await server?.stop();
-  // every test below leaves the service running; it must still stop cleanly
-  expect(exit).toEqual({ code: 0, signal: null });
+  [server, jpeg] = await Promise.all([start({ MAX_QUEUE: '128' }), aJpeg()]);
 });
 
 function expectWorkshopBody(body: any, cacheHit: boolean): void {

@@ -3,18 +3,19 @@
 import { readFileSync } from 'node:fs';
 
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { getJson, predict, type TestServer, useServers } from '../helpers/server.js';
 import { sharedPhotos } from '../helpers/torchvision.js';
 
 const photos = sharedPhotos();
+const start = useServers({ expectCleanExit: true });
 let torch: TestServer;
 let onnx: TestServer;
 let images: Buffer[];
 
 beforeAll(async () => {
-  [torch, onnx] = await Promise.all([startServer({ BACKEND: 'torch', THREADS: '1' }), startServer({ BACKEND: 'onnx', THREADS: '1' })]);
+  [torch, onnx] = await Promise.all([start({ BACKEND: 'torch', THREADS: '1' }), start({ BACKEND: 'onnx', THREADS: '1' })]);
   images = photos.val.length
     ? [...photos.samples.slice(0, 2), ...photos.val.filter((_, i) => i % 8 === 0)].map((f) => readFileSync(f))
     : await Promise.all(
@@ -24,13 +25,6 @@ beforeAll(async () => {
             .toBuffer(),
         ),
       );
-});
-
-afterAll(async () => {
-  expect(await Promise.all([torch?.stop(), onnx?.stop()])).toEqual([
-    { code: 0, signal: null },
-    { code: 0, signal: null },
-  ]);
 });
 
 describe('the two backends through the HTTP API', () => {

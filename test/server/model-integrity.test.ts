@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { expectPredictionBody, reload } from '../helpers/http.js';
-import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer } from '../helpers/server.js';
+import { DEFAULT_MODEL_DIR, getJson, predict, startServer, type TestServer, useServers } from '../helpers/server.js';
 
 let dir: string;
 let server: TestServer;
@@ -31,16 +31,15 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'model-integrity-'));
   for (const name of readdirSync(DEFAULT_MODEL_DIR)) copyFileSync(path.join(DEFAULT_MODEL_DIR, name), file(name));
   [server, image] = await Promise.all([
-    startServer({ MODEL_DIR: dir }),
+    start({ MODEL_DIR: dir }),
     sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } })
       .jpeg()
       .toBuffer(),
   ]);
 }, 120_000);
-afterAll(async () => {
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// Registered after the folder's afterAll, so run before it: the server stops, then its folder goes.
+const start = useServers();
 
 describe("the model folder against model.json's SHA-256", () => {
   it('4096 bytes changed in head.onnx: the reload answers 500 saying so, and the old model keeps serving the same answers', async () => {
