@@ -13,8 +13,6 @@ namespace torchnode {
 
 namespace {
 
-constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER: beyond it a number is not exact
-
 // "1 input (x)", "2 to 3 inputs (x, n, scale)"
 std::string Takes(const c10::FunctionSchema& schema) {
   const size_t total = schema.arguments().size() - 1;

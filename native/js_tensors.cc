@@ -6,15 +6,31 @@
 #include <new>
 #include <string>
 
+#include "tensor_types.h"
+
 namespace torchnode {
 
 namespace {
 
-constexpr size_t kMaxDims = 64;              // LibTorch's own limit on a tensor's dimensions
-constexpr uint32_t kMaxInputs = 4096;        // far more than any forward takes (a huge sparse array is refused)
-constexpr uint32_t kMaxListItems = 1 << 20;  // elements of one list argument (an int[] of a million is plenty)
-constexpr int kMaxNesting = 4;               // lists of lists: deeper (or an array that contains itself) is refused
-constexpr double kMaxSafeInteger = 9007199254740991;  // Number.MAX_SAFE_INTEGER
+constexpr size_t kMaxDims = 64;        // LibTorch's own limit on a tensor's dimensions
+constexpr uint32_t kMaxInputs = 4096;  // far more than any forward takes (a huge sparse array is refused)
+constexpr int kMaxNesting = 4;         // lists of lists: deeper (or an array that contains itself) is refused
+// kMaxListElements, kMaxSafeInteger: tensor_types.h
+
+// The argument mistakes below are TypeError / RangeError with the code ERR_INVALID_ARGUMENT, as the library's
+// own checks throw them (src/torch/validate.ts: argumentError); the code is not enumerable there either.
+Napi::Error WithCode(Napi::Env env, Napi::Error error) {
+  error.Value().DefineProperty(
+      Napi::PropertyDescriptor::Value("code", Napi::String::New(env, "ERR_INVALID_ARGUMENT"),
+                                      static_cast<napi_property_attributes>(napi_writable | napi_configurable)));
+  return error;
+}
+Napi::Error ArgumentTypeError(Napi::Env env, const std::string& message) {
+  return WithCode(env, Napi::TypeError::New(env, message));
+}
+Napi::Error ArgumentRangeError(Napi::Env env, const std::string& message) {
+  return WithCode(env, Napi::RangeError::New(env, message));
+}
 
 std::string Describe(Napi::Value value) {
   switch (value.Type()) {
@@ -96,7 +112,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where,
                       std::vector<std::unique_ptr<uint8_t[]>>* storage) {
   if (!value.IsObject() || value.IsArray()) {
-    throw Napi::TypeError::New(
+    throw ArgumentTypeError(
         env, "Expected an object {dtype, shape, data} for " + where + " but received " + Describe(value));
   }
   Napi::Object obj = value.As<Napi::Object>();
@@ -104,32 +120,32 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where
   TensorView view{};
   Napi::Value dtype = obj.Get("dtype");
   if (!dtype.IsString() || !ParseDType(dtype.As<Napi::String>().Utf8Value(), &view.dtype)) {
-    throw Napi::TypeError::New(
+    throw ArgumentTypeError(
         env, "Expected one of float32, float64, float16, int8, int16, int32, int64, uint8, bool for " + where +
                  ".dtype but received " + Describe(dtype));
   }
 
   Napi::Value shape = obj.Get("shape");
   if (!shape.IsArray()) {
-    throw Napi::TypeError::New(
-        env, "Expected an array of dimensions for " + where + ".shape but received " + Describe(shape));
+    throw ArgumentTypeError(env,
+                            "Expected an array of dimensions for " + where + ".shape but received " + Describe(shape));
   }
   Napi::Array dims = shape.As<Napi::Array>();
   if (dims.Length() > kMaxDims) {
-    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxDims) + " dimensions for " + where +
-                                         ".shape but received " + std::to_string(dims.Length()));
+    throw ArgumentRangeError(env, "Expected at most " + std::to_string(kMaxDims) + " dimensions for " + where +
+                                      ".shape but received " + std::to_string(dims.Length()));
   }
   double elements = 1;
   for (uint32_t i = 0; i < dims.Length(); ++i) {
     Napi::Value dim = dims.Get(i);
     if (!dim.IsNumber()) {
-      throw Napi::TypeError::New(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
-                                          "] but received " + Describe(dim));
+      throw ArgumentTypeError(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
+                                       "] but received " + Describe(dim));
     }
     double d = dim.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > kMaxSafeInteger) {
-      throw Napi::RangeError::New(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
-                                           "] but received " + Describe(dim));
+      throw ArgumentRangeError(env, "Expected a non-negative integer for " + where + ".shape[" + std::to_string(i) +
+                                        "] but received " + Describe(dim));
     }
     view.shape.push_back(static_cast<int64_t>(d));
     elements *= d;
@@ -137,8 +153,8 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where
 
   Napi::Value data = obj.Get("data");
   if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != TypedArrayTypeFor(view.dtype)) {
-    throw Napi::TypeError::New(env, std::string("Expected a ") + TypedArrayName(view.dtype) + " for " + where +
-                                        ".data (dtype " + DTypeName(view.dtype) + ") but received " + Describe(data));
+    throw ArgumentTypeError(env, std::string("Expected a ") + TypedArrayName(view.dtype) + " for " + where +
+                                     ".data (dtype " + DTypeName(view.dtype) + ") but received " + Describe(data));
   }
   // napi_get_typedarray_info also gives the memory of a typed array over a SharedArrayBuffer.
   napi_typedarray_type type;
@@ -150,12 +166,12 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where
   if (elements != static_cast<double>(length)) {
     char expected[64];
     std::snprintf(expected, sizeof(expected), "%.0f", elements);
-    throw Napi::RangeError::New(env, std::string("Expected ") + expected + " elements for " + where + " of shape " +
-                                         ShapeString(view.shape) + " but its data holds " + std::to_string(length));
+    throw ArgumentRangeError(env, std::string("Expected ") + expected + " elements for " + where + " of shape " +
+                                      ShapeString(view.shape) + " but its data holds " + std::to_string(length));
   }
   view.byte_length = length * ElementSize(view.dtype);
   if (view.byte_length > 0 && memory == nullptr) {
-    throw Napi::TypeError::New(env, "The data of " + where + " is a detached ArrayBuffer");
+    throw ArgumentTypeError(env, "The data of " + where + " is a detached ArrayBuffer");
   }
   // new[] aligns for every dtype; an empty tensor still gets a (one-byte) block, so that data is never null.
   std::unique_ptr<uint8_t[]> copy(new (std::nothrow) uint8_t[view.byte_length > 0 ? view.byte_length : 1]);
@@ -170,8 +186,8 @@ TensorView ParseInput(Napi::Env env, Napi::Value value, const std::string& where
     const uint8_t* bytes = static_cast<const uint8_t*>(view.data);
     for (size_t i = 0; i < view.byte_length; ++i) {
       if (bytes[i] > 1) {
-        throw Napi::RangeError::New(env, "Expected only 0 and 1 in the data of bool " + where + " but element " +
-                                             std::to_string(i) + " is " + std::to_string(bytes[i]));
+        throw ArgumentRangeError(env, "Expected only 0 and 1 in the data of bool " + where + " but element " +
+                                          std::to_string(i) + " is " + std::to_string(bytes[i]));
       }
     }
   }
@@ -212,7 +228,8 @@ namespace {
 // A forward's argument: a tensor object, or a plain value for the model's non-tensor arguments (int, float,
 // bool, str, lists of them, None). Its type is checked against the schema later (forward_args.h), where the
 // schema is at hand; here only what JavaScript gave, copied.
-ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, int depth,
+// `list_elements`: the list elements of the forward's arguments so far (kMaxListElements).
+ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, int depth, size_t* list_elements,
                   std::vector<std::unique_ptr<uint8_t[]>>* storage) {
   ArgValue arg;
   switch (value.Type()) {
@@ -235,7 +252,7 @@ ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, in
       arg.kind = ArgValue::Kind::Int;
       arg.integer = value.As<Napi::BigInt>().Int64Value(&lossless);
       if (!lossless) {
-        throw Napi::RangeError::New(
+        throw ArgumentRangeError(
             env, "Expected a bigint within int64 for " + where + " but received " + value.ToString().Utf8Value());
       }
       return arg;
@@ -250,20 +267,26 @@ ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, in
   if (value.IsArray()) {
     Napi::Array array = value.As<Napi::Array>();
     if (depth >= kMaxNesting) {
-      throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxNesting) + " levels of arrays for " +
-                                           where + " but received deeper ones");
+      throw ArgumentRangeError(env, "Expected at most " + std::to_string(kMaxNesting) + " levels of arrays for " +
+                                        where + " but received deeper ones");
     }
-    if (array.Length() > kMaxListItems) {
-      throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxListItems) + " elements for " + where +
-                                           " but received " + std::to_string(array.Length()));
+    // Counted before anything is copied: a huge list, or lists that share one inner array, end here at once.
+    if (array.Length() > kMaxListElements - *list_elements) {
+      throw ArgumentRangeError(env, "Expected at most " + std::to_string(kMaxListElements) +
+                                        " list elements (the lists of all inputs together, at every level) for " +
+                                        where + " but received at least " +
+                                        std::to_string(*list_elements + array.Length()) +
+                                        ": pass large data as a tensor");
     }
+    *list_elements += array.Length();
     arg.kind = ArgValue::Kind::List;
     arg.items.reserve(array.Length());
     for (uint32_t i = 0; i < array.Length(); ++i) {
-      arg.items.push_back(ParseArg(env, array.Get(i), where + "[" + std::to_string(i) + "]", depth + 1, storage));
+      arg.items.push_back(
+          ParseArg(env, array.Get(i), where + "[" + std::to_string(i) + "]", depth + 1, list_elements, storage));
       if (arg.items.back().kind == ArgValue::Kind::Missing) {
-        throw Napi::TypeError::New(
-            env, "Expected a value for " + where + "[" + std::to_string(i) + "] but received undefined");
+        throw ArgumentTypeError(env,
+                                "Expected a value for " + where + "[" + std::to_string(i) + "] but received undefined");
       }
     }
     return arg;
@@ -275,17 +298,25 @@ ArgValue ParseArg(Napi::Env env, Napi::Value value, const std::string& where, in
 
 CopiedInputs ParseInputs(Napi::Env env, Napi::Value value) {
   if (!value.IsArray()) {
-    throw Napi::TypeError::New(env, "Expected an array of inputs but received " + Describe(value));
+    throw ArgumentTypeError(env, "Expected an array of inputs but received " + Describe(value));
   }
   Napi::Array array = value.As<Napi::Array>();
   if (array.Length() > kMaxInputs) {
-    throw Napi::RangeError::New(env, "Expected at most " + std::to_string(kMaxInputs) + " inputs but received " +
-                                         std::to_string(array.Length()));
+    throw ArgumentRangeError(env, "Expected at most " + std::to_string(kMaxInputs) + " inputs but received " +
+                                      std::to_string(array.Length()));
   }
   CopiedInputs inputs;
-  inputs.views.reserve(array.Length());
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    inputs.views.push_back(ParseArg(env, array.Get(i), "inputs[" + std::to_string(i) + "]", 0, &inputs.storage));
+  size_t list_elements = 0;
+  try {
+    inputs.views.reserve(array.Length());
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      inputs.views.push_back(
+          ParseArg(env, array.Get(i), "inputs[" + std::to_string(i) + "]", 0, &list_elements, &inputs.storage));
+    }
+  } catch (const std::bad_alloc&) {
+    // The copies did not fit in memory (lists within kMaxListElements, but little memory left): an error to
+    // catch, not std::terminate.
+    throw Napi::Error::New(env, "Cannot allocate the memory to copy the inputs (out of memory)");
   }
   return inputs;
 }

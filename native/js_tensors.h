@@ -25,7 +25,9 @@ struct CopiedInputs {
 // Parses `[{dtype, shape, data} | number | bigint | boolean | string | null | undefined | array, ...]`,
 // checking every tensor field so that no input can reach LibTorch in a state that could crash the process,
 // and copies the data (the values' types are checked against the model's schema by forward_args.h); throws
-// Napi::TypeError / Napi::RangeError with a precise message (Napi::Error when the copy cannot be allocated).
+// Napi::TypeError / Napi::RangeError with a precise message and the code ERR_INVALID_ARGUMENT, among them for
+// more than kMaxListElements list elements in all (tensor_types.h), before copying them; Napi::Error when the
+// copy cannot be allocated (std::bad_alloc included: it never reaches std::terminate).
 CopiedInputs ParseInputs(Napi::Env env, Napi::Value value);
 
 // `{kind, tensors: [{name?, dtype, shape, data}]}`.

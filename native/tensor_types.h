@@ -26,6 +26,16 @@ struct TensorView {
   size_t byte_length;
 };
 
+// Number.MAX_SAFE_INTEGER: the largest integer a JavaScript number holds exactly (a shape's dimension, an int
+// argument given as a number, must not be beyond it).
+inline constexpr double kMaxSafeInteger = 9007199254740991;
+
+// The most list elements one forward takes, counted over every list of every argument at every level (an inner
+// array passed many times counts each time), as the library's TypeScript counts them (src/torch/forward-args.ts:
+// MAX_LIST_ELEMENTS). Each element is copied into an ArgValue (about 140 bytes) before the schema is looked at:
+// without a bound in all, lists sharing one inner array could ask for more than memory holds.
+inline constexpr size_t kMaxListElements = size_t{1} << 20;
+
 // One argument of a forward, as JavaScript passed it (copied: nothing here points into JavaScript's memory).
 // A JavaScript number stays a Number until the model's schema says whether it is an int or a float
 // (forward_args.h converts and checks it); Missing is an argument left out (its default applies).

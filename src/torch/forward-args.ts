@@ -30,21 +30,47 @@ export function inputInfos(args: readonly NativeArgument[]): ValueInfo[] {
 }
 
 /**
- * The inputs (an array, or an object by name) in forward's order, checked against its arguments; throws
- * TypeError/RangeError (ERR_INVALID_ARGUMENT) naming the input.
+ * The inputs (an array, or an object by name) in forward's order, checked against its arguments and the budget
+ * of list elements (MAX_LIST_ELEMENTS); throws TypeError/RangeError (ERR_INVALID_ARGUMENT) naming the input.
  */
 export function forwardArgs(inputs: unknown, args: readonly NativeArgument[]): InputValue[] {
   const slots = slotsOf(args);
   const values = positionalInputs<InputValue>(inputs, slots);
+  const budget = new ListBudget();
   values.forEach((value, i) => {
     const where = inputLabel(slots, i);
     if (value === undefined) {
       if (slots[i].required) invalid(`${article(args[i].type)} ${args[i].type}`, where, value);
       return;
     }
-    checkValue(args[i].type, value, where);
+    checkValue(args[i].type, value, where, budget);
   });
   return values;
+}
+
+/**
+ * The most list elements one forward takes, counted over every list of every argument, at every level (a
+ * List[List[int]] counts its inner lists' elements too; an inner array passed many times counts each time). The
+ * addon holds to the same count (native/tensor_types.h: kMaxListElements) before it copies anything: it copies
+ * every element (136 bytes each), and lists that share one inner array could otherwise add up to more elements
+ * than memory holds (2^20 times 2^20), or than this check could visit. A Tensor takes large data.
+ */
+export const MAX_LIST_ELEMENTS = 2 ** 20;
+
+/** Counts the list elements of one forward's arguments against MAX_LIST_ELEMENTS, as they are checked. */
+export class ListBudget {
+  #used = 0;
+
+  /** Counts a list of `length` at `where`; throws RangeError (ERR_INVALID_ARGUMENT) past the budget. */
+  take(length: number, where: string): void {
+    if (length > MAX_LIST_ELEMENTS - this.#used) {
+      throw argumentError(
+        `Expected at most ${MAX_LIST_ELEMENTS} list elements (the lists of all inputs together, at every level) for ${where} but received at least ${this.#used + length}: pass large data as a Tensor`,
+        'range',
+      );
+    }
+    this.#used += length;
+  }
 }
 
 const INT64_MIN = -(2n ** 63n);
@@ -54,17 +80,18 @@ function article(type: string): string {
   return /^[aeiou]/i.test(type) ? 'an' : 'a';
 }
 
-function checkValue(type: string, value: unknown, where: string): void {
+function checkValue(type: string, value: unknown, where: string, budget: ListBudget): void {
   const optional = /^Optional\[(.*)\]$/.exec(type);
   if (optional) {
-    if (value !== null) checkValue(optional[1], value, where);
+    if (value !== null) checkValue(optional[1], value, where, budget);
     return;
   }
   const list = /^List\[(.*)\]$/.exec(type);
   if (list) {
     if (!Array.isArray(value)) invalid(`a ${type} (an array)`, where, value);
+    budget.take(value.length, where); // before the elements: a huge or much-shared array is refused at once
     value.forEach((v, i) => {
-      checkValue(list[1], v, `${where}[${i}]`);
+      checkValue(list[1], v, `${where}[${i}]`, budget);
     });
     return;
   }

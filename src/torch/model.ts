@@ -5,7 +5,7 @@ import type { InferenceModel, Inputs, ModelRuntime, ValueInfo } from '../model.j
 import { binding, type NativeModel, type NativeResult } from './binding.js';
 import type { NativeArgument } from './forward-args.js';
 import { TorchError } from './errors.js';
-import { explainDtypeError, forwardArgs, inputInfos } from './forward-args.js';
+import { explainDtypeError, forwardArgs, inputInfos, ListBudget } from './forward-args.js';
 import { Tensor, type DType, type DTypeArray } from './tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from './validate.js';
 
@@ -176,7 +176,8 @@ export class TorchModel implements InferenceModel {
   /**
    * Runs the model's forward on `inputs`: in forward's order, or an object by argument name (`inputNames`;
    * arguments with a default may be left out). Tensors for `Tensor` arguments; numbers, bigints, booleans,
-   * strings, arrays and null for `int`, `float`, `bool`, `str`, `List[...]` and `Optional[...]` ones. The
+   * strings, arrays and null for `int`, `float`, `bool`, `str`, `List[...]` and `Optional[...]` ones (2^20 list
+   * elements at most in all: larger data belongs in a Tensor). The
    * count and kinds are checked first (TypeError/RangeError, ERR_INVALID_ARGUMENT, thrown at once); the data is
    * copied as forward() is called. Resolves to the outputs as a list: a single tensor gives `[tensor]`, a tuple
    * or list gives its elements in order, a dict gives its values in order, each with its key as `name`.
@@ -228,10 +229,12 @@ export class TorchModel implements InferenceModel {
  */
 function checkInputs(inputs: unknown): asserts inputs is Inputs {
   if (!Array.isArray(inputs) && !isObject(inputs)) invalid('an array of inputs, or an object of inputs by name', 'inputs', inputs);
+  const budget = new ListBudget(); // as many elements as a forward takes: an array shared many times ends here too
   const check = (value: unknown, where: string, depth = 0): void => {
     if (Array.isArray(value)) {
       // as deep as the addon takes lists (native/js_tensors.cc); an array that contains itself ends here too
       if (depth >= 4) invalid('at most 4 levels of arrays', where, value, 'range');
+      budget.take(value.length, where);
       value.forEach((v, i) => {
         check(v, `${where}[${i}]`, depth + 1);
       });

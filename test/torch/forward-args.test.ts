@@ -1,7 +1,9 @@
 // TorchModel's inputs checked against forward's schema (src/torch/forward-args.ts), in TypeScript first and
 // again in the addon (native/forward_args.cc): the count with defaults, every kind of non-tensor argument
-// (int, float, bool, str, List[int], Optional[Tensor]) passed as plain JavaScript values, inputs by name,
-// dtype failures explained with the input's name, and loading a model from a Buffer.
+// (int, float, bool, str, List[int], Optional[Tensor]) passed as plain JavaScript values, inputs by name, one
+// budget of list elements per forward (MAX_LIST_ELEMENTS, all lists at every level together, checked before the
+// elements are visited or copied), dtype failures explained with the input's name, and loading a model from a
+// Buffer.
 import { readFileSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor, TorchError, TorchModel } from '../../src/index.js';
 import { OnnxModel } from '../../src/onnx/index.js';
 import { binding } from '../../src/torch/binding.js';
+import { forwardArgs, MAX_LIST_ELEMENTS, type NativeArgument } from '../../src/torch/forward-args.js';
 import { filePath, modelPath } from '../helpers/fixtures.js';
 import { reachPath } from '../helpers/reach.js';
 
@@ -125,6 +128,76 @@ describe('non-tensor arguments, from the schema', () => {
   });
 });
 
+describe('list arguments: one budget of MAX_LIST_ELEMENTS list elements per forward, all lists together', () => {
+  const listOfLists: NativeArgument[] = [{ name: 'xss', type: 'List[List[int]]' }];
+
+  it('a list of 2^20 + 1 ints is refused at once, naming the argument (RangeError, ERR_INVALID_ARGUMENT)', () => {
+    let thrown: unknown;
+    try {
+      args.forward([x(), 2, new Array(2 ** 20 + 1).fill(1)]);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(RangeError);
+    expect(thrown).toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message:
+        'Expected at most 1048576 list elements (the lists of all inputs together, at every level) for inputs[2] (dims) but received at least 1048577: pass large data as a Tensor',
+    });
+    expect(MAX_LIST_ELEMENTS).toBe(2 ** 20);
+  });
+
+  it('the lists of all arguments count together, List[Tensor] included; within the budget they pass', async () => {
+    const twoLists: NativeArgument[] = [
+      { name: 'a', type: 'List[int]' },
+      { name: 'b', type: 'List[float]' },
+    ];
+    const half = new Array(2 ** 19).fill(1);
+    expect(forwardArgs([half, half], twoLists)).toHaveLength(2); // 2^20 in all: the budget exactly
+    expect(() => forwardArgs([half, [...half, 1]], twoLists)).toThrow(
+      new RangeError(
+        'Expected at most 1048576 list elements (the lists of all inputs together, at every level) for inputs[1] (b) but received at least 1048577: pass large data as a Tensor',
+      ),
+    );
+    const model = await TorchModel.load(reachPath('list_args'), { device: 'cpu', threads: 1 });
+    try {
+      const xs = new Array(2 ** 20 + 1).fill(Tensor.float32([1, 2])); // List[Tensor]: its tensors are list elements too
+      expect(() => model.forward([xs, null])).toThrow(/^Expected at most 1048576 list elements .* for inputs\[0\] \(xs\) but received at least 1048577/);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('a List[List[int]] whose outer list repeats one inner array is refused from the count, without visiting the elements', () => {
+    // Two times 2^19 (the TypeScript check visited every element and let them through to the addon); 2^20 times
+    // 2^20 (2^40: its forEach would never end) is refused as soon.
+    const half = new Array(2 ** 19).fill(1);
+    expect(() => forwardArgs([[half, half]], listOfLists)).toThrow(
+      'for inputs[0] (xss)[1] but received at least 1048578: pass large data as a Tensor', // 2 + 2^19 + 2^19
+    );
+    const inner = new Array(2 ** 20).fill(1);
+    const started = performance.now();
+    let thrown: unknown;
+    try {
+      forwardArgs([new Array(2 ** 20).fill(inner)], listOfLists);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(performance.now() - started).toBeLessThan(1000); // it stops at the first inner list past the budget
+    expect(thrown).toBeInstanceOf(RangeError);
+    expect(thrown).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('for inputs[0] (xss)[0] but received at least') });
+    // within the budget, a list of lists passes
+    expect(forwardArgs([[[1, 2], [3]]], listOfLists)).toEqual([[[1, 2], [3]]]);
+  });
+
+  it('warm-up inputs are counted the same way, before the model loads', () => {
+    const inner = new Array(2 ** 20).fill(1);
+    expect(() => TorchModel.load(reachPath('args'), { warmup: { inputs: [x(), 2, new Array(2 ** 20).fill(inner)] } })).toThrow(
+      /^Expected at most 1048576 list elements .* for inputs\[2\]\[0\] but received at least 2097152/,
+    );
+  });
+});
+
 describe('warm-up forwards take the same inputs', () => {
   it('non-tensor arguments and names; a warm-up that breaks the schema rejects the load with its error', async () => {
     const warmed = await TorchModel.load(reachPath('args'), { device: 'cpu', threads: 1, warmup: { inputs: { x: x(), n: 2, dims: [1] }, runs: 2 } });
@@ -165,6 +238,42 @@ describe('the addon checks the same again (what reaches it without the TypeScrip
     cycle.push(cycle);
     expect(() => native.forward([x(), 2, cycle])).toThrow(RangeError);
     expect(() => native.forward([x(), 2, [[[[[1]]]]]])).toThrow('Expected at most 4 levels of arrays for inputs[2]');
+  });
+
+  it('list elements past the budget (2^20 in all) are refused at once, with ERR_INVALID_ARGUMENT, before anything is copied', () => {
+    const refused = (inputs: unknown[]): unknown => {
+      try {
+        native.forward(inputs);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    const flat = refused([x(), 2, new Array(2 ** 20 + 1).fill(1)]);
+    expect(flat).toBeInstanceOf(RangeError);
+    expect(flat).toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message:
+        'Expected at most 1048576 list elements (the lists of all inputs together, at every level) for inputs[2] but received at least 1048577: pass large data as a tensor',
+    });
+    // One list of two lists of 2^19: each was within the old limit per list, and the addon copied them all (the
+    // schema's check then rejected the nested list, asynchronously).
+    const half = new Array(2 ** 19).fill(1);
+    expect(refused([x(), 2, [half, half]])).toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: expect.stringContaining('for inputs[2][1] but received at least 1048578'),
+    });
+    const inner = new Array(2 ** 20).fill(1);
+    // One inner array 2^20 times (2^40 elements: the addon would have copied until memory ran out): refused as soon.
+    const started = performance.now();
+    expect(refused([x(), 2, new Array(2 ** 20).fill(inner)])).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it("the addon's other argument mistakes carry the code too", () => {
+    expect(() => native.forward([{ dtype: 'float32', shape: [3], data: new Float32Array(2) }])).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: 'Expected 3 elements for inputs[0] of shape [3] but its data holds 2' }),
+    );
   });
 
   it('a bigint beyond int64 is refused at once', () => {
