@@ -22,7 +22,7 @@ export type TestServer = ServiceProcess;
 
 export interface UseServersOptions {
   /** Variables every server of the file gets (a server's own `env` overrides them). */
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** afterAll expects each server to exit 0 (no signal) on its SIGTERM. */
   expectCleanExit?: boolean;
 }
@@ -34,7 +34,7 @@ export interface UseServersOptions {
  *   const server = useServers();
  *   const s = await server({ RATE_LIMIT: '3' });
  */
-export function useServers(options: UseServersOptions = {}): (env?: Record<string, string>) => Promise<TestServer> {
+export function useServers(options: UseServersOptions = {}): (env?: Record<string, string | undefined>) => Promise<TestServer> {
   const servers: TestServer[] = [];
   afterAll(async () => {
     for (const s of servers) {

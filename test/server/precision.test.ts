@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metric, reload, sampleOf, status } from '../helpers/http.js';
 import { smallPhotos } from '../helpers/photos.js';
 import { HAVE_REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
-import { DEFAULT_MODEL_DIR, predict, startServer, type TestServer } from '../helpers/server.js';
+import { DEFAULT_MODEL_DIR, predict, startServer, type TestServer, useServers } from '../helpers/server.js';
 import { SHARED_DATA, sharedPhotos } from '../helpers/torchvision.js';
 
 const SECRET = 'precision-test-secret-0123456789abcdef';
@@ -39,15 +39,16 @@ beforeAll(async () => {
   redis = HAVE_REDIS ? await startRedis() : undefined;
   const shared = redis ? { REDIS_URL: redis.url, CACHE_SECRET: SECRET } : {};
   [fp32, int8, auto] = await Promise.all(
-    [{}, { PRECISION: 'int8' }, { PRECISION: 'auto' }].map((env) => startServer({ BACKEND: 'onnx', THREADS: '1', ...shared, ...env })),
+    [{}, { PRECISION: 'int8' }, { PRECISION: 'auto' }].map((env) => start({ BACKEND: 'onnx', THREADS: '1', ...shared, ...env })),
   );
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([fp32?.stop(), int8?.stop(), auto?.stop()]);
   await redis?.kill();
   for (const dir of copies) rmSync(dir, { recursive: true, force: true });
 });
+// Registered after the afterAll above, so run before it: the servers stop, then Redis and the copies go.
+const start = useServers();
 
 describe('PRECISION=int8 on models/', () => {
   it('serves the int8 parts and says so: /system_status, /metrics, the start-up line', async () => {

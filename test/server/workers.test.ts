@@ -5,22 +5,21 @@
 // SIGTERM stops them all gracefully.
 import { readFileSync } from 'node:fs';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 import { sampleOf } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { SERVICE_NODE_FLAGS, startServer, type TestServer } from '../helpers/server.js';
+import { SERVICE_NODE_FLAGS, type TestServer, useServers } from '../helpers/server.js';
 
 /** Seconds the primary waits for each worker's reload: short, for the test of a worker that does not answer. */
 const RELOAD_TIMEOUT = 10;
 
+// stopped by useServers' afterAll unless a test has stopped it (stop() then only awaits the exit)
+const start = useServers();
 let s: TestServer;
 beforeAll(async () => {
-  s = await startServer({ WORKERS: '2', THREADS: '', RELOAD_TIMEOUT: String(RELOAD_TIMEOUT) });
+  s = await start({ WORKERS: '2', THREADS: '', RELOAD_TIMEOUT: String(RELOAD_TIMEOUT) });
 }, 120_000);
-afterAll(async () => {
-  if (s?.alive()) await s.stop();
-});
 
 interface Answer {
   status: number;
