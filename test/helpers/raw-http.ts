@@ -5,6 +5,7 @@
 //   rawFlood:       a head, then up to N bytes of body, over a raw TCP connection, until the server closes it
 //   rawExchange:    bytes sent whole over a raw TCP connection, all that comes back until the server closes
 //   rawFirstLine:   a head over a raw TCP connection, the first line of the first bytes that come back
+//   rawContinued:   a head with Expect: 100-continue over a raw TCP connection, the socket once 100 Continue came
 //   stalledUpload:  a POST /predict whose body is sent in parts, when the test says (Expect: 100-continue)
 import http from 'node:http';
 import net from 'node:net';
@@ -191,6 +192,39 @@ export function rawFirstLine(url: string, head: string): Promise<string> {
       resolve(d.split('\r\n')[0]);
     });
     socket.once('error', reject);
+  });
+}
+
+export interface ContinuedRequest {
+  socket: net.Socket;
+  /** The bytes the server has sent since its `100 Continue`. */
+  received(): Buffer;
+  /** Resolves when the connection has closed. */
+  closed: Promise<void>;
+}
+
+/**
+ * Sends `head` (with `Expect: 100-continue`) over a raw TCP connection and resolves once the server has answered
+ * `100 Continue`: it has dispatched the request, which is now in flight; the test sends the body, or not, on
+ * `socket` (its errors ignored). Rejects if the connection closes before.
+ */
+export function rawContinued(url: string, head: string): Promise<ContinuedRequest> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = Buffer.alloc(0);
+  let continued = false;
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return new Promise((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (continued || !received.toString('latin1').includes('100 Continue\r\n\r\n')) return;
+      continued = true;
+      received = Buffer.alloc(0);
+      resolve({ socket, received: () => received, closed });
+    });
+    socket.on('error', () => undefined);
+    void closed.then(() => reject(new Error(`the connection closed before 100 Continue; received: ${received.toString('latin1')}`)));
+    socket.once('connect', () => socket.write(head));
   });
 }
 

@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { DEFAULT_CLASSES as CLASSES, expectPredictionBody, expectSameAnswer, multipartBody, reload, status } from '../helpers/http.js';
 import { largePhoto, smallPhotos, withComment } from '../helpers/photos.js';
-import { MODEL_FILES, portOf, shutdown, trackProcesses, tryConnect } from '../helpers/processes.js';
+import { MODEL_FILES, shutdown, trackProcesses, tryConnect } from '../helpers/processes.js';
 import { Progress } from '../helpers/progress.js';
-import { rawGet, stalledUpload } from '../helpers/raw-http.js';
+import { rawContinued, rawGet, stalledUpload } from '../helpers/raw-http.js';
 import { DEFAULT_MODEL_DIR, getJson, logsSoFar, predict, spawnServer, type TestServer } from '../helpers/server.js';
 
 // Every child started here is killed at the end, whatever a test did.
@@ -487,29 +487,13 @@ describe('graceful shutdown', () => {
   it('a request sent on an open connection after SIGTERM is answered (Connection: close), the prediction before it too; exit 0', async () => {
     const [server, [image]] = await Promise.all([serve(), smallPhotos(1)]);
     try {
-      const { host, hostname } = new URL(server.url);
+      const { host } = new URL(server.url);
       const { body, contentType } = multipartBody(image, 'in flight while /health comes');
       const half = Math.floor(body.length / 2);
-      const socket = net.connect(portOf(server.url), hostname);
-      let received = Buffer.alloc(0);
-      let onData = (): void => undefined;
-      socket.on('data', (chunk: Buffer) => {
-        received = Buffer.concat([received, chunk]);
-        onData();
-      });
-      socket.on('error', () => undefined);
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      const continued = new Promise<void>((resolve, reject) => {
-        onData = () => {
-          if (received.toString('latin1').includes('100 Continue\r\n\r\n')) resolve();
-        };
-        void closed.then(() => reject(new Error(`the connection closed before 100 Continue; received: ${received.toString('latin1')}`)));
-      });
-      await new Promise((resolve) => socket.once('connect', resolve));
-      socket.write(`POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
-      await continued;
-      onData = () => undefined;
-      received = Buffer.alloc(0);
+      const { socket, received, closed } = await rawContinued(
+        server.url,
+        `POST /predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+      );
       socket.write(body.subarray(0, half));
       server.child.kill('SIGTERM');
       await server.waitForLog((l) => l.msg === 'shutting down: finishing the requests in flight');
@@ -517,7 +501,9 @@ describe('graceful shutdown', () => {
       await closed;
       const exit = await server.exited;
       expect(server.stderr()).not.toContain('ERR_HTTP_HEADERS_SENT');
-      const responses = received.toString('utf8').split(/(?=HTTP\/1\.1 )/);
+      const responses = received()
+        .toString('utf8')
+        .split(/(?=HTTP\/1\.1 )/);
       expect(responses).toHaveLength(2);
       expect(responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       expectPredictionBody(JSON.parse(responses[0].slice(responses[0].indexOf('\r\n\r\n') + 4)));

@@ -2,14 +2,13 @@
 // the end, chunked streams without end, stalled uploads, disconnects logged as 500s, CMYK converted on the event
 // loop, huge or extreme images decoded without bound), each a regression test.
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { getPriority } from 'node:os';
 
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { chunkedPost, metric } from '../helpers/http.js';
-import { rawUpload, stalledUpload } from '../helpers/raw-http.js';
+import { rawContinued, rawUpload, stalledUpload } from '../helpers/raw-http.js';
 import { getJson, logsSoFar, predict, SERVICE_NODE_FLAGS, type TestServer, useServers } from '../helpers/server.js';
 
 const server = useServers();
@@ -74,25 +73,15 @@ describe('upload limits', () => {
     // that the upload is being read when it goes away.
     const head =
       'POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 500000\r\nExpect: 100-continue\r\n\r\n';
-    const { port, hostname } = new URL(s.url);
     const since = s.logs.length;
-    await new Promise<void>((resolve, reject) => {
-      const socket = connect(Number(port), hostname, () => socket.write(head));
-      let received = '';
-      socket.setEncoding('latin1');
-      socket.on('error', reject);
-      socket.on('data', (chunk: string) => {
-        received += chunk;
-        if (!received.includes('100 Continue\r\n\r\n')) return;
-        socket.removeAllListeners('data');
-        socket.write('--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n');
-        socket.write(Buffer.alloc(10_000, 1), () => {
-          socket.destroy();
-          resolve();
-        });
-      });
-      socket.on('close', () => reject(new Error(`the connection closed before 100 Continue; received: ${received}`)));
-    });
+    const { socket } = await rawContinued(s.url, head);
+    socket.write('--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n');
+    await new Promise<void>((resolve) =>
+      socket.write(Buffer.alloc(10_000, 1), () => {
+        socket.destroy();
+        resolve();
+      }),
+    );
     const line = await s.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499, {
       since,
       what: 'the log line of the upload whose client went away (499)',
