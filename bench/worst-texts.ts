@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import { MAX_TEXT_BYTES } from '../src/server/request-body.js';
-import { parseMetrics } from '../scripts/lib/metrics.js';
+import { scrapeMetrics } from '../scripts/lib/metrics.js';
 import { SERVICE_NODE_FLAGS, startServer } from '../scripts/lib/service.js';
 import { peakRssMb } from './peak-rss.js';
 import { stats } from './results.js';
@@ -201,7 +201,7 @@ const probe = await health;
 const peak = peakRssMb(pid);
 const after = rssMb();
 // The service's own view, as bench:uploads reads it: the event loop's lag, and /health from its arrival to its answer.
-const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+const metrics = await scrapeMetrics(server.url);
 const lag = metrics.get('nodejs_eventloop_lag_p99_seconds');
 const bucket = (le: string) => metrics.get(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"}`) ?? NaN;
 await server.stop();

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { parseMetrics } from '../scripts/lib/metrics.js';
+import { scrapeMetrics } from '../scripts/lib/metrics.js';
 import { SERVICE_NODE_FLAGS, startServer } from '../scripts/lib/service.js';
 
 const { values: args } = parseArgs({
@@ -135,7 +135,7 @@ const [worstResult, ordinary] = (await Promise.all([worstClient, ordinaryClient]
 const statuses = worstResult.statuses;
 if (Number(worstResult.cache_hits) > 0) throw new Error(`${String(worstResult.cache_hits)} worst uploads were answered from the cache`);
 const peak = peakRss();
-const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+const metrics = await scrapeMetrics(server.url);
 const lag = metrics.get('nodejs_eventloop_lag_p99_seconds');
 // The service's own view of /health: the time from its arrival to the end of its answer (no client, no network).
 const healthBucket = (le: string) => metrics.get(`http_request_duration_seconds_bucket{le="${le}",route="/health",method="GET",status="200"}`) ?? NaN;

@@ -1,7 +1,7 @@
 // The study's load runs (step 3 of bench/workshop-service.ts): the service as a user starts it, under
 // bench/load-client.ts at each concurrency while another client asks /health, and from /metrics where the
 // time went.
-import { parseMetrics } from '../../scripts/lib/metrics.js';
+import { scrapeMetrics } from '../../scripts/lib/metrics.js';
 import { startServer } from '../../scripts/lib/service.js';
 import { peakRssMb, resetPeakRss } from '../peak-rss.js';
 import type { Stats, WorkshopServiceResults, WorkshopServiceRow } from '../results.js';
@@ -11,7 +11,7 @@ import { runJson } from './run-json.js';
 /** Sums and counts of /metrics' histograms, and the caches' hits, to difference before and after a run. */
 async function histogramTotals(url: string): Promise<Record<string, number>> {
   const totals: Record<string, number> = {};
-  for (const [sample, value] of parseMetrics(await (await fetch(`${url}/metrics`)).text())) {
+  for (const [sample, value] of await scrapeMetrics(url)) {
     const m = /^(inference_forward_seconds|inference_batch_size|predict_preprocess_seconds|predict_queue_seconds)_(sum|count)(\{model="(\w+)"\})?$/.exec(
       sample,
     );

@@ -20,10 +20,20 @@ export function sampleOf(text: string, sample: string): number {
   return value;
 }
 
-/** One sample's value in the service's /metrics at `url` (GET now); throws, naming the sample, when it is absent. */
-export async function metric(url: string, sample: string): Promise<number> {
+/** The service's /metrics text at `url` (GET now); throws, with the answer, on a status other than 200. */
+export async function metricsText(url: string, reading = 'the metrics'): Promise<string> {
   const res = await fetch(`${url}/metrics`);
   const text = await res.text();
-  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status} (reading ${sample}): ${text}`);
-  return sampleOf(text, sample);
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status} (reading ${reading}): ${text}`);
+  return text;
+}
+
+/** Every sample of the service's /metrics at `url` (GET now), for a reader of several (bench/). */
+export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
+  return parseMetrics(await metricsText(url));
+}
+
+/** One sample's value in the service's /metrics at `url` (GET now); throws, naming the sample, when it is absent. */
+export async function metric(url: string, sample: string): Promise<number> {
+  return sampleOf(await metricsText(url, sample), sample);
 }
