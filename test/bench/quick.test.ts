@@ -14,6 +14,8 @@ import { SHARED_DATA } from '../helpers/torchvision.js';
 
 /** The full-size model's study needs bert-base-uncased's vocabulary from ../shared/data. */
 const HAVE_BERT_VOCAB = existsSync(path.join(SHARED_DATA, 'bert-base-uncased', 'vocab.txt'));
+/** The full-size model's int8 variant is made (and the service run at PRECISION=int8) where the food photos are. */
+const HAVE_FOOD = existsSync(path.join(SHARED_DATA, 'food', 'train')) && existsSync(path.join(SHARED_DATA, 'food', 'val'));
 
 describe('npm run bench -- --quick', () => {
   it('writes quick.json, quick.md and quick.svg, and prints its headline JSON last', async () => {
@@ -69,13 +71,15 @@ describe('npm run bench -- --quick', () => {
     }
     const workshop = results.workshop_service!;
     expect(workshop.baseline.map((b) => b.requests_per_s > 0)).toEqual([true, true]);
-    // the default (1 worker x 2 threads), then 2 workers x 1 thread
-    expect(workshop.runs.map((r) => `${r.workers}x${r.threads}/${r.text}/${r.concurrency}`)).toEqual([
-      '1x2/same/4',
-      '1x2/different/4',
-      '2x1/same/4',
-      '2x1/different/4',
+    // the default (1 worker x 2 threads), at int8 where the variant was made, then 2 workers x 1 thread
+    expect(workshop.runs.map((r) => `${r.workers}x${r.threads}/${r.precision}/${r.text}/${r.concurrency}`)).toEqual([
+      '1x2/fp32/same/4',
+      '1x2/fp32/different/4',
+      ...(HAVE_FOOD ? ['1x2/int8/same/4', '1x2/int8/different/4'] : []),
+      '2x1/fp32/same/4',
+      '2x1/fp32/different/4',
     ]);
+    if (!HAVE_FOOD) console.warn(`[bench --quick] ${SHARED_DATA}/food is absent: the full-size model's int8 variant was not made`);
     expect(workshop.runs.every((r) => r.errors === 0 && r.requests > 0 && r.peak_rss_mb > 0 && r.health_p99_ms > 0)).toBe(true);
     // the same text: the text encoder never ran during the run; a different text: it ran
     expect(workshop.runs[0].text_forward_ms).toBeUndefined();
@@ -89,10 +93,11 @@ describe('npm run bench -- --quick', () => {
       'peak_rss_mb',
       'fastest_head_forward_ms',
       'two_workers_vs_one',
+      ...(HAVE_FOOD ? ['int8_same_text_c4_rps', 'int8_vs_fp32_same_text_c4', 'int8_peak_rss_mb', 'int8_max_abs_delta_p_full_model'] : []),
     ]) {
       expect(headline.workshop_model[key], key).toBeGreaterThan(0);
     }
     expect(markdown).toContain('## The service on the full-size workshop model');
     expect(readFileSync(path.join(out, 'quick-service.svg'), 'utf8')).toMatch(/^<svg /);
-  }, 600_000);
+  }, 900_000);
 });
