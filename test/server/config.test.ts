@@ -40,7 +40,7 @@ describe('loadConfig', () => {
       maxImagePixels: 40_000_000,
       maxDecodeBytes: 256 * 1024 * 1024,
       maxLargeDecodes: 1,
-      maxConcurrentUploads: 4,
+      maxConcurrentUploads: 64,
       uploadTimeoutMs: 60_000,
       apiKeys: [],
       adminApiKeys: [],
