@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 
 import { Tensor, TorchModel, runtimeInfo, type DType } from '../src/index.js';
 import { OnnxModel } from '../src/onnx/index.js';
+import { arrayOver } from '../src/torch/tensor.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,18 +42,7 @@ function readInputs(dir: string): Tensor[] {
   return spec.inputs.map((s) => {
     const bytes = readFileSync(path.join(dir, s.file));
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    const data = {
-      float32: Float32Array,
-      float64: Float64Array,
-      float16: Uint16Array,
-      int8: Int8Array,
-      int16: Int16Array,
-      int32: Int32Array,
-      int64: BigInt64Array,
-      uint8: Uint8Array,
-      bool: Uint8Array,
-    }[s.dtype];
-    return new Tensor(s.dtype, new data(buffer) as never, s.shape);
+    return new Tensor(s.dtype, arrayOver(s.dtype, buffer) as never, s.shape);
   });
 }
 

@@ -42,6 +42,11 @@ export function isDType(value: unknown): value is DType {
   return typeof value === 'string' && Object.hasOwn(ARRAY_OF, value);
 }
 
+/** A dtype's typed array over `buffer`'s bytes (not copied): raw data read from a file, for instance. */
+export function arrayOver<D extends DType>(dtype: D, buffer: ArrayBuffer): DTypeArray[D] {
+  return new (ARRAY_OF[dtype] as unknown as new (buffer: ArrayBuffer) => DTypeArray[D])(buffer);
+}
+
 /** The name of the typed array that holds a dtype's data: `Float32Array`, `Uint16Array` (float16), ... */
 export function arrayName(dtype: DType): string {
   return ARRAY_OF[dtype].name;
