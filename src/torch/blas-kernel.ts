@@ -25,7 +25,7 @@
 // nothing to choose.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 
@@ -78,15 +78,28 @@ addon.checkBlas(Number(process.argv[2])).then(
   (err) => console.log(JSON.stringify({ blas, error: String(err && err.message || err) })),
 );`;
 
-function cpuSignature(): string {
-  let info = '';
-  try {
-    info = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return `${process.arch}-unknown`;
+let cpuinfoText: string | null | undefined;
+
+/** /proc/cpuinfo's text, read once per process; null where there is none. */
+function cpuinfo(): string | null {
+  if (cpuinfoText === undefined) {
+    try {
+      cpuinfoText = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      cpuinfoText = null;
+    }
   }
-  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-  return [field('vendor_id'), field('cpu family'), field('model'), field('model name'), field('flags')].join('|');
+  return cpuinfoText;
+}
+
+/** One field of /proc/cpuinfo's first processor ('' where there is none). */
+function cpuField(name: string): string {
+  return new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo() ?? '')?.[1]?.trim() ?? '';
+}
+
+function cpuSignature(): string {
+  if (cpuinfo() === null) return `${process.arch}-unknown`;
+  return [cpuField('vendor_id'), cpuField('cpu family'), cpuField('model'), cpuField('model name'), cpuField('flags')].join('|');
 }
 
 /** The OPENBLAS_CORETYPE values worth trying on this CPU, OpenBLAS's own pick first. */
@@ -231,7 +244,7 @@ function sharedFiles(key: string): string[] {
 
 /** This CPU's flags, from /proc/cpuinfo ('' where there is none). */
 function cpuFlags(): string {
-  return /^flags\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '';
+  return cpuField('flags');
 }
 
 /**
