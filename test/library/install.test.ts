@@ -189,6 +189,17 @@ describe.skipIf(SKIP !== '')(`the packed library, installed where no LibTorch is
   });
 });
 
+/** `npm install` of the packed library into `project` (plain pipes, no terminal), with `env` over the consumer's. */
+function installTarball(project: string, env: Record<string, string>): { r: ReturnType<typeof spawnSync>; out: string } {
+  const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], {
+    cwd: project,
+    encoding: 'utf8',
+    env: consumerEnv(env),
+    timeout: 300_000,
+  });
+  return { r, out: `${r.stdout}${r.stderr}` };
+}
+
 const LIBTORCH_HERE = spawnSync(process.execPath, ['scripts/find-libtorch.mjs'], { cwd: REPO, env: consumerEnv() }).status === 0;
 
 describe.skipIf(!BUILT || !LIBTORCH_HERE)(`a build that fails where LibTorch is found${LIBTORCH_HERE ? '' : ' (skipped: no LibTorch here)'}`, () => {
@@ -199,13 +210,7 @@ describe.skipIf(!BUILT || !LIBTORCH_HERE)(`a build that fails where LibTorch is 
     writeFileSync(cxx, '#!/bin/sh\nfor a in "$@"; do [ "$a" = --version ] && exec g++ --version; done\necho "failing-c++: fails on purpose" >&2\nexit 1\n', {
       mode: 0o755,
     });
-    const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], {
-      cwd: broken,
-      encoding: 'utf8',
-      env: consumerEnv({ CXX: cxx }),
-      timeout: 300_000,
-    });
-    const out = `${r.stdout}${r.stderr}`;
+    const { r, out } = installTarball(broken, { CXX: cxx });
     expect(r.status, out).not.toBe(0);
     expect(out).toContain('failing-c++: fails on purpose');
     const summary =
@@ -221,13 +226,7 @@ describe.skipIf(!BUILT || !LIBTORCH_HERE)(`a build that fails where LibTorch is 
     const project = emptyProject('library-wrong-libtorch-dir-');
     const empty = path.join(project, 'no-libtorch-here');
     mkdirSync(empty);
-    const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], {
-      cwd: project,
-      encoding: 'utf8',
-      env: consumerEnv({ LIBTORCH_DIR: empty }),
-      timeout: 300_000,
-    });
-    const out = `${r.stdout}${r.stderr}`;
+    const { r, out } = installTarball(project, { LIBTORCH_DIR: empty });
     expect(r.status, out).not.toBe(0);
     expect(out).toContain(`LIBTORCH_DIR=${empty}`);
     rmSync(project, { recursive: true, force: true });
