@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { addonCandidates } from '../../src/torch/binding.js';
 import { modelPath } from '../helpers/fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -23,6 +24,24 @@ const which = (tool: string): string | undefined => ['/usr/bin', '/usr/sbin', '/
 const prlimit = which('prlimit');
 const runuser = which('runuser');
 const isRoot = process.getuid?.() === 0;
+// Run as root, the child drops to nobody, who must be able to read the addon and the LibTorch it links: Debian's
+// (/usr/lib) can be read; a pip torch under root's own home (test:libtorch2's ~/.cache, mode 0700) cannot.
+let unprivilegedLoadError = '';
+function addonLoadsAsNobody(): boolean {
+  const addon = addonCandidates().find((p) => existsSync(p));
+  if (!addon) return true; // the load itself reports ERR_ADDON_NOT_BUILT, as a failure
+  const probe = spawnSync(runuser as string, ['-u', 'nobody', '--', process.execPath, '-e', `require(${JSON.stringify(addon)})`], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  unprivilegedLoadError = (
+    /[^\s:]*: cannot open shared object file[^\n]*|Permission denied[^\n]*/.exec(probe.stderr)?.[0] ??
+    probe.stderr.trim().split('\n')[0] ??
+    ''
+  ).slice(0, 200);
+  return probe.status === 0;
+}
+
 const missing =
   process.platform !== 'linux'
     ? 'not Linux'
@@ -30,7 +49,9 @@ const missing =
       ? 'prlimit (util-linux) is not installed'
       : isRoot && !runuser
         ? 'running as root without runuser (util-linux) to drop to an unprivileged user'
-        : '';
+        : isRoot && !addonLoadsAsNobody()
+          ? `the addon's LibTorch cannot be loaded by the unprivileged user nobody (${unprivilegedLoadError})`
+          : '';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'thread-limit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
