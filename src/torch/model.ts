@@ -6,6 +6,7 @@ import { binding, type NativeModel, type NativeResult } from './binding.js';
 import type { NativeArgument } from './forward-args.js';
 import { TorchError } from './errors.js';
 import { explainDtypeError, forwardArgs, inputInfos, ListBudget } from './forward-args.js';
+import { ForwardTimer, loopPoller } from './short-wait.js';
 import { Tensor, type DType, type DTypeArray } from './tensor.js';
 import { checkInteger, checkKeys, invalid, isObject } from './validate.js';
 
@@ -80,11 +81,14 @@ const DEVICE = /^(auto|cpu|cuda(:\d{1,3})?)$/;
  * Loading runs on the libuv pool and every forward on an inference thread of the addon's, so the event loop
  * keeps turning. A model's forwards run one at a time in the order they were called; models on the shared
  * inference thread take turns, a model on a thread of its own (`inferenceThread`) runs beside the others.
+ * While a forward of a model whose forwards take under 0.25 ms is in flight, the event loop polls rather than
+ * sleeps, so that the answer is taken at once (short-wait.ts).
  */
 export class TorchModel implements InferenceModel {
   readonly #native: NativeModel;
   readonly #info: ModelInfo;
   readonly #args: readonly NativeArgument[];
+  readonly #timer = new ForwardTimer();
 
   private constructor(native: NativeModel, libtorchVersion: string) {
     this.#native = native;
@@ -217,7 +221,11 @@ export class TorchModel implements InferenceModel {
   /** Argument mistakes throw here, synchronously, before anything is queued. */
   #run(inputs: Inputs): Promise<NativeResult> {
     const args = forwardArgs(inputs, this.#args);
-    return this.#native.forward(args).catch((err: unknown) => {
+    const timed = this.#timer.start();
+    const answer = this.#native.forward(args);
+    if (this.#timer.short) loopPoller.hold(answer);
+    answer.then(timed, timed);
+    return answer.catch((err: unknown) => {
       throw explainDtypeError(err, args, this.#args, this.#info.weightDtypes);
     });
   }
