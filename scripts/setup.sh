@@ -103,7 +103,7 @@ if ! out=$(npx --no-install cmake-js compile --out build/cmake 2>&1); then
   exit 1
 fi
 info "building the TypeScript (tsc)"
-npx --no-install tsc -p tsconfig.build.json
+npm run --silent build:ts
 # Loading the addon also chooses LibTorch's BLAS kernel the first time on a machine (a few seconds; see
 # src/torch/blas-kernel.ts), so that neither the service nor the tests pay for it later.
 info "ready: $(node -e "import('./dist/index.js').then(m => { const r = m.runtimeInfo(); const b = r.blas; console.log('LibTorch ' + r.libtorchVersion + (r.cudaAvailable ? ', CUDA: ' + r.cudaDeviceName : ', CPU') + ', BLAS ' + (b.kernel ? b.library + ' ' + b.kernel + ' (' + b.source + ')' : b.library ?? 'unknown') + ', addon ' + r.addonPath) })")"
