@@ -12,7 +12,7 @@
 //   torchvision computes it; sharp's own sizing rounds), with PIL's bilinear filter, which is antialiased
 //   (a triangle widened by the reduction factor).
 //   - Reducing (shorter side over 256): sharp's 'linear' kernel, the same filter. Measured against PIL on 80
-//     photos (test/classifier/preprocess.test.ts prints it), mean |difference| of the normalised values:
+//     photos (test/classifier/preprocess.torchvision.test.ts prints it), mean |difference| of the normalised values:
 //     linear 0.0035, mitchell 0.009, cubic 0.022, lanczos2 0.023, lanczos3 (sharp's default) 0.032. Two
 //     settings matter as much as the kernel: sharp's JPEG shrink-on-load is off (it decodes large JPEGs at
 //     1/2 to 1/8 scale in the DCT, a box filter PIL never applies: 0.0046 and maximum 1.13 with it, 0.0035

@@ -3,7 +3,7 @@
 // by Python's torch: test/classifier/torchvision_predict.py, one process for all photos), on the demo model
 // (models/) and the photos of ../shared/data (skipped, with a message, where it is absent). The token ids
 // are the project's own, handed to Python, so what differs is only the image preprocessing and the runtime.
-// The tensors themselves are compared in preprocess.test.ts; this is about what the user sees: the class.
+// The tensors themselves are compared in preprocess.torchvision.test.ts; this is about what the user sees: the class.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 """The workshop's image preprocessing, run with torchvision and PIL, for the parity tests of
-src/classifier/preprocess.ts (test/classifier/preprocess.test.ts).
+src/classifier/preprocess.ts (test/classifier/preprocess.torchvision.test.ts).
 
     python3 torchvision_preprocess.py OUT_DIR [--resize 256] [--crop 224] < paths.txt
 

@@ -1,84 +1,23 @@
 // preprocessImage against the workshop's torchvision + PIL pipeline (test/classifier/torchvision_preprocess.py,
 // run once for the whole file): the photos of ../shared/data (skipped, with a message, where it is absent),
 // and images made here with sharp for the cases photos do not cover: the crop offset's rounding, EXIF
-// orientation, greyscale, alpha, palettes, 16-bit, CMYK, tiny and very elongated images. Then the errors, and
-// the event loop during a big decode. No image file is committed: all are made in a temporary folder.
-import { randomBytes } from 'node:crypto';
+// orientation, greyscale, alpha, palettes, 16-bit, CMYK, tiny and very elongated images. No image file is
+// committed: all are made in a temporary folder. The constants and arguments are in preprocess.arguments.test.ts,
+// the errors and the event loop during a big decode in preprocess.errors.test.ts.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import sharp, { type Sharp } from 'sharp';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  CROP,
-  IMAGENET_MEAN,
-  IMAGENET_STD,
-  ImageError,
-  MAX_PIXELS,
-  RESIZE,
-  centerCropOffset,
-  preprocessImage,
-  resizedSize,
-  roundHalfToEven,
-} from '../../src/classifier/preprocess.js';
-import { pngBomb } from '../helpers/images.js';
+import { CROP, IMAGENET_MEAN, IMAGENET_STD, preprocessImage } from '../../src/classifier/preprocess.js';
 import { SHARED_DATA, absDiff, sharedPhotos, torchvisionPreprocess, type TorchvisionResult } from '../helpers/torchvision.js';
+import { noise, raw, smooth } from './preprocess.shared.js';
 
 const AREA = CROP * CROP;
 
 // --- images made for the test --------------------------------------------------------------------------
-
-/** Deterministic bytes in [0, 255] (Park-Miller). */
-function noise(width: number, height: number, channels: number, seed = 1): Buffer {
-  const out = Buffer.alloc(width * height * channels);
-  let s = seed;
-  for (let i = 0; i < out.length; i++) {
-    s = (s * 16807) % 2147483647;
-    out[i] = s & 255;
-  }
-  return out;
-}
-
-/**
- * Smooth, photo-like content (sines of different periods per channel) with a little noise; the 4th channel,
- * if any, is an alpha ramp with zeros.
- */
-function smooth(width: number, height: number, channels: number): Buffer {
-  const grain = noise(width, height, 1, 7);
-  const out = Buffer.alloc(width * height * channels);
-  for (let c = 0; c < Math.min(channels, 3); c++) {
-    // sin(x / a + y / b) = sin(x / a) cos(y / b) + cos(x / a) sin(y / b), from tables
-    const table = (n: number, period: number, f: (v: number) => number) => Float64Array.from({ length: n }, (_, i) => f(i / period));
-    const [sx, cx] = [table(width, 9 + 4 * c, Math.sin), table(width, 9 + 4 * c, Math.cos)];
-    const [sy, cy] = [table(height, 13 - 3 * c, Math.sin), table(height, 13 - 3 * c, Math.cos)];
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const i = y * width + x;
-        const wave = sx[x] * cy[y] + cx[x] * sy[y];
-        out[i * channels + c] = Math.min(255, Math.round(120 + 100 * wave + (grain[i] >> 3)));
-      }
-    }
-  }
-  if (channels === 4) {
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) out[(y * width + x) * 4 + 3] = Math.max(0, ((x * 7 + y * 3) % 300) - 44);
-    }
-  }
-  return out;
-}
-
-function raw(data: Buffer, width: number, height: number, channels: 1 | 2 | 3 | 4): Sharp {
-  return sharp(data, { raw: { width, height, channels } });
-}
-
-/** A PNG declaring width x height 1-bit pixels, of zeros: about 110 kB for 30000x30000 (900 megapixels). */
-let bombCache: Buffer | undefined;
-function bomb(): Buffer {
-  bombCache ??= pngBomb(30000, 30000);
-  return bombCache;
-}
 
 /** The JPEG with an EXIF segment (APP1) holding only an Orientation tag, inserted after SOI: same pixels. */
 function withOrientation(jpeg: Buffer, orientation: number): Buffer {
@@ -268,7 +207,7 @@ const allPhotos = [...photos.samples, ...photos.val];
 const HAVE_SHARED = existsSync(SHARED_DATA) && allPhotos.length > 0;
 if (!HAVE_SHARED) {
   console.warn(
-    `preprocess.test.ts: ${SHARED_DATA} is absent (a fresh clone has no ../shared): the parity test on the ` +
+    `preprocess.torchvision.test.ts: ${SHARED_DATA} is absent (a fresh clone has no ../shared): the parity test on the ` +
       'workshop photos is skipped; the synthetic images are still compared with torchvision.',
   );
 }
@@ -319,63 +258,6 @@ async function torchvision(file: string): Promise<Float32Array> {
 }
 
 // --- the tests -----------------------------------------------------------------------------------------
-
-describe('constants and torchvision geometry', () => {
-  it('exports the workshop constants', () => {
-    expect([RESIZE, CROP, MAX_PIXELS]).toEqual([256, 224, 40_000_000]);
-    expect(IMAGENET_MEAN).toEqual([0.485, 0.456, 0.406]);
-    expect(IMAGENET_STD).toEqual([0.229, 0.224, 0.225]);
-  });
-
-  it("rounds halves to even, as Python's round()", () => {
-    expect([0.5, 1.5, 2.5, 58.5, 59.5, 60.5, 3, 4.4, 4.6].map(roundHalfToEven)).toEqual([0, 2, 2, 58, 60, 60, 3, 4, 5]);
-    expect(centerCropOffset(341)).toBe(58); // Math.round would say 59
-    expect(centerCropOffset(345)).toBe(60); // and 61 here
-    expect(centerCropOffset(343)).toBe(60);
-    expect(centerCropOffset(256)).toBe(16);
-  });
-
-  it('Resize(256) truncates the longer side: int(256 * long / short)', () => {
-    expect(resizedSize(5000, 300)).toEqual({ width: 4266, height: 256 }); // 4266.67
-    expect(resizedSize(300, 5000)).toEqual({ width: 256, height: 4266 });
-    expect(resizedSize(1000, 750)).toEqual({ width: 341, height: 256 });
-    expect(resizedSize(6509, 4339)).toEqual({ width: 384, height: 256 }); // 384.02
-    expect(resizedSize(10, 10)).toEqual({ width: 256, height: 256 });
-    expect(resizedSize(7, 3)).toEqual({ width: 597, height: 256 });
-  });
-});
-
-describe('arguments are checked at once (a synchronous throw)', () => {
-  const png = Buffer.from('89504e470d0a1a0a', 'hex');
-  it.each([
-    ['options that are not an object', 5, TypeError, 'Expected an object for the preprocess options but received 5 of type number'],
-    [
-      'an unknown option',
-      { maxpixels: 5 },
-      TypeError,
-      "Unknown option 'maxpixels' in the preprocess options; expected one of resize, crop, mean, std, maxPixels",
-    ],
-    ['resize 0', { resize: 0 }, RangeError, 'Expected an integer between 1 and 8192 for resize but received 0 of type number'],
-    ["resize '256'", { resize: '256' }, TypeError, "Expected an integer between 1 and 8192 for resize but received '256' of type string"],
-    ['crop over resize', { crop: 300 }, RangeError, 'Expected an integer between 1 and resize (256) for crop but received 300 of type number'],
-    ['crop 2.5', { resize: 128, crop: 2.5 }, RangeError, 'Expected an integer between 1 and resize (128) for crop but received 2.5 of type number'],
-    ['mean of 2', { mean: [0.5, 0.5] }, TypeError, 'Expected an array of 3 finite numbers for mean but received an array of length 2'],
-    ['mean with NaN', { mean: [0.5, NaN, 0.5] }, RangeError, 'Expected an array of 3 finite numbers for mean but received [0.5, NaN, 0.5]'],
-    ['std with 0', { std: [0.2, 0, 0.2] }, RangeError, 'Expected an array of 3 positive finite numbers for std but received [0.2, 0, 0.2]'],
-    ['maxPixels 0', { maxPixels: 0 }, RangeError, `Expected an integer between 1 and ${Number.MAX_SAFE_INTEGER} for maxPixels but received 0 of type number`],
-  ])('%s', (_, options, type, message) => {
-    expect(() => preprocessImage(png, options as never)).toThrow(type);
-    expect(() => preprocessImage(png, options as never)).toThrow(message);
-  });
-
-  it.each([
-    ['a string', 'image.jpg', "Expected a Buffer or Uint8Array for the image bytes but received 'image.jpg' of type string"],
-    ['an ArrayBuffer', new ArrayBuffer(8), 'Expected a Buffer or Uint8Array for the image bytes but received an object of type ArrayBuffer'],
-    ['undefined', undefined, 'Expected a Buffer or Uint8Array for the image bytes but received undefined'],
-  ])('bytes that are %s', (_, bytes, message) => {
-    expect(() => preprocessImage(bytes as never)).toThrow(new TypeError(message));
-  });
-});
 
 const PHOTOS_TITLE = `parity with torchvision + PIL on the workshop's photos (${SHARED_DATA}; skipped when absent)`;
 describe.skipIf(!HAVE_SHARED)(PHOTOS_TITLE, () => {
@@ -489,118 +371,5 @@ describe('synthetic images against torchvision + PIL', () => {
       .png()
       .toBuffer();
     expect(absDiff(await preprocessImage(avif), await preprocessImage(png)).mean).toBeLessThan(0.1);
-  });
-});
-
-describe('uploads that are not usable images reject with an ImageError', () => {
-  async function rejection(promise: Promise<unknown>): Promise<ImageError> {
-    const error = await promise.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(ImageError);
-    expect((error as ImageError).name).toBe('ImageError');
-    return error as ImageError;
-  }
-
-  it('an empty file', async () => {
-    for (const empty of [Buffer.alloc(0), new Uint8Array(0)]) {
-      const e = await rejection(preprocessImage(empty));
-      expect([e.code, e.message]).toEqual(['ERR_IMAGE_DECODE', 'The uploaded file is empty']);
-    }
-  });
-
-  it('random bytes, text, and a header alone', async () => {
-    for (const bytes of [randomBytes(5000), Buffer.from('Image of pizza'), Buffer.from('89504e470d0a1a0a', 'hex')]) {
-      const e = await rejection(preprocessImage(bytes));
-      expect(e.code).toBe('ERR_IMAGE_DECODE');
-      expect(e.message).toBe('The uploaded file is not a decodable image (JPEG, PNG, WebP, GIF, TIFF or AVIF)');
-      expect(e.details).not.toBe('');
-    }
-  });
-
-  it('a truncated JPEG (its first half)', async () => {
-    const jpeg = await raw(noise(800, 600, 3), 800, 600, 3)
-      .jpeg()
-      .toBuffer();
-    const e = await rejection(preprocessImage(jpeg.subarray(0, jpeg.length >> 1)));
-    expect(e.code).toBe('ERR_IMAGE_DECODE');
-    expect(e.message).toMatch(/^The uploaded image is truncated or corrupt/);
-    expect(e.details).toMatch(/premature end/i);
-    // and a truncated enlargement (decoded by another path)
-    const small = await raw(noise(200, 150, 3), 200, 150, 3)
-      .jpeg()
-      .toBuffer();
-    expect((await rejection(preprocessImage(small.subarray(0, small.length >> 1)))).code).toBe('ERR_IMAGE_DECODE');
-  });
-
-  it('SVG, which sharp could render but is not accepted', async () => {
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><rect width="300" height="300"/></svg>');
-    expect((await rejection(preprocessImage(svg))).code).toBe('ERR_IMAGE_DECODE');
-  });
-
-  it('a decompression bomb: a 110 kB PNG of 30000x30000 pixels, refused from its header', async () => {
-    const png = bomb();
-    expect(png.length).toBeLessThan(200_000);
-    expect(await sharp(png, { limitInputPixels: false }).metadata()).toMatchObject({ width: 30000, height: 30000 });
-    const rss = process.memoryUsage().rss;
-    const e = await rejection(preprocessImage(png));
-    expect(e.code).toBe('ERR_IMAGE_TOO_LARGE');
-    expect(e.message).toBe('The uploaded image is too large: 30000x30000 pixels (900 megapixels); the limit is 40 megapixels');
-    expect(process.memoryUsage().rss - rss).toBeLessThan(300e6); // 900 M pixels decoded would be 2.7 GB
-  });
-
-  it('maxPixels is width x height, inclusive', async () => {
-    const png = await raw(noise(1000, 1000, 3), 1000, 1000, 3)
-      .png()
-      .toBuffer();
-    const e = await rejection(preprocessImage(png, { maxPixels: 999_999 }));
-    expect(e.code).toBe('ERR_IMAGE_TOO_LARGE');
-    expect(e.message).toBe('The uploaded image is too large: 1000x1000 pixels (1 megapixels); the limit is 0.999999 megapixels');
-    expect((await preprocessImage(png, { maxPixels: 1_000_000 })).length).toBe(3 * AREA);
-  });
-
-  it('the process stays healthy: bad uploads among good ones, all at once', async () => {
-    const good = await raw(smooth(600, 400, 3), 600, 400, 3)
-      .jpeg()
-      .toBuffer();
-    const expected = await preprocessImage(good);
-    const truncated = good.subarray(0, good.length >> 1);
-    const bad = [Buffer.alloc(0), randomBytes(1000), truncated, bomb()];
-    const inputs = Array.from({ length: 24 }, (_, i) => (i % 5 === 4 ? good : bad[i % 5]));
-    const results = await Promise.allSettled(inputs.map((bytes) => preprocessImage(bytes)));
-    results.forEach((r, i) => {
-      if (i % 5 === 4) {
-        expect(r.status).toBe('fulfilled');
-        expect(absDiff((r as PromiseFulfilledResult<Float32Array>).value, expected).max).toBe(0);
-      } else {
-        expect(r.status).toBe('rejected');
-        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ImageError);
-      }
-    });
-    expect(absDiff(await preprocessImage(good), expected).max).toBe(0);
-  });
-});
-
-describe('the event loop keeps turning while a big image is decoded', () => {
-  it('timers run while sharp works on a 4000x3000 JPEG on the libuv pool', async () => {
-    const big = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: { r: 200, g: 120, b: 40 } } })
-      .jpeg()
-      .toBuffer();
-    const events: string[] = [];
-    let done = false;
-    const timer = () => {
-      if (done) return;
-      // sharp's counter of images being processed on the pool right now
-      events.push(sharp.counters().process > 0 ? 'timer while sharp works' : 'timer');
-      setTimeout(timer, 1);
-    };
-    setTimeout(timer, 1);
-    const out = await preprocessImage(big);
-    done = true;
-    events.push('preprocessed');
-    expect(out.length).toBe(3 * AREA);
-    expect(events.at(-1)).toBe('preprocessed');
-    expect(events.filter((e) => e === 'timer while sharp works').length).toBeGreaterThanOrEqual(3);
   });
 });
