@@ -9,7 +9,7 @@
 //
 // So while a short forward is in flight the loop is kept polling (a chain of setImmediate callbacks: each turn
 // of the loop polls for I/O without sleeping, and runs timers and I/O as usual), for at most SHORT_FORWARD_NS.
-// A model counts as short once its recent forwards took less than that; its first forward never spins. The
+// A model counts as short once its recent forwards took less than that; its first forward never polls. The
 // price is that much CPU time on the JavaScript thread per short forward; a model whose forwards take longer
 // (the service's, any image model) never pays it.
 
@@ -19,7 +19,10 @@ export const SHORT_FORWARD_NS = 250_000n;
 type Clock = () => bigint;
 const hrtime: Clock = () => process.hrtime.bigint();
 
-/** Keeps the event loop polling while answers it holds are pending, each for SHORT_FORWARD_NS at most. */
+/**
+ * Keeps the event loop polling while answers it holds are pending: one chain for all of them, which ends when
+ * none is pending or when SHORT_FORWARD_NS have passed since the latest hold (each hold adds that much at most).
+ */
 export class LoopPoller {
   #inFlight = 0;
   #until = 0n;
@@ -58,8 +61,10 @@ export class LoopPoller {
 export const loopPoller = new LoopPoller();
 
 /**
- * A model's recent forward time (an exponential moving average, call to answer), and whether its next forward
- * counts as short.
+ * A model's recent forward time (call to answer, successful forwards only: a rejection can come at once), and
+ * whether its next forward counts as short. A moving average that follows a faster forward at once, so that the
+ * first forward (LibTorch's lazy set-up makes it several times slower) does not delay the verdict, and rises
+ * slowly, so that one slow forward among short ones does not end it.
  */
 export class ForwardTimer {
   #averageNs = Number.POSITIVE_INFINITY;
@@ -73,12 +78,12 @@ export class ForwardTimer {
     return this.#averageNs < Number(SHORT_FORWARD_NS);
   }
 
-  /** Starts timing a forward: call the function it returns when the forward settles. */
+  /** Starts timing a forward: call the function it returns when the forward has succeeded. */
   start(): () => void {
     const start = this.#now();
     return () => {
       const took = Number(this.#now() - start);
-      this.#averageNs = Number.isFinite(this.#averageNs) ? 0.8 * this.#averageNs + 0.2 * took : took;
+      this.#averageNs = took < this.#averageNs ? took : 0.8 * this.#averageNs + 0.2 * took;
     };
   }
 }
