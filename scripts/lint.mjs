@@ -2,7 +2,8 @@
 // `npm run lint`: every static check of the tree, and `npm test` runs it first (with or without arguments):
 // - TypeScript and JavaScript with Biome (biome.json: lint rules and formatting);
 // - TypeScript's types with tsc --noEmit over tsconfig.json (src, test, bench, scripts, vitest.config.ts:
-//   vitest and tsx strip types without checking them, so this is the only check of test/ and bench/);
+//   vitest and tsx strip types without checking them, so this is the only check of test/ and bench/), and
+//   over tsconfig.library.json, the library alone (docs/building.md: its boundary);
 // - Python with ruff (ruff.toml: lint rules and formatting), C++ with clang-format (.clang-format);
 // - shell with shellcheck: every *.sh file and every file whose first line is a sh/bash shebang (.ci/run,
 //   scripts/*.sh, ...), sourced files followed (-x).
@@ -101,6 +102,7 @@ const steps = fix
   : [
       ['Biome (TypeScript, JavaScript)', process.execPath, [biome, 'check', '--error-on-warnings', '.']],
       ['tsc --noEmit (TypeScript types: src, test, bench, scripts)', process.execPath, [tsc, '-p', 'tsconfig.json', '--noEmit']],
+      ['tsc --noEmit (the library alone: it imports no file of the classifier or service)', process.execPath, [tsc, '-p', 'tsconfig.library.json', '--noEmit']],
       ['ruff check (Python)', ruff, ['check', '.']],
       ['ruff format --check (Python)', ruff, ['format', '--check', '.']],
       ['clang-format (C++)', clangFormat, ['--dry-run', '-Werror', ...cppFiles()]],

@@ -13,8 +13,8 @@
 //   - a package.json made from this one: the same name, version, exports and install script, as dependencies
 //     only the packages the packed code imports, and onnxruntime-node as an optional peer dependency (only the
 //     `torchscript-node/onnx` entry needs it: install it beside to use that entry).
-// Every import of the packed code is checked: a file that is not packed, or a package that is not declared,
-// stops the pack with its name.
+// Every import of the packed code is checked: a file that is not packed, a package that is not declared, or one
+// that is not the library's (LIBRARY_PACKAGES) stops the pack with its name.
 import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,12 @@ const BUILD_FILES = ['native', 'CMakeLists.txt', 'binding.gyp', 'scripts/find-li
 const README = 'docs/library.md';
 /** Needed by the install script (cmake-js) and the addon's build (node-addon-api), though no JavaScript imports them. */
 const BUILD_DEPENDENCIES = ['cmake-js', 'node-addon-api'];
+/**
+ * The only packages the library's code may import (beside Node's own modules): every other package in
+ * package.json is the service's, and a library user must not install it. tsconfig.library.json keeps the
+ * service's files out of the library; this keeps its packages out.
+ */
+const LIBRARY_PACKAGES = ['onnxruntime-node'];
 /** Packages that only an optional entry imports: peers the user installs to use that entry. */
 const OPTIONAL_PEERS = { 'onnxruntime-node': 'the torchscript-node/onnx entry' };
 
@@ -118,6 +124,13 @@ function packageReadme(markdown) {
 
 const rootManifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const { files, packages } = closure();
+for (const name of packages) {
+  if (!LIBRARY_PACKAGES.includes(name)) {
+    fail(
+      `the library imports ${name}, which is not one of its packages (${LIBRARY_PACKAGES.join(', ')}): its users would install it. Keep it in the service, or add it to LIBRARY_PACKAGES if the library needs it`,
+    );
+  }
+}
 rmSync(out, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 for (const file of files) {

@@ -6,7 +6,7 @@
 // Shown here on a probe compiled as one more file of the library: importing a library module compiles; importing
 // the service's or the classifier's fails, naming the file.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -36,7 +36,7 @@ function probe(name: string, target: string): string {
     compilerOptions: { rootDir: '/', typeRoots: [path.join(REPO, 'node_modules', '@types')], tsBuildInfoFile: path.join(probeDir, 'tsbuildinfo') },
     files: [...library.files.map((f: string) => path.resolve(REPO, f)), path.join(probeDir, 'probe.ts')],
   };
-  spawnSync('mkdir', ['-p', probeDir]);
+  mkdirSync(probeDir, { recursive: true });
   writeFileSync(path.join(probeDir, 'package.json'), '{ "type": "module" }\n');
   writeFileSync(path.join(probeDir, 'probe.ts'), `import * as target from '${specifier}';\nexport const probe = target;\n`);
   const project = path.join(probeDir, 'tsconfig.json');
@@ -45,6 +45,13 @@ function probe(name: string, target: string): string {
 }
 
 describe('the library boundary (tsconfig.library.json)', () => {
+  it('the build checks it: build:ts (which scripts/setup.sh runs) and lint compile the library alone first', () => {
+    const scripts = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts;
+    expect(scripts['build:ts']).toMatch(/^tsc -p tsconfig\.library\.json --noEmit && /);
+    expect(readFileSync(path.join(REPO, 'scripts', 'setup.sh'), 'utf8')).toMatch(/^npm run --silent build:ts$/m);
+    expect(readFileSync(path.join(REPO, 'scripts', 'lint.mjs'), 'utf8')).toContain("'-p', 'tsconfig.library.json'");
+  });
+
   it('the library as it is compiles alone', () => {
     const r = tsc(LIBRARY_PROJECT);
     expect(r.output).toBe('');

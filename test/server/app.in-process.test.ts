@@ -59,7 +59,7 @@ let held = 0;
 const classifier = {
   device: 'cpu',
   modelId: 'stub-model-1',
-  folder: { maxLength: 128, classNames: CLASS_NAMES },
+  folder: strictStub('models.classifier.folder', { maxLength: 128, classNames: CLASS_NAMES }),
   acquire(): () => void {
     held++;
     let released = false;
