@@ -1,37 +1,17 @@
-// TextTokenizer (src/classifier/tokenizer.ts) on long texts: the work is bounded before it runs (significantText,
-// significantLength), and the tokens are those of the whole text (random texts of every kind of unit boundary,
-// ordinary long texts with the demo vocabulary models/vocab.txt); and makePrepareText
-// (src/classifier/slow-tokenizer-compat.ts) against the old per-character rewrite. Small vocabularies are
-// written to a temporary folder: these run everywhere.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 import { makePrepareText } from '../../src/classifier/slow-tokenizer-compat.js';
 import { significantLength, significantText, TextTokenizer } from '../../src/classifier/tokenizer.js';
-import { SMALL } from './tokenizer.shared.js';
+import { SMALL, temporaryVocabs } from './tokenizer.shared.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DEMO_VOCAB = path.resolve(HERE, '..', '..', 'models', 'vocab.txt');
 const MIB = 1024 * 1024;
 
-let tmp: string;
-beforeAll(() => {
-  tmp = mkdtempSync(path.join(tmpdir(), 'tokenizer-test-'));
-});
-afterAll(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-/** A vocab.txt in the temporary folder. */
-function vocabFile(name: string, lines: readonly string[] | string): string {
-  const file = path.join(tmp, name);
-  writeFileSync(file, typeof lines === 'string' ? lines : `${lines.join('\n')}\n`);
-  return file;
-}
+const { vocabFile } = temporaryVocabs();
 
 // ------------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 // What the tokenizer tests (tokenizer.small-vocab, tokenizer.long-texts and tokenizer.bert-base-uncased .test.ts)
-// share: the check of an encoding's padding and attention mask, and a small vocabulary of their own.
-import { expect } from 'vitest';
+// share: the check of an encoding's padding and attention mask, a small vocabulary of their own, and a temporary
+// folder for vocabulary files.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterAll, beforeAll, expect } from 'vitest';
 
 import type { EncodedText } from '../../src/classifier/tokenizer.js';
 
@@ -52,3 +57,29 @@ export const SMALL = [
   '?',
 ];
 export const SMALL_IDS = Object.fromEntries(SMALL.map((t, i) => [t, i]));
+
+/**
+ * A temporary folder for the calling test file (made before its tests, removed after them): `dir()` is its path
+ * once made, `vocabFile(name, lines)` writes a vocab.txt there and gives its path.
+ */
+export function temporaryVocabs(): { dir: () => string; vocabFile: (name: string, lines: readonly string[] | string) => string } {
+  let tmp: string | undefined;
+  beforeAll(() => {
+    tmp = mkdtempSync(path.join(tmpdir(), 'tokenizer-test-'));
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+  const dir = (): string => {
+    if (!tmp) throw new Error('temporaryVocabs(): the folder is made in beforeAll; use it from a test');
+    return tmp;
+  };
+  return {
+    dir,
+    vocabFile(name, lines) {
+      const file = path.join(dir(), name);
+      writeFileSync(file, typeof lines === 'string' ? lines : `${lines.join('\n')}\n`);
+      return file;
+    },
+  };
+}

@@ -2,29 +2,15 @@
 // everywhere): padding, truncation and the attention mask, the LRU cache, arguments and bad vocab files.
 // The long texts are in tokenizer.long-texts.test.ts; bert-base-uncased's golden vectors, the corpus and the
 // live reference in tokenizer.bert-base-uncased.test.ts.
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 import { MAX_CACHED_TEXT_LENGTH, significantText, TextTokenizer, VocabError } from '../../src/classifier/tokenizer.js';
-import { realIds, SMALL, SMALL_IDS } from './tokenizer.shared.js';
+import { realIds, SMALL, SMALL_IDS, temporaryVocabs } from './tokenizer.shared.js';
 
-let tmp: string;
-beforeAll(() => {
-  tmp = mkdtempSync(path.join(tmpdir(), 'tokenizer-test-'));
-});
-afterAll(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-/** A vocab.txt in the temporary folder. */
-function vocabFile(name: string, lines: readonly string[] | string): string {
-  const file = path.join(tmp, name);
-  writeFileSync(file, typeof lines === 'string' ? lines : `${lines.join('\n')}\n`);
-  return file;
-}
+const { dir: tmpDir, vocabFile } = temporaryVocabs();
 
 // ------------------------------------------------------------------------------------------------------
 
@@ -241,7 +227,7 @@ describe('arguments and bad vocab files', () => {
     ['a byte-order mark', '\ufeff[PAD]\n[UNK]\n[CLS]\n[SEP]\n', 'ERR_VOCAB_MALFORMED', /byte-order mark/],
   ];
   it.each(cases)('refuses %s with a VocabError that says why', async (name, content, code, message) => {
-    const file = path.join(tmp, content === null ? 'missing.txt' : `bad-${name.replace(/\W+/g, '-')}.txt`);
+    const file = path.join(tmpDir(), content === null ? 'missing.txt' : `bad-${name.replace(/\W+/g, '-')}.txt`);
     if (content !== null) writeFileSync(file, content);
     const error = await TextTokenizer.fromVocab(file).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(VocabError);
@@ -250,7 +236,7 @@ describe('arguments and bad vocab files', () => {
   });
 
   it('refuses a directory and a file too big for a vocab.txt', async () => {
-    const dir = path.join(tmp, 'a-folder');
+    const dir = path.join(tmpDir(), 'a-folder');
     mkdirSync(dir, { recursive: true });
     await expect(TextTokenizer.fromVocab(dir)).rejects.toMatchObject({ code: 'ERR_VOCAB_READ', message: expect.stringMatching(/is a directory/) });
     const big = vocabFile('big.txt', SMALL);

@@ -4,19 +4,14 @@
 // added to an answer but not to the schema, or removed from it, fails here in seconds; test/server/fuzz.test.ts
 // (schemathesis) checks the same against the running service with generated requests.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Admission } from '../../src/server/admission.js';
-import { createApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
-import { ServiceMetrics } from '../../src/server/metrics.js';
 import { ModelManager } from '../../src/server/model-manager.js';
-import { MemoryPredictionCache } from '../../src/server/prediction-cache.js';
-import { UploadSlots } from '../../src/server/upload-slots.js';
+import { listenInProcess } from '../helpers/in-process-app.js';
 import { type OpenApiDocument, openApiValidator } from '../helpers/openapi.js';
 import { multipartBody } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -41,14 +36,8 @@ async function serve(env: Record<string, string>, models?: ModelManager): Promis
     models = await ModelManager.load(config, logger);
     managers.push(models);
   }
-  const cache = new MemoryPredictionCache(config.predictionCacheSize);
-  const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
-  const uploads = new UploadSlots(config.maxConcurrentUploads);
-  const metrics = new ServiceMetrics({ models, cache, admission, uploads });
-  const server = createApp({ config, models, cache, admission, uploads, metrics, logger }).listen(0, '127.0.0.1');
+  const { server, url } = await listenInProcess(config, models, { logger });
   servers.push(server);
-  await new Promise((resolve) => server.once('listening', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const document = (await (await fetch(`${url}/openapi.json`)).json()) as OpenApiDocument;
   return { url, check: openApiValidator(document) };
 }

@@ -5,20 +5,13 @@
 // really uses. What the real model answers is tested against a running service (api.test.ts) and in-process
 // with the default model (api-schema.test.ts).
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Classification, ClassifyOptions, FoodClassifier } from '../../src/classifier/classifier.js';
 import { ImageError } from '../../src/classifier/image-error.js';
-import { Admission } from '../../src/server/admission.js';
-import { createApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
-import { ServiceMetrics } from '../../src/server/metrics.js';
 import type { ModelManager } from '../../src/server/model-manager.js';
-import { MemoryPredictionCache } from '../../src/server/prediction-cache.js';
-import { UploadSlots } from '../../src/server/upload-slots.js';
+import { listenInProcess } from '../helpers/in-process-app.js';
 import { multipartBody } from '../helpers/http.js';
 import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 
@@ -86,14 +79,7 @@ let url: string;
 beforeAll(async () => {
   // The model folder is named (the configuration requires one) but never read: the model is the stub.
   const config = loadConfig({ MODEL_DIR: DEFAULT_MODEL_DIR, ENV_FILE: '/dev/null' }, REPO);
-  const logger = pino({ level: 'silent' });
-  const cache = new MemoryPredictionCache(config.predictionCacheSize);
-  const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
-  const uploads = new UploadSlots(config.maxConcurrentUploads);
-  const metrics = new ServiceMetrics({ models, cache, admission, uploads });
-  server = createApp({ config, models, cache, admission, uploads, metrics, logger }).listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, url } = await listenInProcess(config, models));
 });
 
 afterAll(async () => {

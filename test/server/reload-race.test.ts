@@ -4,19 +4,15 @@
 // (by the model it took), not fail with 500 (ERR_MODEL_DISPOSED), as it did before requests held their model.
 // `npm run soak` found it: 3 answers of 57350 over 10 minutes with a reload every 15 s.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Admission } from '../../src/server/admission.js';
-import { UploadSlots } from '../../src/server/upload-slots.js';
-import { createApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
-import { ServiceMetrics } from '../../src/server/metrics.js';
 import { ModelManager } from '../../src/server/model-manager.js';
 import { type CachedPrediction, MemoryPredictionCache } from '../../src/server/prediction-cache.js';
+import { listenInProcess } from '../helpers/in-process-app.js';
 import { DEFAULT_MODEL_DIR, REPO } from '../helpers/server.js';
 
 /** A memory cache whose lookups wait for `release()` while `hold()` is in force. */
@@ -56,12 +52,7 @@ beforeAll(async () => {
   const config = loadConfig({ MODEL_DIR: DEFAULT_MODEL_DIR, THREADS: '1', ENV_FILE: '/dev/null' }, REPO);
   const logger = pino({ level: 'silent' });
   models = await ModelManager.load(config, logger);
-  const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
-  const uploads = new UploadSlots(config.maxConcurrentUploads);
-  const metrics = new ServiceMetrics({ models, cache, admission, uploads });
-  server = createApp({ config, models, cache, admission, uploads, metrics, logger }).listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, url } = await listenInProcess(config, models, { cache, logger }));
 });
 
 afterAll(async () => {
