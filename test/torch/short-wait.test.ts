@@ -94,7 +94,10 @@ describe('LoopPoller', () => {
       const caller = answer.catch((err: Error) => err.message); // the caller's own chain handles it
       reject(new Error('forward failed'));
       expect(await caller).toBe('forward failed');
-      await new Promise((resolve) => setTimeout(resolve, 0)); // past the point where Node reports unhandled rejections
+      // Two turns of the loop: Node reports unhandled rejections once the microtasks are done, and the poller's
+      // callback, queued before these, has run by then (a timer here could fire first on a busy machine).
+      await turn();
+      await turn();
       expect(unhandled).toEqual([]);
       expect(poller.polling).toBe(false);
     } finally {
