@@ -1,16 +1,13 @@
 // The bound on an upload's bytes: a request whose Content-Length says more than MAX_UPLOAD_MB (plus the form's
 // other fields) is answered 413 before a byte of its body is read; one without a Content-Length (chunked), or
-// one that sends more than it declared, is answered 413 the moment it passes the bound; a form field (the text)
-// longer than MAX_TEXT_BYTES is answered 413 the moment it passes that (form-field-watch.ts). Either way the
+// one that sends more than it declared, is answered 413 the moment it passes the bound. Either way the
 // connection is then closed, so the rest is never read (multer alone would read an upload to its end before
 // it answers). What becomes of the bodies no route reads: request-body.ts.
 import type { RequestHandler } from 'express';
 
 import type { HTTPError } from './api-schema.js';
 import { HttpError } from './errors.js';
-import { FormFieldWatch, multipartBoundary } from './form-field-watch.js';
-import { textTooLong } from './messages.js';
-import { closeAfterAnswer, MAX_TEXT_BYTES, uploadBound } from './request-body.js';
+import { closeAfterAnswer, uploadBound } from './request-body.js';
 
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1);
@@ -26,21 +23,16 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
       );
     }
     let received = 0;
-    // Answered here, while the parser still waits for the end: the connection closes once the 413 is out.
-    const cut = (detail: string): void => {
+    const count = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received <= limit) return;
       req.off('data', count);
       if (res.headersSent) return;
+      // Answered here, while the parser still waits for the end: the connection closes once the 413 is out.
       res.locals.log = { ...res.locals.log, cut_at_bytes: received };
       res.status(413);
       closeAfterAnswer(req, res);
-      res.json({ detail } satisfies HTTPError);
-    };
-    const boundary = multipartBoundary(req.headers['content-type']);
-    const fields = boundary ? new FormFieldWatch(boundary, MAX_TEXT_BYTES, (field) => cut(textTooLong(field))) : undefined;
-    const count = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received > limit) cut(`The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)`);
-      else fields?.push(chunk);
+      res.json({ detail: `The upload is larger than the limit of ${mib(maxUploadBytes)} MiB (MAX_UPLOAD_MB)` } satisfies HTTPError);
     };
     req.on('data', count);
     next();
