@@ -224,10 +224,15 @@ export class TorchModel implements InferenceModel {
     const timed = this.#timer.start();
     const answer = this.#native.forward(args);
     if (this.#timer.short) loopPoller.hold(answer);
-    answer.then(timed, () => {}); // a branch of its own: the caller's chain below still sees a rejection
-    return answer.catch((err: unknown) => {
-      throw explainDtypeError(err, args, this.#args, this.#info.weightDtypes);
-    });
+    return answer.then(
+      (result) => {
+        timed();
+        return result;
+      },
+      (err: unknown) => {
+        throw explainDtypeError(err, args, this.#args, this.#info.weightDtypes);
+      },
+    );
   }
 }
 

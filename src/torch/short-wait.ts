@@ -4,8 +4,8 @@
 // handle, an eventfd), and an event loop with nothing else to do sleeps in epoll_wait until then. Waking a
 // sleeping thread costs tens of microseconds on a virtual machine: measured on the 2-core VM, a tiny MLP's
 // forward (batch 1, 1 and 2 threads, medians of 1,000) took 0.040-0.045 ms from call to answer with the loop
-// asleep and 0.020-0.025 ms with it polling, where Python's own call takes 0.019 ms. For a forward that short the wake-up is most of the
-// cost; for one of milliseconds it is noise.
+// asleep and 0.020-0.025 ms with it polling, where Python's own call takes 0.019 ms. For a forward that short
+// the wake-up is most of the cost; for one of milliseconds it is noise.
 //
 // So while a short forward is in flight the loop is kept polling (a chain of setImmediate callbacks: each turn
 // of the loop polls for I/O without sleeping, and runs timers and I/O as usual), for at most SHORT_FORWARD_NS.

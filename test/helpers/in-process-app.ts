@@ -7,11 +7,11 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 
 import { Admission } from '../../src/server/admission.js';
-import { type AppContext, createApp } from '../../src/server/app.js';
+import { createApp } from '../../src/server/app.js';
 import type { ServiceConfig } from '../../src/server/config.js';
 import { ServiceMetrics } from '../../src/server/metrics.js';
 import type { ModelManager } from '../../src/server/model-manager.js';
-import { MemoryPredictionCache } from '../../src/server/prediction-cache.js';
+import { MemoryPredictionCache, type PredictionCache } from '../../src/server/prediction-cache.js';
 import { UploadSlots } from '../../src/server/upload-slots.js';
 
 export interface InProcessApp {
@@ -22,10 +22,7 @@ export interface InProcessApp {
 export async function listenInProcess(
   config: ServiceConfig,
   models: ModelManager,
-  {
-    cache = new MemoryPredictionCache(config.predictionCacheSize) as AppContext['cache'],
-    logger = pino({ level: 'silent' }),
-  }: { cache?: AppContext['cache']; logger?: Logger } = {},
+  { cache = new MemoryPredictionCache(config.predictionCacheSize), logger = pino({ level: 'silent' }) }: { cache?: PredictionCache; logger?: Logger } = {},
 ): Promise<InProcessApp> {
   const admission = new Admission({ maxQueue: config.maxQueue, timeoutMs: config.requestTimeoutMs });
   const uploads = new UploadSlots(config.maxConcurrentUploads);

@@ -24,17 +24,25 @@ function tsc(project: string): { status: number | null; output: string } {
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
+let libraryFiles: string[] | undefined;
+/** The library project's files, absolute (tsc --showConfig, asked once). */
+function listLibraryFiles(): string[] {
+  libraryFiles ??= (
+    JSON.parse(spawnSync(process.execPath, [TSC, '-p', LIBRARY_PROJECT, '--showConfig'], { cwd: REPO, encoding: 'utf8' }).stdout).files as string[]
+  ).map((f) => path.resolve(REPO, f));
+  return libraryFiles;
+}
+
 /** The library's project with one more file, `probe.ts`, which imports `target` (a path under src/). */
 function probe(name: string, target: string): string {
   const probeDir = path.join(dir, name);
   const specifier = path.relative(probeDir, path.join(REPO, 'src', target)).replace(/\.ts$/, '.js');
-  const library = JSON.parse(spawnSync(process.execPath, [TSC, '-p', LIBRARY_PROJECT, '--showConfig'], { cwd: REPO, encoding: 'utf8' }).stdout);
   const config = {
     extends: LIBRARY_PROJECT,
     // The probe lives outside the repository: a root above both, and the repository's types, so that the only
     // error left is the one being shown.
     compilerOptions: { rootDir: '/', typeRoots: [path.join(REPO, 'node_modules', '@types')], tsBuildInfoFile: path.join(probeDir, 'tsbuildinfo') },
-    files: [...library.files.map((f: string) => path.resolve(REPO, f)), path.join(probeDir, 'probe.ts')],
+    files: [...listLibraryFiles(), path.join(probeDir, 'probe.ts')],
   };
   mkdirSync(probeDir, { recursive: true });
   writeFileSync(path.join(probeDir, 'package.json'), '{ "type": "module" }\n');
