@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
 
 import type { RequestHandler } from 'express';
 
+import { bodyReadTurns } from './read-turns.js';
+
 /**
  * The longest text /predict reads (UTF-8 bytes; longer: 413). 128 tokens never need more than the text's first
  * 12,928 UTF-16 units (the tokenizer's significantText), which UTF-8 holds in 39 KB at most. The bound is also
@@ -50,6 +52,7 @@ export function lingerOnClose(socket: Socket): void {
 /** An answer that closes its connection once it is out, lingering (above) rather than reading on. */
 export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('Connection', 'close');
+  bodyReadTurns.forget(req);
   if (req.socket) lingerOnClose(req.socket);
   res.once('finish', () => req.socket?.destroySoon());
 }

@@ -2,11 +2,13 @@
 // other fields) is answered 413 before a byte of its body is read; one without a Content-Length (chunked), or
 // one that sends more than it declared, is answered 413 the moment it passes the bound. Either way the
 // connection is then closed, so the rest is never read (multer alone would read an upload to its end before
-// it answers). What becomes of the bodies no route reads: request-body.ts.
+// it answers). An upload is read in turns with the others (read-turns.ts). What becomes of the bodies no route
+// reads: request-body.ts.
 import type { RequestHandler } from 'express';
 
 import type { HTTPError } from './api-schema.js';
 import { HttpError } from './errors.js';
+import { bodyReadTurns } from './read-turns.js';
 import { closeAfterAnswer, uploadBound } from './request-body.js';
 
 function mib(bytes: number): string {
@@ -25,6 +27,7 @@ export function limitUploadBytes(maxUploadBytes: number): RequestHandler {
     let received = 0;
     const count = (chunk: Buffer): void => {
       received += chunk.length;
+      bodyReadTurns.took(req, chunk.length);
       if (received <= limit) return;
       req.off('data', count);
       if (res.headersSent) return;
