@@ -54,29 +54,39 @@ int Run(const Options& o) {
   if (o.onednn) RequireOneDnnGraph(version, mkldnn);
   at::set_num_threads(o.threads);
 
-  const std::vector<Input> inputs = ReadInputs(o.inputs);
-  auto start = std::chrono::steady_clock::now();
-  const std::unique_ptr<Model> model = LoadModel(o, inputs);
-  const double load_ms = MsSince(start);
-  std::cerr << "floor: LibTorch " << version << ", " << o.threads << " thread(s), " << model->Schema() << ", "
-            << model->Optimization() << (o.onednn ? ", oneDNN Graph fusion" : "") << "; loaded in " << load_ms
-            << " ms\n";
-  const std::vector<std::string> names = model->InputNames();
-  if (names.size() != inputs.size()) {
-    std::cerr << "floor: warning: the model's forward takes " << names.size() << " input(s), " << o.inputs
-              << "/spec.json gives " << inputs.size() << "\n";
-  }
-  for (size_t i = 0; i < inputs.size() && i < names.size(); ++i) {
-    if (inputs[i].name != names[i]) {
-      std::cerr << "floor: warning: input " << i << " is '" << inputs[i].name << "' in spec.json but '" << names[i]
-                << "' in the model (inputs are passed by position)\n";
-    }
-  }
-
+  std::vector<Input> inputs;
+  std::unique_ptr<Model> model;
+  double load_ms = 0;
   double warmup_ms = 0;
   std::vector<double> times;
   times.reserve(static_cast<size_t>(o.iters));
-  auto timed = [&]() {
+  // The inputs, the load and the forwards, on one thread. With --in-thread that is a thread of its own, as in the
+  // addon, and all of it must be there: making the inputs (a clone) and optimize_for_inference run ATen's
+  // parallel kernels, and run from the main thread they left that thread an OpenMP team of its own; with more
+  // OpenMP threads than cores, libgomp then stops spinning between parallel regions in every team (its throttled
+  // spin count), and the forwards took twice as long (2 threads, the demo model: 18-24 ms against 8-11 on the
+  // main thread, 2026-12-08). The addon loads and runs a model on the model's own thread for the same reason.
+  auto load_and_time = [&]() {
+    at::set_num_threads(o.threads);
+    inputs = ReadInputs(o.inputs);
+    auto start = std::chrono::steady_clock::now();
+    model = LoadModel(o, inputs);
+    load_ms = MsSince(start);
+    std::cerr << "floor: LibTorch " << version << ", " << o.threads << " thread(s), " << model->Schema() << ", "
+              << model->Optimization() << (o.onednn ? ", oneDNN Graph fusion" : "") << "; loaded in " << load_ms
+              << " ms\n";
+    const std::vector<std::string> names = model->InputNames();
+    if (names.size() != inputs.size()) {
+      std::cerr << "floor: warning: the model's forward takes " << names.size() << " input(s), " << o.inputs
+                << "/spec.json gives " << inputs.size() << "\n";
+    }
+    for (size_t i = 0; i < inputs.size() && i < names.size(); ++i) {
+      if (inputs[i].name != names[i]) {
+        std::cerr << "floor: warning: input " << i << " is '" << inputs[i].name << "' in spec.json but '" << names[i]
+                  << "' in the model (inputs are passed by position)\n";
+      }
+    }
+
     auto begin = std::chrono::steady_clock::now();
     for (int i = 0; i < o.warmup; ++i) model->Forward();
     warmup_ms = MsSince(begin);
@@ -90,7 +100,7 @@ int Run(const Options& o) {
     std::exception_ptr failure;
     std::thread worker([&]() {
       try {
-        timed();
+        load_and_time();
       } catch (...) {
         failure = std::current_exception();
       }
@@ -98,7 +108,7 @@ int Run(const Options& o) {
     worker.join();
     if (failure) std::rethrow_exception(failure);
   } else {
-    timed();
+    load_and_time();
   }
   const Summary out = model->Last();
   std::vector<double> sorted = times;

@@ -53,6 +53,8 @@ interface RunnerJson {
   threads: number;
   optimized: boolean;
   onednn: boolean;
+  /** The C++ floor only: whether the forwards ran on a thread of their own. */
+  in_thread?: boolean;
   mkldnn: boolean;
   warmup: number;
   times_ms: number[];
@@ -130,6 +132,15 @@ describe.skipIf(!HAS_GXX)('the C++ floor', () => {
     const result = runJson(FLOOR, [...common(), '--no-optimize']);
     expect(result.optimized).toBe(false);
     expect(Math.abs(result.output_sum - expected.sum)).toBeLessThan(TOLERANCE);
+  });
+
+  it('--in-thread (inputs, load and forwards on a thread of their own, as the addon runs them): the same output and errors', () => {
+    const result = runJson(FLOOR, [...common(), '--in-thread']);
+    expect(result.in_thread).toBe(true);
+    expect(Math.abs(result.output_sum - expected.sum)).toBeLessThan(TOLERANCE);
+    const r = run(FLOOR, ['--model', path.join(folder, 'model.pt'), '--inputs', path.join(folder, 'short'), '--in-thread']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('x.bin holds 10 bytes, but x (float32, 32 elements) needs 128');
   });
 
   it('fails with a message on stderr when the inputs folder has no spec.json, or an input file is short', () => {
