@@ -1,10 +1,15 @@
 // Request bodies read in turns. Node reads every socket that has data in the same turn of the event loop, and
 // each chunk of a body (64 KiB) goes through the HTTP parser, multer and busboy before the turn can end: 64
 // uploads of 1 MiB at once kept each turn busy for ~40 ms (bench:texts), and a /health that arrived meanwhile
-// waited that long. Here the bodies share a budget of bytes a turn: a body whose chunk finds the turn's budget
-// spent is paused (its socket is no longer read; what its client sends waits in the kernel's buffers) and
-// resumed in a later turn, in the order the bodies were paused. Every body still advances every few turns, and
-// a turn has room for the other requests. Idle, a turn is microseconds long: a lone upload is not slowed.
+// waited that long. Here the bodies share a budget of bytes a turn. A chunk cannot be taken back once read, so a
+// body whose chunk spends the budget hands that chunk on and is then paused (Node buffers one more read at most,
+// then stops reading its socket; what its client sends waits in the kernel's buffers) until a later turn. A
+// turn thus hands on its budget, plus a chunk for each body it resumed and for each body that starts flowing in
+// it (64 bodies arriving at once: a chunk each in their first turn, 8 MiB where Node alone read 53 MiB), and
+// the paused bodies are resumed oldest first, about two a turn: with 64 bodies waiting, each advances every ~32
+// turns (turns are short: that is the point). Idle, a turn is microseconds long: a lone upload is not slowed.
+// Not paced: a body read in 'readable' mode (multer draining a refused form to its end) or resumed out of turn
+// by the stream it is piped to (busboy's 'drain'); the former is not counted against the budget either.
 import type { Readable } from 'node:stream';
 
 /**
@@ -20,6 +25,8 @@ export class ReadTurns {
   #scheduled = false;
   /** Paused bodies, oldest first, each with the size of the chunk that paused it (what it will hand on first). */
   readonly #waiting = new Map<Readable, number>();
+  /** Bodies whose answer is out: never queued again, so that no later turn resumes their reading. */
+  readonly #forgotten = new WeakSet<Readable>();
 
   constructor(turnBytes = TURN_BYTES) {
     this.#turnBytes = turnBytes;
@@ -35,17 +42,20 @@ export class ReadTurns {
    * until a later turn when this turn's budget is spent.
    */
   took(body: Readable, bytes: number): void {
+    // Not flowing: read in 'readable' mode by someone who paces it (multer draining a refused form).
+    if (body.readableFlowing !== true || this.#forgotten.has(body)) return;
     this.#spent += bytes;
     this.#schedule();
-    if (this.#spent <= this.#turnBytes || body.isPaused()) return;
+    if (this.#spent <= this.#turnBytes) return;
     body.pause();
     this.#waiting.delete(body);
     this.#waiting.set(body, bytes);
   }
 
-  /** Drops `body` from the queue: its answer is out and the rest of it is not to be read. */
+  /** Drops `body` from the queue for good: its answer is out and the rest of it is not to be read. */
   forget(body: Readable): void {
     this.#waiting.delete(body);
+    this.#forgotten.add(body);
   }
 
   #schedule(): void {

@@ -117,6 +117,41 @@ describe('ReadTurns', () => {
     expect(turns.waiting).toBe(0);
   });
 
+  it('a body destroyed at the head of the queue takes no turn: the one behind it is resumed in the next turn', async () => {
+    const turns = new ReadTurns(BUDGET);
+    const [gone, next] = [new PassThrough(), new PassThrough()];
+    for (const body of [gone, next]) body.on('data', () => undefined);
+    turns.took(gone, 4 * BUDGET);
+    turns.took(next, CHUNK);
+    expect([gone.isPaused(), next.isPaused(), turns.waiting]).toEqual([true, true, 2]);
+    gone.destroy();
+    await nextTurn();
+    expect(next.isPaused()).toBe(false);
+    expect(turns.waiting).toBe(0);
+  });
+
+  it('a forgotten body is never paused or queued again, nor counted', async () => {
+    const turns = new ReadTurns(BUDGET);
+    const [answered, other] = [new PassThrough(), new PassThrough()];
+    for (const body of [answered, other]) body.on('data', () => undefined);
+    turns.forget(answered);
+    turns.took(answered, 4 * BUDGET);
+    expect(answered.isPaused()).toBe(false);
+    turns.took(other, CHUNK);
+    expect(other.isPaused()).toBe(false);
+    expect(turns.waiting).toBe(0);
+  });
+
+  it("a body read in 'readable' mode (multer draining a refused form) is neither paused nor counted", () => {
+    const turns = new ReadTurns(BUDGET);
+    const [drained, other] = [new PassThrough(), new PassThrough()];
+    drained.on('readable', () => undefined);
+    other.on('data', () => undefined);
+    turns.took(drained, 4 * BUDGET);
+    turns.took(other, CHUNK);
+    expect([drained.readableFlowing, other.isPaused(), turns.waiting]).toEqual([false, false, 0]);
+  });
+
   it('a body that the budget does not stop is never paused', async () => {
     const turns = new ReadTurns(BUDGET);
     const [body] = bodies(1, 4);
