@@ -54,7 +54,6 @@ int Run(const Options& o) {
   if (o.onednn) RequireOneDnnGraph(version, mkldnn);
   at::set_num_threads(o.threads);
 
-  std::vector<Input> inputs;
   std::unique_ptr<Model> model;
   double load_ms = 0;
   double warmup_ms = 0;
@@ -68,7 +67,7 @@ int Run(const Options& o) {
   // main thread, 2026-12-08). The addon loads and runs a model on the model's own thread for the same reason.
   auto load_and_time = [&]() {
     at::set_num_threads(o.threads);
-    inputs = ReadInputs(o.inputs);
+    const std::vector<Input> inputs = ReadInputs(o.inputs);
     auto start = std::chrono::steady_clock::now();
     model = LoadModel(o, inputs);
     load_ms = MsSince(start);
